@@ -1,0 +1,400 @@
+/* mmf-bench: runs the CLIP towers and reports latency, on the CPU backend or
+ * (bench/gpu_bench.c) on the GPU in every execution mode and SM partition. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/chain.h"
+#include "engine/cpu.h"
+#include "engine/model.h"
+#include "engine/synth.h"
+#ifdef MMF_GPU_BENCH
+#include "gpu_bench.h"
+#endif
+
+static void usage(FILE *fp)
+{
+	fprintf(fp,
+		"Usage: mmf-bench [OPTIONS]\n"
+		"Run the CLIP image and text towers and report per-tower latency.\n"
+		"\n"
+		"Options:\n"
+		"  --model FILE|NAME   open_clip safetensors file, or a synthetic configuration\n"
+		"                      (tiny, small, rn50, rn101, rn50x4: written once with seeded\n"
+		"                      weights under $MMF_CACHE, default /tmp/mmf-cache) [rn50]\n"
+		"  --device cpu|cuda   backend [cpu]\n"
+		"  --sms LIST          cuda: SM partitions to run in, e.g. 8,16,32,all; each is a\n"
+		"                      green context of that many SMs (L2 and DRAM bandwidth are\n"
+		"                      not partitioned) [all]\n"
+		"  --modes LIST        cuda: seq, streams, graph, graph-streams [all four]\n"
+		"  --no-tune           cuda: pick GEMM tile shapes by heuristic instead of timing\n"
+		"  --batch N           images and texts per run [1]\n"
+		"  --iters N           timed runs per tower [20 on cpu, 200 on cuda]\n"
+		"  --warmup N          untimed runs first [2 on cpu, 20 on cuda]\n"
+		"  --threads N         CPU threads (0: all cores) [0]\n"
+		"  --seed N            seed for inputs and synthetic weights [1]\n"
+		"  --chain             print both op chains (shapes, FLOPs, bytes) and exit\n"
+		"  --ops               add a per-op table (time; on cuda also TFLOP/s, GB/s and %\n"
+		"                      of the roofline measured on that partition)\n"
+		"  --json FILE         also write the results as JSON to FILE\n"
+		"  -h, --help          this text\n");
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double pct(double *v, int n, double p)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	double idx = p * (n - 1);
+	int lo = (int)idx;
+	return lo + 1 < n ? v[lo] + (idx - lo) * (v[lo + 1] - v[lo]) : v[lo];
+}
+
+/* Resolves --model: an existing file, or a configuration name written once
+ * to the cache directory. */
+static int resolve_model(const char *arg, unsigned long long seed, char *path, size_t len, mmf_err *err)
+{
+	clip_config cfg;
+	struct stat sb;
+	if (stat(arg, &sb) == 0 || clip_config_named(arg, &cfg) < 0) {
+		snprintf(path, len, "%s", arg);
+		return 0;
+	}
+	const char *dir = getenv("MMF_CACHE");
+	if (!dir || !*dir)
+		dir = "/tmp/mmf-cache";
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return mmf_err_set(err, -errno, "%s: cannot create cache directory: %s", dir, strerror(errno));
+	snprintf(path, len, "%s/%s-seed%llu.safetensors", dir, arg, seed);
+	if (stat(path, &sb) == 0)
+		return 0;
+	fprintf(stderr, "mmf-bench: writing synthetic %s model to %s\n", arg, path);
+	return clip_synth_write(&cfg, seed, ST_F32, path, err);
+}
+
+typedef struct op_times { double *ms; double last; } op_times;
+
+static void op_hook(void *ud, const chain *c, int i, const float *out, int batch)
+{
+	(void)out, (void)batch;
+	op_times *t = ud;
+	double n = now_ms();
+	if (i >= 0 && i < c->nops)
+		t->ms[i] += n - t->last;
+	t->last = n;
+}
+
+typedef struct tower_result {
+	double p10, p50, p90;
+	int finite;
+	double norm_min, norm_max;
+} tower_result;
+
+static int bench_tower(const chain *c, int batch, int iters, int warmup, unsigned long long seed, int ops,
+		       float *emb, tower_result *r, mmf_err *err)
+{
+	const clip_config *cfg = &c->model->cfg;
+	cpu_engine *e;
+	int rc = cpu_engine_new(c, batch, &e, err);
+	if (rc < 0)
+		return rc;
+	mmf_rng rng;
+	mmf_rng_seed(&rng, seed * 7919 + (unsigned)c->tower);
+	float *px = NULL;
+	int32_t *tok = NULL;
+	double *times = NULL;
+	op_times ot = {NULL, 0};
+	if (c->tower == TOWER_IMAGE) {
+		size_t n = (size_t)batch * 3 * cfg->image_size * cfg->image_size;
+		if (!(px = malloc(n * sizeof *px)))
+			goto oom;
+		for (size_t i = 0; i < n; i++)
+			px[i] = mmf_rng_normal(&rng);
+	} else {
+		if (!(tok = calloc((size_t)batch * cfg->context, sizeof *tok)))
+			goto oom;
+		for (int s = 0; s < batch; s++) {
+			int len = 2 + (int)(mmf_rng_u64(&rng) % (uint64_t)(cfg->context - 1));
+			int32_t *t = tok + (size_t)s * cfg->context;
+			t[0] = cfg->vocab - 2;
+			for (int i = 1; i < len - 1; i++)
+				t[i] = 1 + (int32_t)(mmf_rng_u64(&rng) % (uint64_t)(cfg->vocab - 3));
+			t[len - 1] = cfg->vocab - 1;
+		}
+	}
+	times = calloc((size_t)iters, sizeof *times);
+	ot.ms = calloc((size_t)c->nops, sizeof(double));
+	if (!times || !ot.ms)
+		goto oom;
+	for (int it = -warmup; it < iters; it++) {
+		if (ops && it >= 0) {
+			cpu_engine_set_hook(e, op_hook, &ot);
+			ot.last = now_ms();
+		}
+		double t0 = now_ms();
+		rc = c->tower == TOWER_IMAGE ? cpu_embed_image(e, px, batch, emb, err) : cpu_embed_text(e, tok, batch, emb, err);
+		if (rc < 0)
+			goto out;
+		if (it >= 0)
+			times[it] = now_ms() - t0;
+	}
+	r->p50 = pct(times, iters, 0.5);
+	r->p10 = pct(times, iters, 0.1);
+	r->p90 = pct(times, iters, 0.9);
+	int E = cfg->embed_dim;
+	r->finite = 1;
+	r->norm_min = INFINITY, r->norm_max = 0;
+	for (int s = 0; s < batch; s++) {
+		double ss = 0;
+		for (int j = 0; j < E; j++) {
+			float v = emb[(size_t)s * E + j];
+			if (!isfinite(v))
+				r->finite = 0;
+			ss += (double)v * v;
+		}
+		r->norm_min = fmin(r->norm_min, sqrt(ss));
+		r->norm_max = fmax(r->norm_max, sqrt(ss));
+	}
+	if (ops) {
+		printf("\nper-op time, %s tower (CPU, mean of %d runs, batch %d)\n", tower_name(c->tower), iters, batch);
+		printf("%4s  %-26s %-12s %10s %10s\n", "#", "op", "kind", "ms", "GFLOP/s");
+		for (int i = 0; i < c->nops; i++) {
+			double ms = ot.ms[i] / iters;
+			printf("%4d  %-26s %-12s %10.3f %10.2f\n", i, c->ops[i].name, op_kind_name(c->ops[i].kind), ms,
+			       ms > 0 ? c->ops[i].flops * batch / ms / 1e6 : 0);
+		}
+	}
+	rc = 0;
+	goto out;
+oom:
+	rc = mmf_err_set(err, -ENOMEM, "out of memory");
+out:
+	free(ot.ms);
+	free(times);
+	free(px);
+	free(tok);
+	cpu_engine_free(e);
+	return rc;
+}
+
+static void cpu_name(char *buf, size_t len)
+{
+	snprintf(buf, len, "unknown");
+	FILE *fp = fopen("/proc/cpuinfo", "r");
+	if (!fp)
+		return;
+	char line[512];
+	while (fgets(line, sizeof line, fp))
+		if (!strncmp(line, "model name", 10)) {
+			char *p = strchr(line, ':');
+			if (p) {
+				p += 1 + (p[1] == ' ');
+				p[strcspn(p, "\n")] = 0;
+				snprintf(buf, len, "%s", p);
+			}
+			break;
+		}
+	fclose(fp);
+}
+
+static void git_commit(char *buf, size_t len)
+{
+	snprintf(buf, len, "unknown");
+	FILE *fp = popen("git rev-parse --short=12 HEAD 2>/dev/null", "r");
+	if (!fp)
+		return;
+	if (fgets(buf, (int)len, fp))
+		buf[strcspn(buf, "\n")] = 0;
+	else
+		snprintf(buf, len, "unknown");
+	pclose(fp);
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
+	       O_MODES, O_NOTUNE };
+	static const struct option opts[] = {
+		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
+		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
+		{"warmup", required_argument, 0, O_WARMUP}, {"threads", required_argument, 0, O_THREADS},
+		{"seed", required_argument, 0, O_SEED}, {"chain", no_argument, 0, O_CHAIN},
+		{"ops", no_argument, 0, O_OPS}, {"json", required_argument, 0, O_JSON},
+		{"sms", required_argument, 0, O_SMS}, {"modes", required_argument, 0, O_MODES},
+		{"no-tune", no_argument, 0, O_NOTUNE},
+		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+	};
+	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams";
+	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, c;
+	unsigned long long seed = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end = NULL;
+		long v = 0;
+		if (c == O_BATCH || c == O_ITERS || c == O_WARMUP || c == O_THREADS || c == O_SEED) {
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || v < 0 || v > 1000000 || ((c == O_BATCH || c == O_ITERS) && v < 1)) {
+				fprintf(stderr, "mmf-bench: --%s '%s': expected a %s integer\n", opts[c - O_MODEL].name, optarg,
+					c == O_BATCH || c == O_ITERS ? "positive" : "non-negative");
+				return 2;
+			}
+		}
+		switch (c) {
+		case 'h': usage(stdout); return 0;
+		case O_MODEL: model_arg = optarg; break;
+		case O_DEVICE: device = optarg; break;
+		case O_BATCH: batch = (int)v; break;
+		case O_ITERS: iters = (int)v; break;
+		case O_WARMUP: warmup = (int)v; break;
+		case O_THREADS: threads = (int)v; break;
+		case O_SEED: seed = (unsigned long long)v; break;
+		case O_CHAIN: show_chain = 1; break;
+		case O_OPS: ops = 1; break;
+		case O_JSON: json = optarg; break;
+		case O_SMS: sms = optarg; break;
+		case O_MODES: modes = optarg; break;
+		case O_NOTUNE: tune = 0; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mmf-bench: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return 2;
+	}
+	int cuda = !strcmp(device, "cuda");
+	if (!cuda && strcmp(device, "cpu") != 0) {
+		fprintf(stderr, "mmf-bench: --device '%s': expected cpu or cuda\n", device);
+		return 2;
+	}
+#ifndef MMF_GPU_BENCH
+	if (cuda) {
+		fprintf(stderr, "mmf-bench: --device cuda: this build has no CUDA backend\n");
+		return 2;
+	}
+#endif
+	if (iters < 0)
+		iters = cuda ? 200 : 20;
+	if (warmup < 0)
+		warmup = cuda ? 20 : 2;
+	mmf_err err = {0};
+	char path[4096];
+	clip_model *m = NULL;
+	chain *ch[2] = {NULL, NULL};
+	float *emb[2] = {NULL, NULL};
+	int rc = 1;
+	if (resolve_model(model_arg, seed, path, sizeof path, &err) < 0 || clip_model_load(path, &m, &err) < 0 ||
+	    chain_build(m, TOWER_IMAGE, &ch[0], &err) < 0 || chain_build(m, TOWER_TEXT, &ch[1], &err) < 0) {
+		fprintf(stderr, "mmf-bench: %s\n", err.msg);
+		goto out;
+	}
+	char desc[256];
+	clip_config_str(&m->cfg, desc, sizeof desc);
+	printf("model: %s\n  %s\n  %.1f M parameters\n", path, desc, m->nparams / 1e6);
+	if (show_chain) {
+		for (int t = 0; t < 2; t++) {
+			printf("\n");
+			chain_print(ch[t], stdout, batch, 2);
+		}
+		printf("\n(bytes are the fewest a GPU run must move at fp16: inputs and weights read once, outputs written once)\n");
+		rc = 0;
+		goto out;
+	}
+	cpu_set_threads(threads);
+	char cpu[256], commit[64], date[64];
+	cpu_name(cpu, sizeof cpu);
+	git_commit(commit, sizeof commit);
+	time_t now = time(NULL);
+	strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+#ifdef MMF_GPU_BENCH
+	if (cuda) {
+		FILE *jf = NULL;
+		if (json && !(jf = fopen(json, "w"))) {
+			fprintf(stderr, "mmf-bench: %s: cannot write: %s\n", json, strerror(errno));
+			goto out;
+		}
+		if (jf)
+			fprintf(jf, "{\n  \"benchmark\": \"mmf-bench\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n  \"device\": \"cuda\",\n"
+				"  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n  \"host_cpu\": \"%s\",\n",
+				date, commit, model_arg, desc, batch, iters, warmup, cpu);
+		gpu_bench_opts go = {.sms = sms, .modes = modes, .batch = batch, .iters = iters, .warmup = warmup,
+				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
+				     .date = date, .json = jf};
+		int g = gpu_bench_run(&go, m, ch);
+		if (jf) {
+			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");
+			fclose(jf);
+			printf("results written to %s\n", json);
+		}
+		rc = g == 0 ? 0 : g == 2 ? 2 : 1;
+		goto out;
+	}
+#endif
+	int nthreads = threads ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	printf("device: cpu (%s, %d threads), batch %d, %d iterations after %d warm-up\n", cpu, nthreads, batch, iters, warmup);
+	tower_result r[2];
+	for (int t = 0; t < 2; t++) {
+		if (!(emb[t] = malloc((size_t)batch * m->cfg.embed_dim * sizeof(float)))) {
+			fprintf(stderr, "mmf-bench: out of memory\n");
+			goto out;
+		}
+		if (bench_tower(ch[t], batch, iters, warmup, seed, ops, emb[t], &r[t], &err) < 0) {
+			fprintf(stderr, "mmf-bench: %s tower: %s\n", tower_name((tower)t), err.msg);
+			goto out;
+		}
+	}
+	printf("\n%-8s %10s %10s %10s %12s\n", "tower", "p10 ms", "median ms", "p90 ms", "GFLOP/s");
+	for (int t = 0; t < 2; t++)
+		printf("%-8s %10.2f %10.2f %10.2f %12.2f\n", tower_name((tower)t), r[t].p10, r[t].p50, r[t].p90,
+		       chain_flops(ch[t]) * batch / r[t].p50 / 1e6);
+	int ok = r[0].finite && r[1].finite && fabs(r[0].norm_min - 1) < 1e-3 && fabs(r[0].norm_max - 1) < 1e-3 &&
+		 fabs(r[1].norm_min - 1) < 1e-3 && fabs(r[1].norm_max - 1) < 1e-3;
+	float logit;
+	clip_logits(emb[0], 1, emb[1], 1, m->cfg.embed_dim, m->logit_scale, &logit);
+	printf("\nembedding check: %s (image and text embeddings finite, norms %.6f..%.6f and %.6f..%.6f; logit[0][0] %.4f)\n",
+	       ok ? "ok" : "FAILED", r[0].norm_min, r[0].norm_max, r[1].norm_min, r[1].norm_max, logit);
+	if (json) {
+		FILE *fp = fopen(json, "w");
+		if (!fp) {
+			fprintf(stderr, "mmf-bench: %s: cannot write: %s\n", json, strerror(errno));
+			goto out;
+		}
+		fprintf(fp, "{\n  \"benchmark\": \"mmf-bench\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n", date, commit);
+		fprintf(fp, "  \"device\": \"cpu\",\n  \"cpu\": \"%s\",\n  \"threads\": %d,\n", cpu, nthreads);
+		fprintf(fp, "  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n",
+			model_arg, desc, batch, iters, warmup);
+		fprintf(fp, "  \"towers\": {\n");
+		for (int t = 0; t < 2; t++)
+			fprintf(fp, "    \"%s\": {\"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, \"gflop\": %.4f}%s\n",
+				tower_name((tower)t), r[t].p10, r[t].p50, r[t].p90, chain_flops(ch[t]) * batch / 1e9, t ? "" : ",");
+		fprintf(fp, "  },\n  \"embedding_check\": %s\n}\n", ok ? "true" : "false");
+		fclose(fp);
+		printf("results written to %s\n", json);
+	}
+	rc = ok ? 0 : 1;
+out:
+	free(emb[0]);
+	free(emb[1]);
+	chain_free(ch[0]);
+	chain_free(ch[1]);
+	clip_model_free(m);
+	return rc;
+}

@@ -1,0 +1,54 @@
+/* mmf_kernels.h: the whole C interface of kernels/. Every entry point checks
+ * its preconditions on shapes and alignment, launches on the given stream and
+ * returns 0, -EINVAL for a bad argument or -EIO for a CUDA error (printed). */
+#ifndef MMF_KERNELS_H
+#define MMF_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *mmf_stream;	/* a cudaStream_t */
+
+/* y[r][:] = LayerNorm(x[r][:]) * gamma + beta for `rows` rows of `width`
+ * halves (fp32 statistics, eps 1e-5). width must be a multiple of 8 and the
+ * pointers 16-byte aligned. */
+int mmf_layernorm_f16(const void *x, void *y, const void *gamma, const void *beta,
+		      int rows, int width, mmf_stream stream);
+
+/* Tensor-core GEMM: C[M][N] = act(A . B^T + bias (+ R)), fp16 in and out,
+ * fp32 accumulate and bias. B is [N][K] (a linear's weight or an OHWI filter
+ * flattened); C and R are dense [M][N]. A is either rows (row m of sample
+ * m/rps at A + (m/rps)*sstride + (m%rps)*lda) or, with conv set, the implicit
+ * im2col matrix of an NHWC input h x w x cin for a kh x kw filter.
+ * K % 8 == 0, N even, cin % 8 == 0, all pointers 16-byte aligned. */
+typedef struct mmf_gemm {
+	const void *A, *B, *R;	/* R may be NULL */
+	const float *bias;	/* may be NULL */
+	void *C;
+	int M, N, K, act;	/* act: 0 none, 1 ReLU, 2 QuickGELU, 3 GELU */
+	int conv;
+	int rps, lda;
+	long long sstride;
+	int h, w, cin, kh, kw, stride, pad, oh, ow;
+} mmf_gemm;
+
+/* Tile configurations: L 128x128 (256 threads), M 64x64 and S 32x64 (128). */
+enum { MMF_GEMM_L = 0, MMF_GEMM_M = 1, MMF_GEMM_S = 2, MMF_GEMM_NCFG = 3 };
+
+/* Tiles, threads per block and dynamic shared bytes of configuration cfg. */
+int mmf_gemm_info(const mmf_gemm *g, int cfg, int *tiles, int *threads, int *smem);
+/* Launches with `grid` blocks (0: one per tile). */
+int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream);
+
+/* Streaming copy of `bytes` (a multiple of 16) with 8 blocks per SM over
+ * `sms` SMs: the bandwidth ceiling of a partition. */
+int mmf_copy_bw(const void *src, void *dst, size_t bytes, int sms, mmf_stream stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
