@@ -1,0 +1,42 @@
+#!/bin/sh
+# Command-line behaviour of mmf-mkmodel and mmf-bench: help, bad arguments
+# with their exact messages, and a full tiny run.
+set -u
+B=${top_builddir:-.}
+T=$(mktemp -d "${TMPDIR:-/tmp}/mmf-tools-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# expect CODE PATTERN -- command...: exit status and a fixed string in stdout+stderr
+expect() {
+	code=$1 pat=$2; shift 3
+	out=$("$@" 2>&1); rc=$?
+	if [ "$rc" -ne "$code" ]; then bad "$* exited $rc, expected $code: $out"; return; fi
+	case $out in *"$pat"*) ok ;; *) bad "$*: output lacks '$pat': $out" ;; esac
+}
+
+expect 0 "Usage: mmf-mkmodel" -- "$B/mmf-mkmodel" --help
+expect 2 "unknown configuration 'rn51'" -- "$B/mmf-mkmodel" rn51 "$T/x.safetensors"
+expect 2 "--layers '3,4': expected four" -- "$B/mmf-mkmodel" --layers 3,4 tiny "$T/x.safetensors"
+expect 2 "image size 100: expected a multiple of 32" -- "$B/mmf-mkmodel" --image-size 100 tiny "$T/x.safetensors"
+expect 2 "--dtype 'f8': expected f32, f16 or bf16" -- "$B/mmf-mkmodel" --dtype f8 tiny "$T/x.safetensors"
+expect 2 "expected CONFIG and OUT.safetensors" -- "$B/mmf-mkmodel" tiny
+expect 0 "image 64, width 8, layers 1,1,1,1" -- "$B/mmf-mkmodel" --print tiny
+expect 0 "writing $T/t.safetensors" -- "$B/mmf-mkmodel" --vocab 1000 tiny "$T/t.safetensors"
+expect 1 "cannot create" -- "$B/mmf-mkmodel" tiny "$T/no/such/dir/x.safetensors"
+
+expect 0 "Usage: mmf-bench" -- "$B/mmf-bench" --help
+expect 2 "--device 'tpu': expected cpu or cuda" -- "$B/mmf-bench" --device tpu
+expect 2 "--iters '0': expected a positive integer" -- "$B/mmf-bench" --iters 0
+expect 1 "$T/missing.safetensors: cannot open: No such file or directory" -- "$B/mmf-bench" --model "$T/missing.safetensors"
+: > "$T/empty.safetensors"
+expect 1 "empty file, expected a safetensors header" -- "$B/mmf-bench" --model "$T/empty.safetensors"
+expect 0 "text tower: 19 ops" -- "$B/mmf-bench" --model "$T/t.safetensors" --chain
+expect 0 "embedding check: ok" -- "$B/mmf-bench" --model "$T/t.safetensors" --iters 2 --warmup 1 --json "$T/r.json"
+grep -q '"median_ms"' "$T/r.json" && ok || bad "bench JSON lacks median_ms"
+MMF_CACHE=$T/cache expect 0 "writing synthetic tiny model to $T/cache/tiny-seed3.safetensors" -- "$B/mmf-bench" --model tiny --seed 3 --iters 1 --warmup 0
+MMF_CACHE=$T/cache expect 0 "embedding check: ok" -- "$B/mmf-bench" --model tiny --seed 3 --iters 1 --warmup 0 --ops
+
+echo "test_tools: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
