@@ -22,15 +22,49 @@ struct cpu_engine {
 	void *hook_ud;
 };
 
+/* One thread pool: OpenMP's. OpenBLAS runs single-threaded inside our
+ * parallel regions; with its own pthread pool as well, each pool's idle
+ * threads spin on the cores the other needs (measured: 2.6x slower on two
+ * cores). */
 void cpu_set_threads(int n)
 {
+	openblas_set_num_threads(1);
 #ifdef _OPENMP
 	if (n <= 0)
 		n = omp_get_num_procs();
 	omp_set_num_threads(n);
+#else
+	(void)n;
 #endif
-	if (n > 0)
-		openblas_set_num_threads(n);
+}
+
+/* C[M][N] = A[M][K] . B[N][K]^T (row-major, lda/ldc strides), split over the
+ * OpenMP threads by rows of C (or by columns when there are few rows). */
+static void sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, float *C, int ldc)
+{
+#ifdef _OPENMP
+	int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+	int nt = 1;
+#endif
+	if (nt <= 1 || (int64_t)M * N * K < (1 << 18)) {
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, K, 0.0f, C, ldc);
+		return;
+	}
+	int by_rows = M >= 4 * nt;
+	int total = by_rows ? M : N;
+#pragma omp parallel for schedule(static) num_threads(nt)
+	for (int t = 0; t < nt; t++) {
+		int lo = (int)((int64_t)total * t / nt), hi = (int)((int64_t)total * (t + 1) / nt);
+		if (hi <= lo)
+			continue;
+		if (by_rows)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, N, K, 1.0f, A + (int64_t)lo * lda, lda,
+				    B, K, 0.0f, C + (int64_t)lo * ldc, ldc);
+		else
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K, 1.0f, A, lda,
+				    B + (int64_t)lo * K, K, 0.0f, C + lo, ldc);
+	}
 }
 
 int64_t cpu_op_scratch(const op *o)
@@ -98,13 +132,11 @@ static void run_conv(const op *o, float *const *bufs, int batch, float *scratch)
 	int K = o->k * o->k * o->cin;
 	int64_t in_n = (int64_t)o->h * o->w * o->cin, out_rows = (int64_t)o->oh * o->ow;
 	if (o->k == 1 && o->stride == 1) {
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(batch * out_rows), o->cout, K,
-			    1.0f, x, K, o->wt, K, 0.0f, y, o->cout);
+		sgemm_nt((int)(batch * out_rows), o->cout, K, x, K, o->wt, y, o->cout);
 	} else {
 		for (int s = 0; s < batch; s++) {
 			im2col(o, x + s * in_n, scratch);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)out_rows, o->cout, K,
-				    1.0f, scratch, K, o->wt, K, 0.0f, y + s * out_rows * o->cout, o->cout);
+			sgemm_nt((int)out_rows, o->cout, K, scratch, K, o->wt, y + s * out_rows * o->cout, o->cout);
 		}
 	}
 	epilogue(y, batch * out_rows, o->cout, o->bias, res, o->act);
@@ -152,16 +184,13 @@ static void run_linear(const op *o, float *const *bufs, int batch)
 	const float *res = o->in2 >= 0 ? bufs[o->in2] : NULL;
 	int64_t contiguous = (int64_t)o->m * o->k_in;
 	if (o->in_sample_stride == contiguous)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch * o->m, o->n, o->k_in,
-			    1.0f, x, o->k_in, o->wt, o->k_in, 0.0f, y, o->n);
+		sgemm_nt(batch * o->m, o->n, o->k_in, x, o->k_in, o->wt, y, o->n);
 	else if (o->m == 1)	/* one row per sample at a stride: lda does it */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, o->n, o->k_in,
-			    1.0f, x, (int)o->in_sample_stride, o->wt, o->k_in, 0.0f, y, o->n);
+		sgemm_nt(batch, o->n, o->k_in, x, (int)o->in_sample_stride, o->wt, y, o->n);
 	else
 		for (int s = 0; s < batch; s++)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, o->m, o->n, o->k_in, 1.0f,
-				    x + s * o->in_sample_stride, o->k_in, o->wt, o->k_in, 0.0f,
-				    y + (int64_t)s * o->m * o->n, o->n);
+			sgemm_nt(o->m, o->n, o->k_in, x + s * o->in_sample_stride, o->k_in, o->wt,
+				 y + (int64_t)s * o->m * o->n, o->n);
 	epilogue(y, (int64_t)batch * o->m, o->n, o->bias, res, o->act);
 }
 
@@ -336,6 +365,7 @@ int cpu_engine_new(const chain *c, int max_batch, cpu_engine **out, mmf_err *err
 		return mmf_err_set(err, -ENOMEM, "cpu engine: out of memory");
 	e->c = c;
 	e->max_batch = max_batch;
+	openblas_set_num_threads(1);	/* see cpu_set_threads */
 	int64_t scratch = 1;
 	for (int i = 0; i < c->nops; i++)
 		if (cpu_op_scratch(&c->ops[i]) > scratch)
