@@ -42,7 +42,7 @@ static void usage(FILE *fp)
 		"  --threads N         CPU threads (0: all cores) [0]\n"
 		"  --seed N            seed for inputs and synthetic weights [1]\n"
 		"  --chain             print both op chains (shapes, FLOPs, bytes) and exit\n"
-		"  --ops               add a per-op table (time; on cuda also TFLOP/s, GB/s and %\n"
+		"  --ops               add a per-op table (time; on cuda also TFLOP/s, GB/s and %%\n"
 		"                      of the roofline measured on that partition)\n"
 		"  --json FILE         also write the results as JSON to FILE\n"
 		"  -h, --help          this text\n");

@@ -33,13 +33,24 @@ typedef struct mmf_gemm {
 	int rps, lda;
 	long long sstride;
 	int h, w, cin, kh, kw, stride, pad, oh, ow;
+	/* Split-K: splits > 1 divides the K loop; partials go to ws and the
+	 * last block of each output tile (counters, zeroed once by the caller,
+	 * left zeroed by the kernel) sums them in a fixed order. */
+	int splits;
+	float *ws;
+	int *counters;
 } mmf_gemm;
 
-/* Tile configurations: L 128x128 (256 threads), M 64x64 and S 32x64 (128). */
-enum { MMF_GEMM_L = 0, MMF_GEMM_M = 1, MMF_GEMM_S = 2, MMF_GEMM_NCFG = 3 };
+/* Tile configurations: L 128x128 and W 128x64 (256 threads), M 64x64,
+ * S 32x64 and N 128x32 (128 threads). */
+enum { MMF_GEMM_L = 0, MMF_GEMM_M = 1, MMF_GEMM_S = 2, MMF_GEMM_W = 3, MMF_GEMM_N = 4, MMF_GEMM_NCFG = 5 };
 
-/* Tiles, threads per block and dynamic shared bytes of configuration cfg. */
+/* Tiles (output tiles x splits), threads per block and dynamic shared bytes
+ * of configuration cfg. */
 int mmf_gemm_info(const mmf_gemm *g, int cfg, int *tiles, int *threads, int *smem);
+/* Split-K workspace bytes and counters that configuration cfg needs at
+ * g->splits. */
+int mmf_gemm_workspace(const mmf_gemm *g, int cfg, long long *ws_bytes, int *counters);
 /* Launches with `grid` blocks (0: one per tile). */
 int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream);
 

@@ -22,7 +22,7 @@ expect 2 "--layers '3,4': expected four" -- "$B/mmf-mkmodel" --layers 3,4 tiny "
 expect 2 "image size 100: expected a multiple of 32" -- "$B/mmf-mkmodel" --image-size 100 tiny "$T/x.safetensors"
 expect 2 "--dtype 'f8': expected f32, f16 or bf16" -- "$B/mmf-mkmodel" --dtype f8 tiny "$T/x.safetensors"
 expect 2 "expected CONFIG and OUT.safetensors" -- "$B/mmf-mkmodel" tiny
-expect 0 "image 64, width 8, layers 1,1,1,1" -- "$B/mmf-mkmodel" --print tiny
+expect 0 "image 64, width 16, layers 1,1,1,1" -- "$B/mmf-mkmodel" --print tiny
 expect 0 "writing $T/t.safetensors" -- "$B/mmf-mkmodel" --vocab 1000 tiny "$T/t.safetensors"
 expect 1 "cannot create" -- "$B/mmf-mkmodel" tiny "$T/no/such/dir/x.safetensors"
 

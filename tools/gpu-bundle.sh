@@ -8,12 +8,15 @@ set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$top/.gpu}
 cd "$top"
-make -j"$(nproc)" tests/gpu/test_kernels mmf-bench mmf-mkmodel >/dev/null
+make -j"$(nproc)" gpu-tests >/dev/null
 rm -rf "$dir" && mkdir -p "$dir/lib"
-cp tests/gpu/test_kernels mmf-bench mmf-mkmodel "$dir/"
-for lib in $(ldd tests/gpu/test_kernels mmf-bench | awk '/=>/ {print $3}' | sort -u); do
+progs="tests/gpu/test_kernels tests/gpu/test_ops tests/gpu/test_gemm tests/gpu/test_part tests/gpu/test_engine mmf-bench mmf-mkmodel"
+cp $progs tools/check-gpu.sh tools/gpu-bench.sh tools/torch_baseline.py tools/bench_compare.py "$dir/"
+for lib in $(ldd $progs | awk '/=>/ {print $3}' | sort -u); do
 	case $(basename "$lib") in
 	libc.so*|libm.so*|libpthread*|libdl*|librt*|ld-linux*|libcuda.so*|libstdc++*|libgcc_s*) ;;
+	# The GPU image has its own OpenBLAS (with libgfortran): not worth 40 MB of carry.
+	libopenblas*|libgfortran*|libquadmath*) ;;
 	*) cp -L "$lib" "$dir/lib/" ;;
 	esac
 done
@@ -22,8 +25,7 @@ cat > "$dir/run.sh" <<'RUN'
 # Runs the GPU tests from a bundle made by tools/gpu-bundle.sh.
 here=$(cd "$(dirname "$0")" && pwd)
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-echo "== test_kernels"
-"$here/test_kernels"
+exec "$here/check-gpu.sh" "$here"
 RUN
 chmod +x "$dir/run.sh"
 du -sh "$dir"

@@ -1,0 +1,25 @@
+/* gpu_bench: the CUDA half of mmf-bench: execution modes x SM partitions,
+ * per-op roofline table, JSON. */
+#ifndef MMF_GPU_BENCH_H
+#define MMF_GPU_BENCH_H
+
+#include <stdio.h>
+
+#include "engine/chain.h"
+#include "engine/model.h"
+
+typedef struct gpu_bench_opts {
+	const char *sms;	/* "8,16,32,all" */
+	const char *modes;	/* "seq,streams,graph,graph-streams" */
+	int batch, iters, warmup, ops, tune;
+	unsigned long long seed;
+	const char *model_name;
+	const char *commit, *date;
+	FILE *json;		/* may be NULL */
+} gpu_bench_opts;
+
+/* Returns 0 when every check passed, 1 when a check failed, 2 for bad
+ * options (message printed), -errno for a run-time error (message printed). */
+int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2]);
+
+#endif

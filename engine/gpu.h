@@ -1,0 +1,52 @@
+/* gpu: the CUDA backend. A gpu_model holds both towers' weights resident on
+ * the device as fp16 (biases fp32), uploaded once. A gpu_tower is one chain
+ * at one batch size: an activation arena allocated once and a launch record
+ * per op, so enqueueing a run does no allocation and no host
+ * synchronisation (it can be captured into a CUDA graph). */
+#ifndef MMF_GPU_H
+#define MMF_GPU_H
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "chain.h"
+#include "err.h"
+
+typedef struct gpu_model gpu_model;
+typedef struct gpu_tower gpu_tower;
+
+int gpu_model_new(const chain *img, const chain *txt, gpu_model **out, mmf_err *err);
+void gpu_model_free(gpu_model *g);
+size_t gpu_model_bytes(const gpu_model *g);	/* device bytes of resident weights */
+
+/* Builds the launch records of chain c (one of the model's two) for `batch`
+ * samples. With tune_stream non-NULL each GEMM's tile configuration is
+ * chosen by timing the candidates on that stream (which may belong to an SM
+ * partition); otherwise by a tile-count heuristic for `sms` SMs. */
+int gpu_tower_new(gpu_model *g, const chain *c, int batch, int sms, cudaStream_t tune_stream, gpu_tower **out, mmf_err *err);
+void gpu_tower_free(gpu_tower *t);
+size_t gpu_tower_bytes(const gpu_tower *t);	/* arena bytes */
+
+/* Uploads inputs (pixels NCHW float32 [n][3][S][S], or token ids
+ * [n][context], validated on the host) asynchronously on s. n <= batch; a
+ * run always computes `batch` samples. */
+int gpu_tower_set_image(gpu_tower *t, const float *pixels, int n, cudaStream_t s, mmf_err *err);
+int gpu_tower_set_text(gpu_tower *t, const int32_t *tokens, int n, cudaStream_t s, mmf_err *err);
+/* Enqueues every op on s. Returns 0 or -EIO. */
+int gpu_tower_enqueue(gpu_tower *t, cudaStream_t s);
+/* Enqueues op i alone (for per-op timing). */
+int gpu_tower_enqueue_op(gpu_tower *t, int i, cudaStream_t s);
+/* Copies the n normalised embeddings (float32) to host memory; synchronises s. */
+int gpu_tower_get_output(gpu_tower *t, float *emb, int n, cudaStream_t s, mmf_err *err);
+/* Device pointer of op i's output (fp16, or fp32 for the final l2norm). */
+const void *gpu_tower_op_output(const gpu_tower *t, int i);
+const chain *gpu_tower_chain(const gpu_tower *t);
+/* Device pointer of chain buffer b: fp16, except the token ids (int32), the
+ * final embedding (fp32) and the image input (NHWC, 8 channels, 3 used). */
+const void *gpu_tower_buf(const gpu_tower *t, int b);
+/* The GEMM tile configuration op i uses (-1 for non-GEMM ops). */
+int gpu_tower_op_cfg(const gpu_tower *t, int i);
+/* Its split-K factor (1: none; 0 for non-GEMM ops). */
+int gpu_tower_op_splits(const gpu_tower *t, int i);
+
+#endif

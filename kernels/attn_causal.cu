@@ -1,0 +1,52 @@
+/* attn_causal: plain launch and C entry point; the op itself is in
+ * attn_causal.cuh. */
+#include <cuda_fp16.h>
+#include <limits.h>
+
+#include "attn_causal.cuh"
+#include "check.h"
+#include "mmf_ops.h"
+
+/* One kernel per register budget (see attn_causal_small): naming the
+ * blocks an SM should hold, 10 and 8, caps the registers at 65536 / (64 *
+ * blocks), which both variants fit without spills (12 blocks, at 80
+ * registers, spilled 20 bytes). */
+template <int KS, int KK, int BLOCKS>
+__global__ void __launch_bounds__(ATTN_CAUSAL_TEAM, BLOCKS) attn_causal_kernel(attn_causal_params p)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block(smem);
+	const int tiles = attn_causal_tiles(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		attn_causal_tile_fit<KS, KK>(p, t, team);
+}
+
+static int attn_causal_launch(const attn_causal_params &p, cudaStream_t stream)
+{
+	const int tiles = attn_causal_tiles(p), grid = tiles < 65535 ? tiles : 65535, smem = attn_causal_smem_bytes(p);
+	if (attn_causal_small(p))
+		attn_causal_kernel<5, 4, 10><<<grid, ATTN_CAUSAL_TEAM, smem, stream>>>(p);
+	else
+		attn_causal_kernel<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16, 8>
+			<<<grid, ATTN_CAUSAL_TEAM, smem, stream>>>(p);
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int mmf_attn_causal_f16(const void *qkv, void *out, int batch, int tokens, int width, int heads,
+				   mmf_stream stream)
+{
+	if (!qkv || !out || batch < 1 || tokens < 1 || tokens > ATTN_CAUSAL_MAX_TOKENS || heads < 1 || width < 1 ||
+	    width % heads)
+		return -EINVAL;
+	const int dh = width / heads;
+	if (dh % 8 || dh > ATTN_CAUSAL_MAX_DH)
+		return -EINVAL;
+	if (((uintptr_t)qkv | (uintptr_t)out) % 16)
+		return -EINVAL;
+	if ((int64_t)batch * heads * ((tokens + ATTN_CAUSAL_ROWS - 1) / ATTN_CAUSAL_ROWS) > INT_MAX ||
+	    (int64_t)tokens * 3 * width > INT_MAX)
+		return -EINVAL;
+	attn_causal_params p = {(const __half *)qkv, (__half *)out, batch, tokens, width, heads};
+	return attn_causal_launch(p, (cudaStream_t)stream);
+}

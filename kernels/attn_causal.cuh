@@ -1,0 +1,324 @@
+/* attn_causal: the text tower's causal multi-head self-attention.
+ * qkv [batch][tokens][3*width] holds q | k | v per row, each third split into
+ * `heads` contiguous slices of dh = width/heads columns; out
+ * [batch][tokens][width] gets, per head and side by side,
+ * softmax(q k^T / sqrt(dh), keys j <= i only) v. fp16 in and out, fp32 math.
+ *
+ * A tile is (sample, head, block of 32 query rows) for a team of two warps,
+ * 16 rows each: CLIP's 77 tokens give 3 tiles a head, so batch 1 with 8..20
+ * heads is 24..60 tiles; the last block sees the most keys and is handed out
+ * first. Per head the work is two small matrix products (77x77x64), so it
+ * runs on the tensor cores with mma.sync m16n8k16 (fp16 in, fp32
+ * accumulate; sm_80 and later), one warp on 16 rows:
+ *  - K, for the keys the block can see, goes to shared memory through
+ *    16-byte cp.async, coalesced (a head's row is dh*2 contiguous bytes),
+ *    while the Q fragments are loaded straight from global memory (each Q
+ *    row is read once); ldmatrix feeds K to the mma.
+ *  - All scores of a warp's 16 rows stay in registers, so the softmax is
+ *    exact and two-pass, with no running rescale; only the diagonal 16-key
+ *    step is masked. Probabilities are rounded to fp16 for the P V product
+ *    only; the row sums are fp32.
+ *  - V then overwrites K in the same buffer (ldmatrix .trans) and P V
+ *    accumulates in fp32 registers.
+ * The register arrays are sized at compile time, so the tile comes in two
+ * sizes (attn_causal_small): CLIP's T <= 80, dh <= 64 in under 96 registers,
+ * and anything up to T = 128, dh = 128 in 128. Occupancy is what limits
+ * this op (a warp's work is one long dependent chain), so the small size
+ * matters: 10 teams an SM instead of 8.
+ * Shared memory is one buffer of round16(T) rows of round16(dh)+8 halves:
+ * 11.5 KB at T=77, dh=64 and 34 KB at the limits T=128, dh=128; the 8 halves
+ * of padding make every ldmatrix conflict-free. A second buffer, so V could
+ * load during Q K^T, was 5% faster on an H200 at dh=64 but 20% slower at
+ * dh=128 and would cost Orin (164 KB an SM) occupancy. Nothing T x T touches
+ * global memory. dh may be any multiple of 8 up to 128 (a dh that is not a
+ * multiple of 16 is zero-padded for Q K^T). team.smem must be 16-byte
+ * aligned. */
+#ifndef MMF_ATTN_CAUSAL_CUH
+#define MMF_ATTN_CAUSAL_CUH
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "team.cuh"
+
+struct attn_causal_params {
+	const __half *qkv;	/* [batch][tokens][3 * width] */
+	__half *out;		/* [batch][tokens][width], not overlapping qkv */
+	int batch, tokens, width, heads;
+};
+
+constexpr int ATTN_CAUSAL_TEAM = 64;	/* two warps */
+constexpr int ATTN_CAUSAL_ROWS = 32;	/* query rows a tile, 16 a warp */
+constexpr int ATTN_CAUSAL_MAX_TOKENS = 128;
+constexpr int ATTN_CAUSAL_MAX_DH = 128;
+
+__host__ __device__ static inline int attn_causal_tiles(const attn_causal_params &p)
+{
+	return p.batch * p.heads * ((p.tokens + ATTN_CAUSAL_ROWS - 1) / ATTN_CAUSAL_ROWS);
+}
+
+/* Halves per staged K/V row: dh rounded up to a whole k16 step, plus 8. */
+__host__ __device__ static inline int attn_causal_ld(int dh) { return ((dh + 15) & ~15) + 8; }
+
+__host__ __device__ static inline int attn_causal_smem_bytes(const attn_causal_params &p)
+{
+	return ((p.tokens + 15) & ~15) * attn_causal_ld(p.width / p.heads) * (int)sizeof(__half);
+}
+
+__device__ __forceinline__ uint32_t attn_causal_saddr(const void *p)
+{
+	return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* D += A B for one m16n8k16 step, fp16 inputs, fp32 accumulators. */
+__device__ __forceinline__ void attn_causal_mma(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+	asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+	    : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+	    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void attn_causal_ldsm_x4(uint32_t r[4], const __half *p)
+{
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+		     : "r"(attn_causal_saddr(p)));
+}
+
+__device__ __forceinline__ void attn_causal_ldsm_x4_trans(uint32_t r[4], const __half *p)
+{
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+		     : "r"(attn_causal_saddr(p)));
+}
+
+__device__ __forceinline__ void attn_causal_ldsm_x2_trans(uint32_t r[2], const __half *p)
+{
+	asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+		     : "=r"(r[0]), "=r"(r[1])
+		     : "r"(attn_causal_saddr(p)));
+}
+
+/* Starts copying rows [0, rows) of one head's K or V (row r at src + r *
+ * stride) into buf, ld halves a row; columns from dh and rows from `valid`
+ * on are zero-filled (the cp.async source size 0), so padded keys and
+ * padded k16 columns contribute exactly nothing. */
+__device__ __forceinline__ void attn_causal_stage(__half *buf, const __half *src, int stride, int rows,
+						  int valid, int dh, int ld, const mmf_team &team)
+{
+	/* (row, chunk) of flat index tid + k*TEAM, stepped without a division */
+	const int cpr = (ld - 8) / 8, dr = ATTN_CAUSAL_TEAM / cpr, dc = ATTN_CAUSAL_TEAM - dr * cpr;
+	int r = team.tid / cpr, c = team.tid - r * cpr;
+	while (r < rows) {
+		const bool ok = r < valid && c * 8 < dh;
+		const __half *s = ok ? src + r * stride + c * 8 : src;
+		asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(attn_causal_saddr(buf + r * ld + c * 8)),
+			     "l"(s), "r"(ok ? 16 : 0));
+		r += dr, c += dc;
+		if (c >= cpr)
+			c -= cpr, r++;
+	}
+}
+
+/* Waits for this thread's copies, then for the team's. */
+__device__ __forceinline__ void attn_causal_wait(const mmf_team &team)
+{
+	asm volatile("cp.async.wait_all;\n" ::: "memory");
+	team_sync(team);
+}
+
+/* 2^x, flushing results below 2^-126 to 0: probabilities that small do not
+ * count against a row maximum of 1. */
+__device__ __forceinline__ float attn_causal_exp2(float x)
+{
+	float y;
+	asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+	return y;
+}
+
+__device__ __forceinline__ uint32_t attn_causal_pack(float lo, float hi)
+{
+	__half2 h = __floats2half2_rn(lo, hi);
+	return *reinterpret_cast<uint32_t *>(&h);
+}
+
+/* The tile for T <= 16*KS and dh <= 16*KK: register arrays are sized by
+ * the template, the loops stop at the actual sizes. */
+template <int KS, int KK>
+__device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p, int tile, const mmf_team &team)
+{
+	constexpr int ND = 2 * KK;
+	const int T = p.tokens, W = p.width, dh = W / p.heads, ld = attn_causal_ld(dh);
+	const int nqb = (T + ATTN_CAUSAL_ROWS - 1) / ATTN_CAUSAL_ROWS;
+	const int qb = nqb - 1 - tile % nqb;	/* heaviest block first */
+	const int h = (tile / nqb) % p.heads, b = tile / nqb / p.heads;
+	const int q0 = qb * ATTN_CAUSAL_ROWS, kend = min(T, q0 + ATTN_CAUSAL_ROWS), krows = (kend + 15) & ~15;
+	const int stride = 3 * W;	/* a sample is below 2^31 halves: T <= 128, W checked */
+	const __half *q = p.qkv + (size_t)b * T * stride + h * dh;
+	__half *buf = reinterpret_cast<__half *>(team.smem);
+	const int warp = team.tid >> 5, lane = team.tid & 31, g = lane >> 2, c = lane & 3;
+	const int w0 = q0 + 16 * warp;	/* this warp's first query row */
+	const int r0 = w0 + g, r1 = r0 + 8;	/* the two rows this thread holds */
+	/* 16-key steps this warp needs; only the last holds keys past a row */
+	const int nks = w0 < T ? w0 / 16 + 1 : 0;
+	const int nkk = (dh + 15) / 16, nd = dh / 8;
+
+	team_sync(team);	/* the previous tile is done with buf */
+	attn_causal_stage(buf, q + W, stride, krows, kend, dh, ld, team);
+
+	/* A fragments of Q (rows g and g+8, columns 2c.. and 2c+8.. of each
+	 * k16 step) while K is in flight. */
+	uint32_t qf[KK][4];
+#pragma unroll
+	for (int kk = 0; kk < KK; kk++) {
+		const int col = kk * 16 + 2 * c;
+		const bool lo = kk < nkk, hi = kk * 16 + 8 < dh;
+		const uint32_t *q0p = reinterpret_cast<const uint32_t *>(q + r0 * stride + col);
+		const uint32_t *q1p = reinterpret_cast<const uint32_t *>(q + r1 * stride + col);
+		qf[kk][0] = lo && r0 < T ? __ldg(q0p) : 0u;
+		qf[kk][1] = lo && r1 < T ? __ldg(q1p) : 0u;
+		qf[kk][2] = hi && r0 < T ? __ldg(q0p + 4) : 0u;
+		qf[kk][3] = hi && r1 < T ? __ldg(q1p + 4) : 0u;
+	}
+	attn_causal_wait(team);
+
+	/* S = Q K^T, 16 keys (two n8 tiles) a step. */
+	float s[KS][2][4];
+#pragma unroll
+	for (int ks = 0; ks < KS; ks++) {
+#pragma unroll
+		for (int t = 0; t < 2; t++)
+#pragma unroll
+			for (int e = 0; e < 4; e++)
+				s[ks][t][e] = 0.f;
+		if (ks < nks) {
+			const __half *kp = buf + (ks * 16 + (lane & 7) + ((lane >> 4) << 3)) * ld + ((lane >> 3) & 1) * 8;
+#pragma unroll
+			for (int kk = 0; kk < KK; kk++)
+				if (kk < nkk) {
+					uint32_t kf[4];
+					attn_causal_ldsm_x4(kf, kp + kk * 16);
+					attn_causal_mma(s[ks][0], qf[kk], kf[0], kf[1]);
+					attn_causal_mma(s[ks][1], qf[kk], kf[2], kf[3]);
+				}
+		}
+	}
+
+	/* Causal mask (the diagonal step only) and exact softmax over the
+	 * registers; a row's values live in the 4 threads of a quad. */
+	float m0 = -INFINITY, m1 = -INFINITY;
+#pragma unroll
+	for (int ks = 0; ks < KS; ks++)
+		if (ks < nks)
+#pragma unroll
+			for (int t = 0; t < 2; t++) {
+				float *v = s[ks][t];
+				if (ks == nks - 1) {
+					const int key = ks * 16 + t * 8 + 2 * c;
+					v[0] = key <= r0 ? v[0] : -INFINITY;
+					v[1] = key < r0 ? v[1] : -INFINITY;
+					v[2] = key <= r1 ? v[2] : -INFINITY;
+					v[3] = key < r1 ? v[3] : -INFINITY;
+				}
+				m0 = fmaxf(m0, fmaxf(v[0], v[1]));
+				m1 = fmaxf(m1, fmaxf(v[2], v[3]));
+			}
+#pragma unroll
+	for (int o = 1; o < 4; o <<= 1) {
+		m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o));
+		m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, o));
+	}
+	/* p = 2^((s - max) * log2(e)/sqrt(dh)); P as A fragments: the
+	 * accumulators of two adjacent n8 tiles are exactly the A layout of
+	 * one k16 step. */
+	const float scale = 1.44269504088896341f * rsqrtf((float)dh), ms0 = m0 * scale, ms1 = m1 * scale;
+	float l0 = 0.f, l1 = 0.f;
+	uint32_t pf[KS][4];
+#pragma unroll
+	for (int ks = 0; ks < KS; ks++) {
+		pf[ks][0] = pf[ks][1] = pf[ks][2] = pf[ks][3] = 0u;
+		if (ks < nks) {
+			float e[2][4];
+#pragma unroll
+			for (int t = 0; t < 2; t++) {
+				e[t][0] = attn_causal_exp2(fmaf(s[ks][t][0], scale, -ms0));
+				e[t][1] = attn_causal_exp2(fmaf(s[ks][t][1], scale, -ms0));
+				e[t][2] = attn_causal_exp2(fmaf(s[ks][t][2], scale, -ms1));
+				e[t][3] = attn_causal_exp2(fmaf(s[ks][t][3], scale, -ms1));
+				l0 += e[t][0] + e[t][1];
+				l1 += e[t][2] + e[t][3];
+			}
+			pf[ks][0] = attn_causal_pack(e[0][0], e[0][1]);
+			pf[ks][1] = attn_causal_pack(e[0][2], e[0][3]);
+			pf[ks][2] = attn_causal_pack(e[1][0], e[1][1]);
+			pf[ks][3] = attn_causal_pack(e[1][2], e[1][3]);
+		}
+	}
+#pragma unroll
+	for (int o = 1; o < 4; o <<= 1) {
+		l0 += __shfl_xor_sync(0xffffffffu, l0, o);
+		l1 += __shfl_xor_sync(0xffffffffu, l1, o);
+	}
+
+	team_sync(team);	/* both warps are done with K */
+	attn_causal_stage(buf, q + 2 * W, stride, krows, kend, dh, ld, team);
+	attn_causal_wait(team);
+
+	/* O = P V, two n8 column tiles of V a step where dh/8 allows. */
+	float o[ND][4];
+#pragma unroll
+	for (int n = 0; n < ND; n++)
+		o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+#pragma unroll
+	for (int ks = 0; ks < KS; ks++)
+		if (ks < nks) {
+			const __half *vp = buf + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld;
+#pragma unroll
+			for (int n = 0; n < ND; n += 2) {
+				if (n + 1 < nd) {
+					uint32_t vf[4];
+					attn_causal_ldsm_x4_trans(vf, vp + n * 8 + (lane >> 4) * 8);
+					attn_causal_mma(o[n], pf[ks], vf[0], vf[1]);
+					attn_causal_mma(o[n + 1], pf[ks], vf[2], vf[3]);
+				} else if (n < nd) {
+					uint32_t vf[2];
+					attn_causal_ldsm_x2_trans(vf, vp + n * 8);
+					attn_causal_mma(o[n], pf[ks], vf[0], vf[1]);
+				}
+			}
+		}
+
+	const float i0 = 1.f / l0, i1 = 1.f / l1;
+	__half *out = p.out + (size_t)b * T * W + h * dh + 2 * c;
+#pragma unroll
+	for (int n = 0; n < ND; n++)
+		if (n < nd) {
+			if (r0 < T)
+				*reinterpret_cast<__half2 *>(out + (size_t)r0 * W + n * 8) =
+					__floats2half2_rn(o[n][0] * i0, o[n][1] * i0);
+			if (r1 < T)
+				*reinterpret_cast<__half2 *>(out + (size_t)r1 * W + n * 8) =
+					__floats2half2_rn(o[n][2] * i1, o[n][3] * i1);
+		}
+}
+
+/* CLIP's shape, T = 77 with dh = 64, fits in 96 registers, which lets 10
+ * teams share an SM instead of 8 (batch 64, W 512 on an H200: 22 -> 15 us);
+ * anything else up to T = 128, dh = 128 takes 128 registers. */
+__host__ __device__ static inline bool attn_causal_small(const attn_causal_params &p)
+{
+	return p.tokens <= 80 && p.width / p.heads <= 64;
+}
+
+/* The team-contract tile, either size. A fused kernel that calls it holds
+ * both sizes' registers (128); one that knows attn_causal_small holds can
+ * call attn_causal_tile_fit<5, 4> alone. */
+__device__ inline void attn_causal_tile(const attn_causal_params &p, int tile, const mmf_team &team)
+{
+	if (attn_causal_small(p))
+		attn_causal_tile_fit<5, 4>(p, tile, team);
+	else
+		attn_causal_tile_fit<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16>(p, tile, team);
+}
+
+#endif

@@ -1,0 +1,44 @@
+/* attn_pool: plain launch and C entry point; the op itself is in
+ * attn_pool.cuh. */
+#include <cuda_fp16.h>
+#include <limits.h>
+
+#include "attn_pool.cuh"
+#include "check.h"
+#include "mmf_ops.h"
+
+/* Naming 8 blocks an SM lets ptxas keep the unrolled loads in registers
+ * (without it, ptxas for sm_87 spilled at 40 registers). */
+__global__ void __launch_bounds__(ATTN_POOL_TEAM, 8) attn_pool_kernel(attn_pool_params p)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block(smem);
+	const int tiles = attn_pool_tiles(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		attn_pool_tile(p, t, team);
+}
+
+static int attn_pool_launch(const attn_pool_params &p, cudaStream_t stream)
+{
+	const int tiles = attn_pool_tiles(p);
+	attn_pool_kernel<<<tiles < 65535 ? tiles : 65535, ATTN_POOL_TEAM, attn_pool_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int mmf_attn_pool_f16(const void *q, const void *kv, void *out, int batch, int tokens, int width,
+				 int heads, mmf_stream stream)
+{
+	if (!q || !kv || !out || batch < 1 || tokens < 1 || tokens > ATTN_POOL_MAX_TOKENS || heads < 1 ||
+	    width < 1 || width % heads)
+		return -EINVAL;
+	const int dh = width / heads;
+	if (dh % 8 || dh > ATTN_POOL_MAX_DH)
+		return -EINVAL;
+	if (((uintptr_t)q | (uintptr_t)kv | (uintptr_t)out) % 16)
+		return -EINVAL;
+	if ((int64_t)batch * heads > INT_MAX)
+		return -EINVAL;
+	attn_pool_params p = {(const __half *)q, (const __half *)kv, (__half *)out, batch, tokens, width, heads};
+	return attn_pool_launch(p, (cudaStream_t)stream);
+}

@@ -1,0 +1,37 @@
+/* avgpool2: plain launch and C entry point; the op itself is in
+ * avgpool2.cuh. */
+#include <cuda_fp16.h>
+#include <limits.h>
+
+#include "avgpool2.cuh"
+#include "check.h"
+#include "mmf_ops.h"
+
+__global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_params p)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block(smem);
+	const int tiles = avgpool2_tiles(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		avgpool2_tile(p, t, team);
+}
+
+static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
+{
+	const int tiles = avgpool2_tiles(p);
+	avgpool2_kernel<<<tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int mmf_avgpool2_f16(const void *x, void *y, int batch, int h, int w, int channels, mmf_stream stream)
+{
+	if (!x || !y || batch < 1 || h < 2 || w < 2 || h % 2 || w % 2 || channels < 8 || channels % 8)
+		return -EINVAL;
+	if (((uintptr_t)x | (uintptr_t)y) % 16)
+		return -EINVAL;
+	avgpool2_params p = {(const __half *)x, (__half *)y, batch, h, w, channels};
+	if (avgpool2_chunks(p) > INT_MAX - AVGPOOL2_TEAM)
+		return -EINVAL;
+	return avgpool2_launch(p, (cudaStream_t)stream);
+}

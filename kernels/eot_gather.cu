@@ -1,0 +1,35 @@
+/* eot_gather: plain launch and C entry point; the op itself is in
+ * eot_gather.cuh. */
+#include <cuda_fp16.h>
+
+#include "check.h"
+#include "eot_gather.cuh"
+#include "mmf_ops.h"
+
+__global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gather_params p)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block(smem);
+	const int tiles = eot_gather_tiles(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		eot_gather_tile(p, t, team);
+}
+
+static int eot_gather_launch(const eot_gather_params &p, cudaStream_t stream)
+{
+	const int tiles = eot_gather_tiles(p);
+	eot_gather_kernel<<<tiles < 65535 ? tiles : 65535, EOT_GATHER_TEAM, eot_gather_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int mmf_eot_gather_f16(const void *x, const int32_t *ids, void *y, int batch, int tokens, int width,
+				  mmf_stream stream)
+{
+	if (!x || !ids || !y || batch < 1 || tokens < 1 || width < 8 || width % 8)
+		return -EINVAL;
+	if ((uintptr_t)ids % 4 || ((uintptr_t)x | (uintptr_t)y) % 16)
+		return -EINVAL;
+	eot_gather_params p = {(const __half *)x, ids, (__half *)y, batch, tokens, width};
+	return eot_gather_launch(p, (cudaStream_t)stream);
+}

@@ -1,0 +1,129 @@
+/* gemm launchers: one plain kernel per configuration (one team per block,
+ * grid-stride over tiles) and the exported C entry point that checks the
+ * descriptor before launching. */
+#include <cuda_fp16.h>
+#include <errno.h>
+
+#include "check.h"
+#include "gemm.cuh"
+#include "mmf_kernels.h"
+
+template <class Cfg>
+__global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block(smem);
+	int tiles = gemm_tiles<Cfg>(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		gemm_tile<Cfg>(p, t, team);
+}
+
+template <class Cfg>
+static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
+{
+	static bool attr_set = false;	/* per configuration; set once before first launch */
+	if (!attr_set) {
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
+		attr_set = true;
+	}
+	int tiles = gemm_tiles<Cfg>(p);
+	if (grid <= 0 || grid > tiles)
+		grid = tiles;
+	gemm_kernel<Cfg><<<grid, Cfg::THREADS, Cfg::SMEM, stream>>>(p);
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+static int to_params(const mmf_gemm *g, gemm_params *p)
+{
+	if (!g->A || !g->B || !g->C || g->M < 1 || g->N < 2 || g->K < 8 || g->K % 8 || g->N % 2)
+		return -EINVAL;
+	if (((uintptr_t)g->A | (uintptr_t)g->B | (uintptr_t)g->C | (uintptr_t)g->R) % 16)
+		return -EINVAL;
+	if (g->act < GEMM_ACT_NONE || g->act > GEMM_ACT_GELU)
+		return -EINVAL;
+	gemm_params q = {};
+	q.A = (const __half *)g->A, q.B = (const __half *)g->B, q.R = (const __half *)g->R;
+	q.bias = g->bias, q.C = (__half *)g->C;
+	q.M = g->M, q.N = g->N, q.K = g->K, q.act = g->act;
+	q.splits = g->splits > 1 ? g->splits : 1;
+	if (q.splits > 1 && (!g->ws || !g->counters || q.splits > (g->K + GEMM_BK - 1) / GEMM_BK))
+		return -EINVAL;
+	q.ws = g->ws, q.counters = g->counters;
+	if (g->conv) {
+		if (g->cin % 8 || g->kh < 1 || g->kw < 1 || g->stride < 1 || g->K != g->kh * g->kw * g->cin ||
+		    g->oh < 1 || g->ow < 1 || g->M % (g->oh * g->ow))
+			return -EINVAL;
+		q.amode = GEMM_A_CONV;
+		q.H = g->h, q.W = g->w, q.Cin = g->cin, q.kh = g->kh, q.kw = g->kw;
+		q.stride = g->stride, q.pad = g->pad, q.OH = g->oh, q.OW = g->ow;
+	} else {
+		if (g->rps < 1 || g->lda < g->K || g->lda % 8 || g->sstride % 8 || g->M % g->rps)
+			return -EINVAL;
+		q.amode = GEMM_A_ROWS;
+		q.rps = g->rps, q.lda = g->lda, q.sstride = g->sstride;
+	}
+	*p = q;
+	return 0;
+}
+
+/* Workspace floats for the split-K partials of configuration Cfg. */
+template <class Cfg>
+static long long ws_floats(const gemm_params &p)
+{
+	return p.splits > 1 ? (long long)gemm_tiles<Cfg>(p) * Cfg::MI * Cfg::NI * 4 * Cfg::THREADS : 0;
+}
+
+extern "C" int mmf_gemm_workspace(const mmf_gemm *g, int cfg, long long *ws_bytes, int *counters)
+{
+	mmf_gemm h = *g;
+	gemm_params p;
+	/* Validate the shape only: the buffers are what the caller is sizing. */
+	h.ws = (float *)16, h.counters = (int *)16;
+	if (to_params(&h, &p) < 0)
+		return -EINVAL;
+	long long f;
+	int tiles;
+	switch (cfg) {
+#define CASE(ID, CFG) case ID: f = ws_floats<CFG>(p), tiles = gemm_tiles<CFG>(p); break;
+	CASE(MMF_GEMM_L, gemm_cfg_l) CASE(MMF_GEMM_M, gemm_cfg_m) CASE(MMF_GEMM_S, gemm_cfg_s)
+	CASE(MMF_GEMM_W, gemm_cfg_w) CASE(MMF_GEMM_N, gemm_cfg_n)
+#undef CASE
+	default: return -EINVAL;
+	}
+	*ws_bytes = f * 4;
+	*counters = p.splits > 1 ? tiles / p.splits : 0;
+	return 0;
+}
+
+extern "C" int mmf_gemm_info(const mmf_gemm *g, int cfg, int *tiles, int *threads, int *smem)
+{
+	mmf_gemm h = *g;
+	gemm_params p;
+	h.ws = (float *)16, h.counters = (int *)16;
+	if (to_params(&h, &p) < 0)
+		return -EINVAL;
+	switch (cfg) {
+#define CASE(ID, CFG) case ID: *tiles = gemm_tiles<CFG>(p), *threads = CFG::THREADS, *smem = CFG::SMEM; return 0;
+	CASE(MMF_GEMM_L, gemm_cfg_l) CASE(MMF_GEMM_M, gemm_cfg_m) CASE(MMF_GEMM_S, gemm_cfg_s)
+	CASE(MMF_GEMM_W, gemm_cfg_w) CASE(MMF_GEMM_N, gemm_cfg_n)
+#undef CASE
+	default: return -EINVAL;
+	}
+}
+
+extern "C" int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream)
+{
+	gemm_params p;
+	if (to_params(g, &p) < 0)
+		return -EINVAL;
+	cudaStream_t s = (cudaStream_t)stream;
+	switch (cfg) {
+	case MMF_GEMM_L: return gemm_launch<gemm_cfg_l>(p, grid, s);
+	case MMF_GEMM_M: return gemm_launch<gemm_cfg_m>(p, grid, s);
+	case MMF_GEMM_S: return gemm_launch<gemm_cfg_s>(p, grid, s);
+	case MMF_GEMM_W: return gemm_launch<gemm_cfg_w>(p, grid, s);
+	case MMF_GEMM_N: return gemm_launch<gemm_cfg_n>(p, grid, s);
+	default: return -EINVAL;
+	}
+}

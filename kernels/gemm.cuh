@@ -1,0 +1,387 @@
+/* gemm: C[M][N] = act(A[M][K] . B[N][K]^T + bias[N] (+ R[M][N])) on tensor
+ * cores (mma.sync m16n8k16, fp16 in, fp32 accumulate), for both the
+ * convolutions (implicit GEMM) and the linears of the two towers.
+ *
+ * Layouts. B is a weight matrix [N][K], K contiguous: a linear's [out][in] or
+ * a convolution's OHWI filter flattened to [cout][kh*kw*cin]. C and R are
+ * dense [M][N] (NHWC for convolutions, [rows][features] for linears). A is
+ * read through one of two address maps:
+ *   - rows:  row m of sample s = m / rps at A + s*sstride + (m % rps)*lda,
+ *            which covers dense rows and the attention pool's "token 0 of
+ *            every sample" (rps = 1, sstride = tokens*C);
+ *   - conv:  row m is output pixel (s, oy, ox) of an NHWC input, column k is
+ *            (ky, kx, ci); out-of-image taps read as zero.
+ * Both need K % 8 == 0 and 16-byte aligned rows, so that every 16-byte chunk
+ * of 8 k-values is one cp.async (the stem's 3 input channels are padded to 8
+ * by the engine).
+ *
+ * Shape. A tile is BM x BN of C; a team of WM x WN warps computes it, each
+ * warp a (BM/WM) x (BN/WN) block of m16n8 fragments. The K loop is a
+ * STAGES-deep cp.async pipeline of BK=32 slices; ldmatrix feeds the
+ * fragments from shared rows padded by 16 bytes, which makes both the
+ * 16-byte cp.async stores and the ldmatrix reads bank-conflict free. The
+ * epilogue adds bias (fp32), the residual, applies the activation and
+ * stores fp16 pairs.
+ *
+ * Split-K. Small-M GEMMs (batch-1 layer4 convolutions: 49 rows; the text
+ * tower: 77) have too few output tiles to fill the SMs, so the K loop can be
+ * split: tile t*splits+s accumulates k-slices [s*KT/splits, (s+1)*KT/splits)
+ * and writes its fp32 partial to a workspace; the block that takes the last
+ * ticket of that output tile (an atomic counter) sums the partials in split
+ * order 0..splits-1, whichever block finished first, so results do not
+ * depend on timing, and applies the epilogue; it then resets the counter
+ * for the next launch (and for graph replays). All synchronisation is team_sync() on the team's
+ * barrier, and shared memory is the team's slice, so a tile can run beside
+ * another op's tile in one block (fusion). */
+#ifndef MMF_GEMM_CUH
+#define MMF_GEMM_CUH
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "team.cuh"
+
+enum { GEMM_ACT_NONE = 0, GEMM_ACT_RELU = 1, GEMM_ACT_QUICKGELU = 2, GEMM_ACT_GELU = 3 };
+enum { GEMM_A_ROWS = 0, GEMM_A_CONV = 1 };
+
+struct gemm_params {
+	const __half *A, *B, *R;
+	const float *bias;	/* [N] or NULL */
+	__half *C;
+	int M, N, K;
+	int amode;
+	/* GEMM_A_ROWS */
+	int rps, lda;
+	long long sstride;
+	/* GEMM_A_CONV: input H x W x Cin, filter kh x kw, output OH x OW */
+	int H, W, Cin, kh, kw, stride, pad, OH, OW;
+	int act;
+	int splits;		/* >= 1 */
+	float *ws;		/* splits > 1: tiles*splits*BM*BN floats */
+	int *counters;		/* splits > 1: one per output tile, zero between launches */
+};
+
+#define GEMM_BK 32
+#define GEMM_LDS (GEMM_BK + 8)	/* padded row, in halves */
+
+template <int BM_, int BN_, int WM_, int WN_, int STAGES_>
+struct gemm_cfg {
+	static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, STAGES = STAGES_;
+	static constexpr int THREADS = WM * WN * 32;
+	static constexpr int MI = BM / WM / 16, NI = BN / WN / 8;
+	static constexpr int SMEM = STAGES * (BM + BN) * GEMM_LDS * 2;
+	static_assert(BM % (WM * 16) == 0 && BN % (WN * 16) == 0, "warp tile must be whole m16 x n16 blocks");
+};
+
+/* The configurations the engine chooses from (see gemm.cu): large square
+ * tiles for big GEMMs, tall ones for the narrow early convolutions (N = 32
+ * or 64 over thousands of pixels), small ones for few-row GEMMs. */
+typedef gemm_cfg<128, 128, 2, 4, 3> gemm_cfg_l;	/* 256 threads, 60 KB */
+typedef gemm_cfg<64, 64, 2, 2, 4> gemm_cfg_m;	/* 128 threads, 40 KB */
+typedef gemm_cfg<32, 64, 1, 4, 6> gemm_cfg_s;	/* 128 threads, 46 KB: deep, few rows */
+typedef gemm_cfg<128, 64, 4, 2, 3> gemm_cfg_w;	/* 256 threads, 45 KB */
+typedef gemm_cfg<128, 32, 4, 1, 4> gemm_cfg_n;	/* 128 threads, 50 KB */
+
+template <class Cfg>
+__host__ __device__ inline int gemm_tiles(const gemm_params &p)
+{
+	return ((p.M + Cfg::BM - 1) / Cfg::BM) * ((p.N + Cfg::BN - 1) / Cfg::BN) * p.splits;
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p)
+{
+	return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool valid)
+{
+	int n = valid ? 16 : 0;	/* src-size 0 fills the 16 bytes with zeros */
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3)
+{
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+		     : "r"(addr));
+}
+
+__device__ __forceinline__ void mma16816(float *d, const uint32_t *a, uint32_t b0, uint32_t b1)
+{
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+		     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ float gemm_act(int act, float x)
+{
+	switch (act) {
+	case GEMM_ACT_RELU: return fmaxf(x, 0.f);
+	case GEMM_ACT_QUICKGELU: return x / (1.f + __expf(-1.702f * x));
+	case GEMM_ACT_GELU: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+	default: return x;
+	}
+}
+
+/* Where a thread's A rows start: for the rows map a pointer, for the conv
+ * map the sample's input base and the top-left input coordinate, plus the
+ * (ky, kx, ci) of the thread's current k, advanced by BK per k-slice without
+ * divisions (the loader would otherwise be bound by integer arithmetic). */
+struct gemm_arow {
+	const __half *base;
+	int iy, ix;	/* conv only */
+	int ky, kx, ci;	/* conv only: tap and channel of the current k */
+	bool valid;
+};
+
+__device__ __forceinline__ gemm_arow gemm_a_row(const gemm_params &p, int m)
+{
+	gemm_arow r;
+	r.valid = m < p.M;
+	if (!r.valid)
+		m = 0;
+	if (p.amode == GEMM_A_ROWS) {
+		r.base = p.A + (long long)(m / p.rps) * p.sstride + (long long)(m % p.rps) * p.lda;
+		r.iy = r.ix = 0;
+	} else {
+		int hw = p.OH * p.OW, s = m / hw, rem = m - s * hw, oy = rem / p.OW, ox = rem - oy * p.OW;
+		r.base = p.A + (long long)s * p.H * p.W * p.Cin;
+		r.iy = oy * p.stride - p.pad;
+		r.ix = ox * p.stride - p.pad;
+	}
+	return r;
+}
+
+/* Sets the conv tap state for k (one division, at the start of a K range). */
+__device__ __forceinline__ void gemm_a_seek(const gemm_params &p, gemm_arow &r, int k)
+{
+	if (p.amode != GEMM_A_CONV)
+		return;
+	int tap = k / p.Cin;
+	r.ci = k - tap * p.Cin;
+	r.ky = tap / p.kw;
+	r.kx = tap - r.ky * p.kw;
+}
+
+/* Moves the conv tap state on by one k-slice. */
+__device__ __forceinline__ void gemm_a_step(const gemm_params &p, gemm_arow &r)
+{
+	if (p.amode != GEMM_A_CONV)
+		return;
+	r.ci += GEMM_BK;
+	while (r.ci >= p.Cin) {
+		r.ci -= p.Cin;
+		if (++r.kx == p.kw) {
+			r.kx = 0;
+			r.ky++;
+		}
+	}
+}
+
+/* Global address of the 8 A values at (row, k..k+7), or NULL for zeros. */
+__device__ __forceinline__ const __half *gemm_a_src(const gemm_params &p, const gemm_arow &r, int k)
+{
+	if (!r.valid || k >= p.K)
+		return nullptr;
+	if (p.amode == GEMM_A_ROWS)
+		return r.base + k;
+	int y = r.iy + r.ky, x = r.ix + r.kx;
+	if (y < 0 || y >= p.H || x < 0 || x >= p.W)
+		return nullptr;
+	return r.base + ((long long)y * p.W + x) * p.Cin + r.ci;
+}
+
+template <class Cfg>
+__device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
+{
+	constexpr int BM = Cfg::BM, BN = Cfg::BN, STAGES = Cfg::STAGES, MI = Cfg::MI, NI = Cfg::NI;
+	constexpr int CHUNKS_A = BM * GEMM_BK / 8, CHUNKS_B = BN * GEMM_BK / 8;
+	constexpr int A_PER = (CHUNKS_A + Cfg::THREADS - 1) / Cfg::THREADS;
+	constexpr int B_PER = (CHUNKS_B + Cfg::THREADS - 1) / Cfg::THREADS;
+	__half *sA = reinterpret_cast<__half *>(team.smem);
+	__half *sB = sA + STAGES * BM * GEMM_LDS;
+
+	const int tiles_n = (p.N + BN - 1) / BN;
+	const int split = tile % p.splits, mn = tile / p.splits;
+	const int m0 = (mn / tiles_n) * BM, n0 = (mn % tiles_n) * BN;
+	const int tid = team.tid, warp = tid >> 5, lane = tid & 31;
+	const int wm = warp / Cfg::WN, wn = warp % Cfg::WN;
+
+	/* Each thread loads fixed rows (and fixed 8-wide k columns) of the A
+	 * and B slices at every k step: resolve the row addresses once. */
+	gemm_arow arow[A_PER];
+	int acol[A_PER];
+	const __half *brow[B_PER];
+	int bcol[B_PER];
+#pragma unroll
+	for (int i = 0; i < A_PER; i++) {
+		int c = tid + i * Cfg::THREADS, r = c / (GEMM_BK / 8);
+		acol[i] = (c % (GEMM_BK / 8)) * 8;
+		arow[i] = gemm_a_row(p, m0 + r);
+		if (c >= CHUNKS_A)
+			arow[i].valid = false;
+	}
+#pragma unroll
+	for (int i = 0; i < B_PER; i++) {
+		int c = tid + i * Cfg::THREADS, r = c / (GEMM_BK / 8), n = n0 + r;
+		bcol[i] = (c % (GEMM_BK / 8)) * 8;
+		brow[i] = (c < CHUNKS_B && n < p.N) ? p.B + (long long)n * p.K : nullptr;
+	}
+
+	auto load_stage = [&](int stage, int k0) {
+#pragma unroll
+		for (int i = 0; i < A_PER; i++) {
+			int c = tid + i * Cfg::THREADS;
+			if (c < CHUNKS_A) {
+				int r = c / (GEMM_BK / 8);
+				const __half *src = gemm_a_src(p, arow[i], k0 + acol[i]);
+				cp_async16(smem_u32(sA + (stage * BM + r) * GEMM_LDS + acol[i]), src ? src : p.B, src != nullptr);
+				gemm_a_step(p, arow[i]);
+			}
+		}
+#pragma unroll
+		for (int i = 0; i < B_PER; i++) {
+			int c = tid + i * Cfg::THREADS;
+			if (c < CHUNKS_B) {
+				int r = c / (GEMM_BK / 8), k = k0 + bcol[i];
+				bool ok = brow[i] && k < p.K;
+				cp_async16(smem_u32(sB + (stage * BN + r) * GEMM_LDS + bcol[i]), ok ? brow[i] + k : p.B, ok);
+			}
+		}
+	};
+
+	float acc[MI][NI][4];
+#pragma unroll
+	for (int i = 0; i < MI; i++)
+#pragma unroll
+		for (int j = 0; j < NI; j++)
+#pragma unroll
+			for (int q = 0; q < 4; q++)
+				acc[i][j][q] = 0.f;
+
+	const int KT_ALL = (p.K + GEMM_BK - 1) / GEMM_BK;
+	const int kt0 = (int)((long long)KT_ALL * split / p.splits), KT = (int)((long long)KT_ALL * (split + 1) / p.splits) - kt0;
+	/* Slices are loaded in order from kt0, so each thread's tap state
+	 * starts there and steps by BK. */
+#pragma unroll
+	for (int i = 0; i < A_PER; i++)
+		gemm_a_seek(p, arow[i], kt0 * GEMM_BK + acol[i]);
+	/* The previous tile's epilogue may still read nothing from shared
+	 * memory, but its last k step's ldmatrix reads must finish before this
+	 * tile's first cp.async overwrites stage 0. */
+	team_sync(team);
+#pragma unroll
+	for (int s = 0; s < STAGES - 1; s++) {
+		if (s < KT)
+			load_stage(s, (kt0 + s) * GEMM_BK);
+		cp_async_commit();
+	}
+	for (int kt = 0; kt < KT; kt++) {
+		cp_async_wait<STAGES - 2>();
+		team_sync(team);
+		int nk = kt + STAGES - 1;
+		if (nk < KT)
+			load_stage(nk % STAGES, (kt0 + nk) * GEMM_BK);
+		cp_async_commit();
+		const int st = kt % STAGES;
+		const __half *a = sA + st * BM * GEMM_LDS, *b = sB + st * BN * GEMM_LDS;
+#pragma unroll
+		for (int kk = 0; kk < GEMM_BK; kk += 16) {
+			uint32_t af[MI][4], bf[NI][2];
+#pragma unroll
+			for (int i = 0; i < MI; i++) {
+				int row = wm * (BM / Cfg::WM) + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;
+				ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), af[i][0], af[i][1], af[i][2], af[i][3]);
+			}
+#pragma unroll
+			for (int j = 0; j < NI; j += 2) {
+				int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7),
+				    col = kk + (mat & 1) * 8;
+				ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+			}
+#pragma unroll
+			for (int i = 0; i < MI; i++)
+#pragma unroll
+				for (int j = 0; j < NI; j++)
+					mma16816(acc[i][j], af[i], bf[j][0], bf[j][1]);
+		}
+	}
+	cp_async_wait<0>();
+
+	if (p.splits > 1) {
+		/* Partials are stored in register order (element e of thread tid
+		 * at e*THREADS + tid): coalesced, and read back the same way. */
+		constexpr int E = MI * NI * 4;
+		float *part = p.ws + (size_t)tile * E * Cfg::THREADS;
+#pragma unroll
+		for (int i = 0; i < MI; i++)
+#pragma unroll
+			for (int j = 0; j < NI; j++)
+#pragma unroll
+				for (int q = 0; q < 4; q++)
+					__stcg(part + ((i * NI + j) * 4 + q) * Cfg::THREADS + tid, acc[i][j][q]);
+		__threadfence();
+		team_sync(team);
+		int *flag = reinterpret_cast<int *>(team.smem);
+		if (tid == 0)
+			*flag = atomicAdd(p.counters + mn, 1) == p.splits - 1;
+		team_sync(team);
+		int last = *flag;
+		team_sync(team);	/* the flag's bytes are the next tile's stage 0 */
+		if (!last)
+			return;
+		__threadfence();
+		const float *all = p.ws + (size_t)mn * p.splits * E * Cfg::THREADS;
+		/* Split-major: every load of one split is independent, so a
+		 * thread has E loads in flight, not one. */
+#pragma unroll
+		for (int i = 0; i < MI; i++)
+#pragma unroll
+			for (int j = 0; j < NI; j++)
+#pragma unroll
+				for (int q = 0; q < 4; q++)
+					acc[i][j][q] = 0.f;
+		for (int sp = 0; sp < p.splits; sp++) {
+			const float *ps = all + (size_t)sp * E * Cfg::THREADS + tid;
+#pragma unroll
+			for (int i = 0; i < MI; i++)
+#pragma unroll
+				for (int j = 0; j < NI; j++)
+#pragma unroll
+					for (int q = 0; q < 4; q++)
+						acc[i][j][q] += __ldcg(ps + ((i * NI + j) * 4 + q) * Cfg::THREADS);
+		}
+		if (tid == 0)
+			p.counters[mn] = 0;
+	}
+
+	/* Epilogue straight from the accumulators: lane holds rows lane/4 and
+	 * lane/4+8 of each fragment, columns 2*(lane%4) and +1. */
+#pragma unroll
+	for (int i = 0; i < MI; i++)
+#pragma unroll
+		for (int j = 0; j < NI; j++) {
+			int n = n0 + wn * (BN / Cfg::WN) + j * 8 + (lane & 3) * 2;
+			if (n >= p.N)
+				continue;
+			float b0 = p.bias ? p.bias[n] : 0.f, b1 = p.bias ? p.bias[n + 1] : 0.f;
+#pragma unroll
+			for (int h = 0; h < 2; h++) {
+				int m = m0 + wm * (BM / Cfg::WM) + i * 16 + (lane >> 2) + h * 8;
+				if (m >= p.M)
+					continue;
+				float v0 = acc[i][j][2 * h] + b0, v1 = acc[i][j][2 * h + 1] + b1;
+				long long off = (long long)m * p.N + n;
+				if (p.R) {
+					float2 r = __half22float2(*reinterpret_cast<const __half2 *>(p.R + off));
+					v0 += r.x, v1 += r.y;
+				}
+				*reinterpret_cast<__half2 *>(p.C + off) = __floats2half2_rn(gemm_act(p.act, v0), gemm_act(p.act, v1));
+			}
+		}
+}
+
+#endif

@@ -1,0 +1,33 @@
+/* l2norm: plain launch and C entry point; the op itself is in l2norm.cuh. */
+#include <cuda_fp16.h>
+
+#include "check.h"
+#include "l2norm.cuh"
+#include "mmf_ops.h"
+
+__global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block(smem);
+	const int tiles = l2norm_tiles(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		l2norm_tile(p, t, team);
+}
+
+static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
+{
+	const int tiles = l2norm_tiles(p);
+	l2norm_kernel<<<tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int mmf_l2norm_f16_f32(const void *x, float *y, int rows, int width, mmf_stream stream)
+{
+	if (!x || !y || rows < 1 || width < 8 || width % 8)
+		return -EINVAL;
+	if (((uintptr_t)x | (uintptr_t)y) % 16)
+		return -EINVAL;
+	l2norm_params p = {(const __half *)x, y, rows, width};
+	return l2norm_launch(p, (cudaStream_t)stream);
+}

@@ -1,0 +1,38 @@
+/* pool_tokens: plain launch and C entry point; the op itself is in
+ * pool_tokens.cuh. */
+#include <cuda_fp16.h>
+#include <limits.h>
+
+#include "check.h"
+#include "mmf_ops.h"
+#include "pool_tokens.cuh"
+
+__global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_tokens_params p)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block(smem);
+	const int tiles = pool_tokens_tiles(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		pool_tokens_tile(p, t, team);
+}
+
+static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
+{
+	const int tiles = pool_tokens_tiles(p);
+	pool_tokens_kernel<<<tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int mmf_pool_tokens_f16(const void *x, void *y, const void *pos, int batch, int hw, int channels,
+				   mmf_stream stream)
+{
+	if (!x || !y || !pos || batch < 1 || hw < 1 || hw == INT_MAX || channels < 8 || channels % 8)
+		return -EINVAL;
+	if (((uintptr_t)x | (uintptr_t)y | (uintptr_t)pos) % 16)
+		return -EINVAL;
+	if ((int64_t)batch * ((channels + 63) / 64) > INT_MAX)
+		return -EINVAL;
+	pool_tokens_params p = {(const __half *)x, (const __half *)pos, (__half *)y, batch, hw, channels};
+	return pool_tokens_launch(p, (cudaStream_t)stream);
+}

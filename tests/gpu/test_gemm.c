@@ -1,0 +1,209 @@
+/* GEMM kernel tests (make check-gpu): every tile configuration, in both
+ * address modes (rows and implicit-GEMM convolution), with every epilogue,
+ * against the CPU reference (cpu_op_run) on fp16-rounded random inputs, at
+ * RN50 shapes and odd sizes that leave partial tiles. Outputs are poisoned
+ * with NaN first. Bar: relative L2 error <= 5e-3. */
+#include "config.h"
+
+#include <cuda_runtime.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "engine/chain.h"
+#include "engine/cpu.h"
+#include "engine/safetensors.h"
+#include "engine/synth.h"
+#include "kernels/mmf_kernels.h"
+#include "tests/testutil.h"
+
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); exit(1); } } while (0)
+
+static void *upload_half(float *x, size_t n)	/* rounds x to fp16 in place */
+{
+	uint16_t *h = malloc(n * 2);
+	for (size_t i = 0; i < n; i++) {
+		h[i] = mmf_float_to_half(x[i]);
+		x[i] = mmf_half_to_float(h[i]);
+	}
+	void *d;
+	CK(cudaMalloc(&d, n * 2 + 16));
+	CK(cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice));
+	free(h);
+	return d;
+}
+
+static void randn(float *x, size_t n, uint64_t seed, float scale)
+{
+	mmf_rng r;
+	mmf_rng_seed(&r, seed);
+	for (size_t i = 0; i < n; i++)
+		x[i] = scale * mmf_rng_normal(&r);
+}
+
+static double check(const char *what, const float *ref, void *dC, size_t n)
+{
+	uint16_t *h = malloc(n * 2);
+	CK(cudaMemcpy(h, dC, n * 2, cudaMemcpyDeviceToHost));
+	double num = 0, den = 0;
+	int bad = 0;
+	size_t first = n;
+	for (size_t i = 0; i < n; i++) {
+		float g = mmf_half_to_float(h[i]);
+		if (!isfinite(g)) {
+			if (first == n)
+				first = i;
+			bad++;
+		}
+		num += ((double)g - ref[i]) * ((double)g - ref[i]);
+		den += (double)ref[i] * ref[i];
+	}
+	double e = sqrt(num / (den + 1e-300));
+	printf("%-58s rel L2 %.2e%s\n", what, e, bad ? "  NON-FINITE" : "");
+	CHECK(!bad && e <= 5e-3, "%s: rel L2 %g, %d non-finite (first at %zu)", what, e, bad, first);
+	free(h);
+	return e;
+}
+
+/* Runs g (poisoned output first) with configuration cfg, twice when split
+ * (the second launch checks the counters were left at zero and the result
+ * is bitwise the same), and checks it against ref. */
+__attribute__((format(printf, 7, 8)))
+static void run_and_check(mmf_gemm *g, int cfg, int grid, const float *ref, void *dy, size_t ny, const char *fmt, ...)
+{
+	long long wsb;
+	int cnt;
+	CHECK(mmf_gemm_workspace(g, cfg, &wsb, &cnt) == 0, "workspace query");
+	if (g->splits > 1) {
+		CK(cudaMalloc((void **)&g->ws, (size_t)wsb));
+		CK(cudaMalloc((void **)&g->counters, (size_t)cnt * 4));
+		CK(cudaMemset(g->counters, 0, (size_t)cnt * 4));
+	}
+	char what[160];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(what + n, sizeof what - (size_t)n, " cfg%d x%d", cfg, g->splits);
+	uint16_t *first = malloc(ny * 2), *second = malloc(ny * 2);
+	for (int rep = 0; rep < (g->splits > 1 ? 2 : 1); rep++) {
+		CK(cudaMemset(dy, 0xff, ny * 2));
+		int rc = mmf_gemm_f16(g, cfg, grid, NULL);
+		CHECK(rc == 0, "%s: launch rc %d", what, rc);
+		CK(cudaDeviceSynchronize());
+		CK(cudaMemcpy(rep ? second : first, dy, ny * 2, cudaMemcpyDeviceToHost));
+	}
+	check(what, ref, dy, ny);
+	if (g->splits > 1)
+		CHECK(memcmp(first, second, ny * 2) == 0, "%s: a second split-K launch differs", what);
+	free(first), free(second);
+	if (g->splits > 1) {
+		cudaFree(g->ws), cudaFree(g->counters);
+		g->ws = NULL, g->counters = NULL;
+	}
+}
+
+/* conv: batch x h x w x cin -> k x k, stride, cout; optional residual. */
+static void test_conv(int batch, int h, int w, int cin, int cout, int k, int stride, int residual, op_act act)
+{
+	int pad = k / 2, oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+	size_t nx = (size_t)batch * h * w * cin, nw = (size_t)cout * k * k * cin, ny = (size_t)batch * oh * ow * cout;
+	float *x = malloc(nx * 4), *wt = malloc(nw * 4), *b = malloc(cout * 4), *r = malloc(ny * 4), *ref = malloc(ny * 4);
+	randn(x, nx, 1 + h + cin, 1.0f);
+	randn(wt, nw, 2 + cout, sqrtf(2.0f / (k * k * cin)));
+	randn(b, cout, 3, 0.1f);
+	randn(r, ny, 4, 1.0f);
+	void *dx = upload_half(x, nx), *dw = upload_half(wt, nw), *dr = upload_half(r, ny), *dy;
+	float *db;
+	CK(cudaMalloc((void **)&db, cout * 4));
+	CK(cudaMemcpy(db, b, cout * 4, cudaMemcpyHostToDevice));
+	CK(cudaMalloc(&dy, ny * 2));
+	op o = {.kind = OP_CONV, .in = 0, .out = 1, .in2 = residual ? 2 : -1, .h = h, .w = w, .cin = cin, .cout = cout,
+		.k = k, .stride = stride, .pad = pad, .oh = oh, .ow = ow, .wt = wt, .bias = b, .act = act};
+	float *scratch = malloc((cpu_op_scratch(&o) * batch + 1) * 4);
+	float *bufs[3] = {x, ref, r};
+	cpu_op_run(&o, bufs, batch, scratch);
+	for (int cfg = 0; cfg < MMF_GEMM_NCFG; cfg++)
+		for (int splits = 1; splits <= 5; splits += 2) {
+			mmf_gemm g = {.A = dx, .B = dw, .R = residual ? dr : NULL, .bias = db, .C = dy, .M = batch * oh * ow, .N = cout,
+				      .K = k * k * cin, .act = act, .conv = 1, .h = h, .w = w, .cin = cin, .kh = k, .kw = k,
+				      .stride = stride, .pad = pad, .oh = oh, .ow = ow, .splits = splits};
+			if (splits > (g.K + 31) / 32)
+				continue;
+			run_and_check(&g, cfg, cfg == 1 ? 3 : 0, ref, dy, ny, "conv b%d %dx%dx%d -> %dx%dx%d k%d s%d%s act%d", batch, h, w,
+				      cin, oh, ow, cout, k, stride, residual ? " +res" : "", act);
+		}
+	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db);
+	free(x), free(wt), free(b), free(r), free(ref), free(scratch);
+}
+
+/* linear: batch samples of m rows (read at sample stride), k -> n. */
+static void test_linear(int batch, int m, int k, int n, int tokens_stride, int residual, op_act act, int bias)
+{
+	size_t sstride = (size_t)(tokens_stride ? tokens_stride : m) * k;
+	size_t nx = (size_t)batch * sstride, nw = (size_t)n * k, ny = (size_t)batch * m * n;
+	float *x = malloc(nx * 4), *wt = malloc(nw * 4), *b = malloc(n * 4), *r = malloc(ny * 4), *ref = malloc(ny * 4);
+	randn(x, nx, 11 + m, 1.0f);
+	randn(wt, nw, 12 + n, 1.0f / sqrtf((float)k));
+	randn(b, n, 13, 0.1f);
+	randn(r, ny, 14, 1.0f);
+	void *dx = upload_half(x, nx), *dw = upload_half(wt, nw), *dr = upload_half(r, ny), *dy;
+	float *db;
+	CK(cudaMalloc((void **)&db, n * 4));
+	CK(cudaMemcpy(db, b, n * 4, cudaMemcpyHostToDevice));
+	CK(cudaMalloc(&dy, ny * 2));
+	op o = {.kind = OP_LINEAR, .in = 0, .out = 1, .in2 = residual ? 2 : -1, .m = m, .k_in = k, .n = n,
+		.in_sample_stride = (int64_t)sstride, .wt = wt, .bias = bias ? b : NULL, .act = act};
+	float *bufs[3] = {x, ref, r};
+	cpu_op_run(&o, bufs, batch, NULL);
+	for (int cfg = 0; cfg < MMF_GEMM_NCFG; cfg++)
+		for (int splits = 1; splits <= 5; splits += 2) {
+			mmf_gemm g = {.A = dx, .B = dw, .R = residual ? dr : NULL, .bias = bias ? db : NULL, .C = dy, .M = batch * m,
+				      .N = n, .K = k, .act = act, .rps = m, .lda = k, .sstride = (long long)sstride, .splits = splits};
+			if (splits > (g.K + 31) / 32)
+				continue;
+			run_and_check(&g, cfg, 0, ref, dy, ny, "linear b%d [%d,%d]x[%d,%d]^T%s%s act%d", batch, m, k, n, k,
+				      tokens_stride ? " strided" : "", residual ? " +res" : "", act);
+		}
+	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db);
+	free(x), free(wt), free(b), free(r), free(ref);
+}
+
+int main(void)
+{
+	int n = 0;
+	if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+		printf("SKIP: no CUDA device\n");
+		return 77;
+	}
+	cpu_set_threads(0);
+	/* RN50 shapes */
+	test_conv(1, 224, 224, 8, 32, 3, 2, 0, ACT_RELU);	/* stem conv1, channels padded to 8 */
+	test_conv(1, 112, 112, 32, 64, 3, 1, 0, ACT_RELU);	/* stem conv3 */
+	test_conv(1, 56, 56, 64, 256, 1, 1, 1, ACT_RELU);	/* layer1 conv3 + residual */
+	test_conv(2, 28, 28, 128, 128, 3, 1, 0, ACT_RELU);
+	test_conv(1, 7, 7, 2048, 512, 1, 1, 0, ACT_RELU);	/* layer4 conv1 */
+	test_conv(1, 7, 7, 512, 512, 3, 1, 0, ACT_NONE);
+	/* odd sizes: partial tiles in M and N, K tails */
+	test_conv(3, 9, 11, 16, 24, 3, 2, 1, ACT_RELU);
+	test_conv(1, 5, 7, 8, 136, 3, 1, 0, ACT_NONE);
+	test_conv(2, 13, 3, 40, 8, 1, 1, 1, ACT_RELU);
+	test_linear(1, 77, 512, 1536, 0, 0, ACT_NONE, 1);	/* qkv */
+	test_linear(1, 77, 512, 2048, 0, 0, ACT_QUICKGELU, 1);	/* mlp fc */
+	test_linear(1, 77, 2048, 512, 0, 1, ACT_NONE, 1);	/* mlp proj + residual */
+	test_linear(4, 77, 512, 512, 0, 1, ACT_NONE, 1);
+	test_linear(1, 50, 2048, 4096, 0, 0, ACT_NONE, 1);	/* attnpool kv */
+	test_linear(3, 1, 2048, 2048, 50, 0, ACT_NONE, 1);	/* attnpool q, token 0 at a stride */
+	test_linear(2, 1, 512, 1024, 0, 0, ACT_NONE, 0);	/* text_projection, no bias */
+	test_linear(2, 13, 24, 10, 0, 1, ACT_GELU, 1);
+	test_linear(5, 3, 40, 130, 7, 0, ACT_RELU, 1);
+	/* preconditions */
+	mmf_gemm bad = {.A = (void *)16, .B = (void *)16, .C = (void *)16, .M = 4, .N = 8, .K = 12, .rps = 4, .lda = 12};
+	CHECK(mmf_gemm_f16(&bad, 0, 0, NULL) == -EINVAL, "K %% 8 != 0 accepted");
+	bad.K = 16, bad.lda = 16, bad.A = (void *)18;
+	CHECK(mmf_gemm_f16(&bad, 0, 0, NULL) == -EINVAL, "misaligned A accepted");
+	bad.A = (void *)16;
+	CHECK(mmf_gemm_f16(&bad, 7, 0, NULL) == -EINVAL, "unknown configuration accepted");
+	return test_done("test_gemm");
+}

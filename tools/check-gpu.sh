@@ -1,0 +1,32 @@
+#!/bin/sh
+# The GPU checks (make check-gpu, or from a bundle made by gpu-bundle.sh):
+# kernels and ops against the CPU reference, partitions, the engine end to
+# end, compute-sanitizer memcheck/racecheck on one pass of each tower, and
+# a short mmf-bench run that checks bitwise equality across modes.
+set -u
+B=${1:-.}
+fail=0
+run() { echo "== $*"; "$@" || { echo "FAILED: $*"; fail=1; }; }
+for t in test_kernels test_ops test_gemm test_part test_engine; do
+	if [ -x "$B/tests/gpu/$t" ]; then run "$B/tests/gpu/$t"
+	elif [ -x "$B/$t" ]; then run "$B/$t"
+	else echo "FAILED: $t is not built"; fail=1
+	fi
+done
+bench=$B/mmf-bench
+[ -x "$bench" ] || bench=$B/../mmf-bench
+if command -v compute-sanitizer >/dev/null 2>&1; then
+	for tool in memcheck racecheck; do
+		echo "== compute-sanitizer --tool $tool: one pass of each tower (small model)"
+		out=$(MMF_CACHE=${TMPDIR:-/tmp}/mmf-cs timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 \
+			"$bench" --device cuda --model small --modes seq --iters 1 --warmup 0 --no-tune 2>&1)
+		rc=$?
+		echo "$out" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Error|hazard' | head -5
+		[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool (rc $rc)"; echo "$out" | tail -20; fail=1; }
+	done
+else
+	echo "SKIP: compute-sanitizer not found"
+fi
+run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
+[ $fail -eq 0 ] && echo "check-gpu: all passed" || echo "check-gpu: FAILURES"
+exit $fail
