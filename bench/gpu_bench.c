@@ -329,11 +329,12 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 	}
 	printf("device: %s, %d SMs; weights resident: %.1f MB fp16; batch %d, %d iterations after %d warm-up\n", gpu, total,
 	       gpu_model_bytes(gm) / 1e6, B, o->iters, o->warmup);
+	printf("programmatic dependent launch: %s\n", mmf_get_pdl() ? "on (sm_90+; MMF_PDL=0 turns it off)" : "off");
 	printf("note: an SM partition restricts SMs only; L2 cache and DRAM bandwidth are shared with the whole GPU\n");
 	if (o->json)
 		fprintf(o->json, "  \"gpu\": \"%s\",\n  \"gpu_sms\": %d,\n  \"weights_mb\": %.2f,\n"
-			"  \"partition_note\": \"SM partitions (green contexts) restrict SMs only; L2 and DRAM bandwidth are not partitioned\",\n"
-			"  \"partitions\": [\n", gpu, total, gpu_model_bytes(gm) / 1e6);
+			"  \"pdl\": %s,\n  \"partition_note\": \"SM partitions (green contexts) restrict SMs only; L2 and DRAM bandwidth are not partitioned\",\n"
+			"  \"partitions\": [\n", gpu, total, gpu_model_bytes(gm) / 1e6, mmf_get_pdl() ? "true" : "false");
 	for (int pi = 0; pi < nsms; pi++) {
 		gpu_part *p;
 		run_ctx r = {0};

@@ -158,6 +158,14 @@ int gpu_model_new(const chain *img, const chain *txt, gpu_model **out, mmf_err *
 	if (!g)
 		return mmf_err_set(err, -ENOMEM, "gpu: out of memory");
 	g->c[0] = img, g->c[1] = txt;
+	/* Programmatic dependent launch where the device has it, unless
+	 * MMF_PDL=0 (for comparison). */
+	int dev = 0;
+	struct cudaDeviceProp prop;
+	if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) {
+		const char *env = getenv("MMF_PDL");
+		mmf_set_pdl(prop.major >= 9 && !(env && !strcmp(env, "0")));
+	}
 	/* The kernels move 8 channels per 16-byte access; only the image input
 	 * is padded (3 -> 8), so every other convolution needs multiples of 8,
 	 * which all OpenAI CLIP ResNets have (stem width/2 >= 32). */

@@ -19,16 +19,17 @@ __global__ void __launch_bounds__(ATTN_CAUSAL_TEAM, BLOCKS) attn_causal_kernel(a
 	const int tiles = attn_causal_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		attn_causal_tile_fit<KS, KK>(p, t, team);
+	mmf_pdl_trigger();
 }
 
 static int attn_causal_launch(const attn_causal_params &p, cudaStream_t stream)
 {
 	const int tiles = attn_causal_tiles(p), grid = tiles < 65535 ? tiles : 65535, smem = attn_causal_smem_bytes(p);
 	if (attn_causal_small(p))
-		attn_causal_kernel<5, 4, 10><<<grid, ATTN_CAUSAL_TEAM, smem, stream>>>(p);
+		MMF_CUDA_CHECK(mmf_launch(attn_causal_kernel<5, 4, 10>, grid, ATTN_CAUSAL_TEAM, smem, stream, p));
 	else
-		attn_causal_kernel<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16, 8>
-			<<<grid, ATTN_CAUSAL_TEAM, smem, stream>>>(p);
+		MMF_CUDA_CHECK(mmf_launch(attn_causal_kernel<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16, 8>, grid,
+					  ATTN_CAUSAL_TEAM, smem, stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -16,12 +16,13 @@ __global__ void __launch_bounds__(ATTN_POOL_TEAM, 8) attn_pool_kernel(attn_pool_
 	const int tiles = attn_pool_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		attn_pool_tile(p, t, team);
+	mmf_pdl_trigger();
 }
 
 static int attn_pool_launch(const attn_pool_params &p, cudaStream_t stream)
 {
 	const int tiles = attn_pool_tiles(p);
-	attn_pool_kernel<<<tiles < 65535 ? tiles : 65535, ATTN_POOL_TEAM, attn_pool_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(mmf_launch(attn_pool_kernel, tiles < 65535 ? tiles : 65535, ATTN_POOL_TEAM, attn_pool_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

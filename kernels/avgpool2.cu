@@ -14,12 +14,13 @@ __global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_par
 	const int tiles = avgpool2_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		avgpool2_tile(p, t, team);
+	mmf_pdl_trigger();
 }
 
 static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
 {
 	const int tiles = avgpool2_tiles(p);
-	avgpool2_kernel<<<tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(mmf_launch(avgpool2_kernel, tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -13,12 +13,13 @@ __global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p)
 	const int tiles = embed_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		embed_tile(p, t, team);
+	mmf_pdl_trigger();
 }
 
 static int embed_launch(const embed_params &p, cudaStream_t stream)
 {
 	const int tiles = embed_tiles(p);
-	embed_kernel<<<tiles < 65535 ? tiles : 65535, EMBED_TEAM, embed_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(mmf_launch(embed_kernel, tiles < 65535 ? tiles : 65535, EMBED_TEAM, embed_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

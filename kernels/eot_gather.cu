@@ -13,12 +13,13 @@ __global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gath
 	const int tiles = eot_gather_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		eot_gather_tile(p, t, team);
+	mmf_pdl_trigger();
 }
 
 static int eot_gather_launch(const eot_gather_params &p, cudaStream_t stream)
 {
 	const int tiles = eot_gather_tiles(p);
-	eot_gather_kernel<<<tiles < 65535 ? tiles : 65535, EOT_GATHER_TEAM, eot_gather_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(mmf_launch(eot_gather_kernel, tiles < 65535 ? tiles : 65535, EOT_GATHER_TEAM, eot_gather_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

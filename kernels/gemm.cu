@@ -16,6 +16,7 @@ __global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p)
 	int tiles = gemm_tiles<Cfg>(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		gemm_tile<Cfg>(p, t, team);
+	mmf_pdl_trigger();
 }
 
 template <class Cfg>
@@ -29,7 +30,7 @@ static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
 	int tiles = gemm_tiles<Cfg>(p);
 	if (grid <= 0 || grid > tiles)
 		grid = tiles;
-	gemm_kernel<Cfg><<<grid, Cfg::THREADS, Cfg::SMEM, stream>>>(p);
+	MMF_CUDA_CHECK(mmf_launch(gemm_kernel<Cfg>, grid, Cfg::THREADS, Cfg::SMEM, stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -12,12 +12,13 @@ __global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p)
 	const int tiles = l2norm_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		l2norm_tile(p, t, team);
+	mmf_pdl_trigger();
 }
 
 static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
 {
 	const int tiles = l2norm_tiles(p);
-	l2norm_kernel<<<tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(mmf_launch(l2norm_kernel, tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

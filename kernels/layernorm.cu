@@ -82,12 +82,13 @@ __global__ void __launch_bounds__(LN_THREADS) layernorm_kernel(layernorm_params 
 	mmf_team team = team_whole_block(reinterpret_cast<char *>(smem));
 	for (int row = blockIdx.x; row < p.rows; row += gridDim.x)
 		layernorm_tile(p, row, team);
+	mmf_pdl_trigger();
 }
 
 static int layernorm_launch(const layernorm_params &p, cudaStream_t stream)
 {
 	int grid = p.rows < 65535 ? p.rows : 65535;
-	layernorm_kernel<<<grid, LN_THREADS, 0, stream>>>(p);
+	MMF_CUDA_CHECK(mmf_launch(layernorm_kernel, grid, LN_THREADS, 0, stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

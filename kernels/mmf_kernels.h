@@ -54,6 +54,12 @@ int mmf_gemm_workspace(const mmf_gemm *g, int cfg, long long *ws_bytes, int *cou
 /* Launches with `grid` blocks (0: one per tile). */
 int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream);
 
+/* Programmatic dependent launch (compute capability 9.0+ only): each kernel
+ * lets the next one on its stream be scheduled before it finishes, hiding
+ * launch latency; results are unchanged. Off by default. */
+void mmf_set_pdl(int on);
+int mmf_get_pdl(void);
+
 /* Streaming copy of `bytes` (a multiple of 16) with 8 blocks per SM over
  * `sms` SMs: the bandwidth ceiling of a partition. */
 int mmf_copy_bw(const void *src, void *dst, size_t bytes, int sms, mmf_stream stream);

@@ -14,12 +14,13 @@ __global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_t
 	const int tiles = pool_tokens_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		pool_tokens_tile(p, t, team);
+	mmf_pdl_trigger();
 }
 
 static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
 {
 	const int tiles = pool_tokens_tiles(p);
-	pool_tokens_kernel<<<tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream>>>(p);
+	MMF_CUDA_CHECK(mmf_launch(pool_tokens_kernel, tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

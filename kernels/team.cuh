@@ -29,9 +29,29 @@ __device__ __forceinline__ void team_sync(const mmf_team &t)
 	asm volatile("bar.sync %0, %1;" ::"r"(t.barrier), "r"(t.size) : "memory");
 }
 
-/* The team of a plain (unfused) launch: the whole block, barrier 0. */
+/* Programmatic dependent launch (sm_90+, an optional Hopper path): a kernel
+ * waits until the previous kernel's memory is visible, and once its block
+ * has done its work lets the next kernel on the stream be scheduled.
+ * Launched without the attribute (or on sm_87) both are no-ops. */
+__device__ __forceinline__ void mmf_pdl_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void mmf_pdl_trigger()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* The team of a plain (unfused) launch: the whole block, barrier 0. Every
+ * kernel starts here, so this is also where it waits for its predecessor. */
 __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 {
+	mmf_pdl_wait();
 	mmf_team t;
 	t.tid = threadIdx.x;
 	t.size = blockDim.x;
@@ -39,6 +59,29 @@ __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 	t.smem = smem;
 	return t;
 }
+
+#ifdef __CUDACC__
+#include <utility>
+/* Whether launches carry the programmatic-serialization attribute
+ * (mmf_set_pdl in launch.cu). */
+extern bool mmf_pdl_on;
+
+/* Launches kernel k like k<<<grid, block, smem, stream>>>(args...), with
+ * programmatic dependent launch when enabled. */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t mmf_launch(void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+				     Args &&...args)
+{
+	cudaLaunchAttribute attr[1];
+	attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+	attr[0].val.programmaticStreamSerializationAllowed = 1;
+	cudaLaunchConfig_t cfg = {};
+	cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
+	cfg.attrs = mmf_pdl_on ? attr : nullptr;
+	cfg.numAttrs = mmf_pdl_on ? 1 : 0;
+	return cudaLaunchKernelEx(&cfg, k, std::forward<Args>(args)...);
+}
+#endif
 
 /* Sum over the team; scratch holds one float per warp of the team. */
 __device__ __forceinline__ float team_sum(const mmf_team &t, float v, float *scratch)
