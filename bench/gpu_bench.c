@@ -12,15 +12,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/cpu.h"
 #include "engine/gpu.h"
 #include "engine/gpu_part.h"
+#include "engine/plan.h"
 #include "engine/synth.h"
 #include "kernels/mmf_kernels.h"
 
-enum { MODE_SEQ, MODE_STREAMS, MODE_GRAPH, MODE_GRAPH_STREAMS, mode_max };
-static const char *mode_names[mode_max] = {"seq", "streams", "graph", "graph-streams"};
+enum { MODE_SEQ, MODE_STREAMS, MODE_GRAPH, MODE_GRAPH_STREAMS, MODE_FUSED, MODE_FUSED_GRAPH, mode_max };
+static const char *mode_names[mode_max] = {"seq", "streams", "graph", "graph-streams", "fused", "fused-graph"};
 enum { WHAT_IMAGE, WHAT_TEXT, WHAT_BOTH, what_max };
 static const char *what_names[what_max] = {"image", "text", "both"};
 
@@ -52,6 +54,7 @@ typedef struct run_ctx {
 	gpu_tower *tw[2];
 	cudaStream_t s[2];
 	cudaEvent_t fork, join;
+	gpu_plan *plan;
 } run_ctx;
 
 /* Enqueues one iteration of (mode, what) on r->s[0] (forking to s[1] for
@@ -60,6 +63,8 @@ static int enqueue(run_ctx *r, int mode, int what)
 {
 	int two = (mode == MODE_STREAMS || mode == MODE_GRAPH_STREAMS) && what == WHAT_BOTH;
 	int rc = 0;
+	if (mode == MODE_FUSED || mode == MODE_FUSED_GRAPH)
+		return plan_enqueue(r->plan, r->tw[0], r->tw[1], r->s[0]);
 	if (what == WHAT_IMAGE)
 		return gpu_tower_enqueue(r->tw[0], r->s[0]);
 	if (what == WHAT_TEXT)
@@ -89,7 +94,7 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 	int rc = 0;
 	if (!ms)
 		return -ENOMEM;
-	if (mode == MODE_GRAPH || mode == MODE_GRAPH_STREAMS) {
+	if (mode == MODE_GRAPH || mode == MODE_GRAPH_STREAMS || mode == MODE_FUSED_GRAPH) {
 		CUDA_OR(cudaStreamBeginCapture(r->s[0], cudaStreamCaptureModeThreadLocal), "graph capture");
 		rc = enqueue(r, mode, what);
 		cudaError_t e = cudaStreamEndCapture(r->s[0], &graph);
@@ -187,7 +192,7 @@ static int parse_modes(const char *list, int *modes)
 			if (!strcmp(t, mode_names[i]))
 				k = i;
 		if (k < 0) {
-			fprintf(stderr, "mmf-bench: --modes: unknown mode '%s' (expected seq, streams, graph or graph-streams)\n", t);
+			fprintf(stderr, "mmf-bench: --modes: unknown mode '%s' (expected seq, streams, graph, graph-streams, fused or fused-graph)\n", t);
 			return -1;
 		}
 		modes[n++] = k;
@@ -280,6 +285,200 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------------ --pairs */
+
+#define PAIR_REPS 10
+
+typedef struct pair_run {
+	int mode;	/* 0 sequential, 1 two streams, 2 fused */
+	gpu_tower *ta, *tb;
+	int ia, ib;
+	mmf_fuse f;
+	run_ctx *r;
+} pair_run;
+
+static int pair_once(pair_run *p)
+{
+	cudaStream_t s0 = p->r->s[0], s1 = p->r->s[1];
+	int rc = 0;
+	if (p->mode == 1 && (cudaEventRecord(p->r->fork, s0) != cudaSuccess || cudaStreamWaitEvent(s1, p->r->fork, 0) != cudaSuccess))
+		return -EIO;
+	for (int k = 0; k < PAIR_REPS && rc == 0; k++) {
+		if (p->mode == 2)
+			rc = mmf_fused_launch(gpu_tower_desc(p->ta, p->ia), gpu_tower_desc(p->tb, p->ib), &p->f, (mmf_stream)s0);
+		else if ((rc = gpu_tower_enqueue_op(p->ta, p->ia, s0)) == 0)
+			rc = gpu_tower_enqueue_op(p->tb, p->ib, p->mode == 1 ? s1 : s0);
+	}
+	if (rc == 0 && p->mode == 1 && (cudaEventRecord(p->r->join, s1) != cudaSuccess || cudaStreamWaitEvent(s0, p->r->join, 0) != cudaSuccess))
+		return -EIO;
+	return rc;
+}
+
+/* Median microseconds per (A, B) over 25 batches of PAIR_REPS. */
+static int pair_time(pair_run *p, double *us)
+{
+	cudaEvent_t a, b;
+	float v[25];
+	int rc = 0;
+	cudaEventCreate(&a), cudaEventCreate(&b);
+	for (int it = -3; it < 25 && rc == 0; it++) {
+		cudaEventRecord(a, p->r->s[0]);
+		rc = pair_once(p);
+		cudaEventRecord(b, p->r->s[0]);
+		if (rc == 0 && cudaEventSynchronize(b) != cudaSuccess)
+			rc = -EIO;
+		if (rc == 0 && it >= 0) {
+			cudaEventElapsedTime(&v[it], a, b);
+			v[it] *= 1e3f / PAIR_REPS;
+		}
+	}
+	cudaEventDestroy(a), cudaEventDestroy(b);
+	if (rc == 0)
+		*us = pctf(v, 25, 0.5);
+	return rc;
+}
+
+static int op_index(const chain *c, const char *name)
+{
+	for (int i = 0; i < c->nops; i++)
+		if (!strcmp(c->ops[i].name, name))
+			return i;
+	return -1;
+}
+
+static op_class classify(gpu_tower *t, int i, cudaStream_t s, const roof *rf, double *us)
+{
+	const op *o = &gpu_tower_chain(t)->ops[i];
+	plan_time_op(t, i, s, 15, us);
+	double sec = *us * 1e-6, b = gpu_tower_batch(t);
+	double pc = 100 * o->flops * b / sec / 1e12 / rf->tflops, pm = 100 * op_bytes(o, (int)b, 2) / sec / 1e9 / rf->gbs;
+	return pc < 50 && pm < 50 ? CLASS_LATENCY : pc >= pm ? CLASS_COMPUTE : CLASS_MEMORY;
+}
+
+static int pairs_bench(run_ctx *r, gpu_tower *img2, const roof *rf, FILE *json)
+{
+	static const char *texts[] = {"block0.attn.qkv", "block0.mlp.fc", "block0.attn"};
+	const chain *ci = gpu_tower_chain(r->tw[0]), *ct = gpu_tower_chain(r->tw[1]);
+	int rc = 0, first = 1;
+	printf("\n   pairs (us per A+B, median of 25 batches of %d): best strategy at its best split\n", PAIR_REPS);
+	printf("   %-16s %-17s %-15s %8s %8s %8s %8s %8s  %-18s %6s %6s\n", "A (image)", "B", "classes", "seq", "2 streams",
+	       "inter", "intra-b", "intra-t", "best", "x seq", "x strm");
+	if (json)
+		fprintf(json, ",\n      \"pairs\": [");
+	for (int stage = 1; stage <= 4; stage++)
+		for (int t = 0; t <= 3; t++) {
+			char an[40], bn[40];
+			snprintf(an, sizeof an, "layer%d.1.conv2", stage);
+			if (t < 3)
+				snprintf(bn, sizeof bn, "%s", texts[t]);
+			else
+				snprintf(bn, sizeof bn, "layer%d.2.conv2", stage);	/* the same-resource control */
+			gpu_tower *tb = t < 3 ? r->tw[1] : img2;
+			int ia = op_index(ci, an), ib = op_index(t < 3 ? ct : ci, bn);
+			if (ia < 0 || ib < 0)
+				continue;
+			double ua, ub;
+			op_class ca = classify(r->tw[0], ia, r->s[0], rf, &ua), cb = classify(tb, ib, r->s[0], rf, &ub);
+			pair_run pr = {.ta = r->tw[0], .tb = tb, .ia = ia, .ib = ib, .r = r};
+			double seq, strm, best_s[MMF_FUSE_STRATEGIES] = {INFINITY, INFINITY, INFINITY};
+			mmf_fuse best_f[MMF_FUSE_STRATEGIES] = {{0}};
+			pr.mode = 0;
+			if ((rc = pair_time(&pr, &seq)) < 0)
+				return rc;
+			pr.mode = 1;
+			if ((rc = pair_time(&pr, &strm)) < 0)
+				return rc;
+			static const int splits[][2] = {{1, 1}, {2, 1}, {1, 2}, {3, 1}, {1, 3}};
+			mmf_fuse cands[7] = {{.strategy = MMF_FUSE_INTER}, {.strategy = MMF_FUSE_INTRA_THREAD}};
+			for (int k = 0; k < 5; k++)
+				cands[2 + k] = (mmf_fuse){.strategy = MMF_FUSE_INTRA_BLOCK, .teams_a = splits[k][0], .teams_b = splits[k][1]};
+			for (int k = 0; k < 7; k++) {
+				double us;
+				pr.mode = 2, pr.f = cands[k];
+				if (mmf_fuse_check(gpu_tower_desc(pr.ta, ia), gpu_tower_desc(tb, ib), &cands[k], NULL, NULL) < 0)
+					continue;
+				if ((rc = pair_time(&pr, &us)) < 0)
+					return rc;
+				if (us < best_s[cands[k].strategy])
+					best_s[cands[k].strategy] = us, best_f[cands[k].strategy] = cands[k];
+			}
+			int bs = 0;
+			for (int k = 1; k < MMF_FUSE_STRATEGIES; k++)
+				if (best_s[k] < best_s[bs])
+					bs = k;
+			int occ = 0;
+			mmf_fused_occupancy(gpu_tower_desc(pr.ta, ia), gpu_tower_desc(tb, ib), &best_f[bs], &occ);
+			char bdesc[40];
+			if (bs == MMF_FUSE_INTRA_BLOCK)
+				snprintf(bdesc, sizeof bdesc, "intra-block %d:%d", best_f[bs].teams_a, best_f[bs].teams_b);
+			else
+				snprintf(bdesc, sizeof bdesc, "%s", fuse_strategy_name(bs));
+			char cls[24];
+			snprintf(cls, sizeof cls, "%s/%s", op_class_name(ca), op_class_name(cb));
+			printf("   %-16s %-17s %-15s %8.2f %8.2f %8.2f %8.2f %8.2f  %-18s %6.2f %6.2f\n", an, bn, cls, seq, strm,
+			       best_s[0], best_s[1], best_s[2], bdesc, seq / best_s[bs], strm / best_s[bs]);
+			if (json)
+				fprintf(json, "%s\n        {\"a\": \"%s\", \"b\": \"%s\", \"class_a\": \"%s\", \"class_b\": \"%s\", "
+					"\"a_alone_us\": %.3f, \"b_alone_us\": %.3f, \"seq_us\": %.3f, \"streams_us\": %.3f, "
+					"\"inter_us\": %.3f, \"intra_block_us\": %.3f, \"intra_thread_us\": %.3f, \"best\": \"%s\", "
+					"\"best_blocks_per_sm\": %d, \"speedup_vs_seq\": %.3f, \"speedup_vs_streams\": %.3f}",
+					first ? "" : ",", an, bn, op_class_name(ca), op_class_name(cb), ua, ub, seq, strm, best_s[0],
+					best_s[1], best_s[2], bdesc, occ, seq / best_s[bs], strm / best_s[bs]);
+			first = 0;
+		}
+	if (json)
+		fprintf(json, "\n      ]");
+	return 0;
+}
+
+/* The plan for this partition: from the cache when it matches, else
+ * planned (with progress) and cached. A stale or corrupt cache file is
+ * reported and replaced. */
+static int get_plan(const gpu_bench_opts *o, run_ctx *r, int sms, const char *gpu, const roof *rf)
+{
+	mmf_err err = {0};
+	gpu_plan want = {.nimg = gpu_tower_nops(r->tw[0]), .ntxt = gpu_tower_nops(r->tw[1]), .sms = sms, .batch = o->batch,
+			 .strategy = o->strategy};
+	snprintf(want.gpu, sizeof want.gpu, "%s", gpu);
+	if (model_file_hash(o->model_path, want.model_hash, &err) < 0) {
+		fprintf(stderr, "mmf-bench: %s\n", err.msg);
+		return err.code;
+	}
+	const char *cache = getenv("MMF_CACHE");
+	char dir[1024], path[1400];
+	snprintf(dir, sizeof dir, "%s/plans", cache && *cache ? cache : "/tmp/mmf-cache");
+	mkdir(cache && *cache ? cache : "/tmp/mmf-cache", 0755);
+	mkdir(dir, 0755);
+	char g[64];
+	snprintf(g, sizeof g, "%s", gpu);
+	for (char *c = g; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+			*c = '_';
+	snprintf(path, sizeof path, "%s/plan-%s-%s-%dsm-b%d-%s.json", dir, want.model_hash, g, sms, o->batch,
+		 fuse_strategy_name(o->strategy));
+	int rc = plan_load(path, &want, &r->plan, &err);
+	if (rc == 0) {
+		printf("   plan: %s (cached)\n", path);
+	} else {
+		if (rc != -ENOENT)
+			fprintf(stderr, "mmf-bench: %s; planning again\n", err.msg);
+		plan_opts po = {.strategy = o->strategy, .roof_tflops = rf->tflops, .roof_gbs = rf->gbs, .progress = stderr};
+		if ((rc = plan_build(r->tw[0], r->tw[1], r->s[0], sms, o->batch, gpu, want.model_hash, &po, &r->plan, &err)) < 0) {
+			fprintf(stderr, "mmf-bench: %s\n", err.msg);
+			return rc;
+		}
+		if (plan_save(r->plan, path, &err) < 0)
+			fprintf(stderr, "mmf-bench: %s (the plan is used but not cached)\n", err.msg);
+		else
+			printf("   plan: %s (new)\n", path);
+	}
+	printf("   plan: %d steps, predicted %.1f us vs %.1f us for every op alone\n", r->plan->nsteps, r->plan->pred_us,
+	       r->plan->alone_us);
+	if (o->show_plan)
+		plan_print(r->plan, r->tw[0], r->tw[1], stdout);
+	return 0;
+}
+
 int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 {
 	mmf_err err = {0};
@@ -360,9 +559,21 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fprintf(stderr, "mmf-bench: %s\n", err.msg);
 			goto out;
 		}
+		int want_plan = o->show_plan;
+		for (int mi = 0; mi < nmodes; mi++)
+			want_plan |= modes[mi] == MODE_FUSED || modes[mi] == MODE_FUSED_GRAPH;
+		if (want_plan && (rc = get_plan(o, &r, n, gpu, &rf)) < 0)
+			goto out;
 		if (o->json)
 			fprintf(o->json, "%s    {\n      \"sms\": %d,\n      \"roofline\": {\"copy_gbs\": %.1f, \"gemm_tflops\": %.2f},\n",
 				pi ? ",\n" : "", n, rf.gbs, rf.tflops);
+		if (o->json && r.plan) {
+			int nf = 0;
+			for (int k = 0; k < r.plan->nsteps; k++)
+				nf += r.plan->steps[k].img >= 0 && r.plan->steps[k].txt >= 0;
+			fprintf(o->json, "      \"plan\": {\"strategy\": \"%s\", \"steps\": %d, \"fused_pairs\": %d, \"predicted_us\": %.2f, \"alone_us\": %.2f},\n",
+				fuse_strategy_name(r.plan->strategy), r.plan->nsteps, nf, r.plan->pred_us, r.plan->alone_us);
+		}
 		printf("   %-14s %-6s %9s %9s %9s   %s\n", "mode", "what", "p10 ms", "median", "p90 ms", "outputs");
 		if (o->json)
 			fprintf(o->json, "      \"modes\": [\n");
@@ -370,6 +581,8 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		for (int mi = 0; mi < nmodes; mi++) {
 			for (int w = 0; w < what_max; w++) {
 				timing tm = {0, 0, 0};
+				if ((modes[mi] == MODE_FUSED || modes[mi] == MODE_FUSED_GRAPH) && w != WHAT_BOTH)
+					continue;	/* a plan runs both towers */
 				if ((rc = time_mode(&r, modes[mi], w, o->warmup, o->iters, &tm)) < 0)
 					goto out;
 				/* Outputs of this mode: bitwise against the first mode, cosine against the CPU. */
@@ -408,10 +621,22 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fprintf(o->json, "\n      ]");
 		if (o->ops && (rc = per_op_table(&r, &rf, B, o->iters, o->json)) < 0)
 			goto out;
+		if (o->pairs) {
+			gpu_tower *img2 = NULL;
+			if ((rc = gpu_tower_new(gm, ch[0], B, n, NULL, &img2, &err)) < 0) {
+				fprintf(stderr, "mmf-bench: %s\n", err.msg);
+				goto out;
+			}
+			rc = pairs_bench(&r, img2, &rf, o->json);
+			gpu_tower_free(img2);
+			if (rc < 0)
+				goto out;
+		}
 		if (o->json)
 			fprintf(o->json, "\n    }");
 		gpu_tower_free(r.tw[0]);
 		gpu_tower_free(r.tw[1]);
+		plan_free(r.plan);
 		cudaEventDestroy(r.fork);
 		cudaEventDestroy(r.join);
 	}

@@ -15,6 +15,10 @@ typedef struct gpu_bench_opts {
 	unsigned long long seed;
 	const char *model_name;
 	const char *commit, *date;
+	const char *model_path;	/* for the plan cache's model hash */
+	int strategy;		/* -1 auto, else MMF_FUSE_* for every fused pair */
+	int show_plan;		/* print the plan of each partition */
+	int pairs;		/* run the pair microbenchmark too */
 	FILE *json;		/* may be NULL */
 } gpu_bench_opts;
 

@@ -17,6 +17,7 @@
 #include "engine/model.h"
 #include "engine/synth.h"
 #ifdef MMF_GPU_BENCH
+#include "engine/plan.h"
 #include "gpu_bench.h"
 #endif
 
@@ -34,7 +35,15 @@ static void usage(FILE *fp)
 		"  --sms LIST          cuda: SM partitions to run in, e.g. 8,16,32,all; each is a\n"
 		"                      green context of that many SMs (L2 and DRAM bandwidth are\n"
 		"                      not partitioned) [all]\n"
-		"  --modes LIST        cuda: seq, streams, graph, graph-streams [all four]\n"
+		"  --modes LIST        cuda: seq, streams, graph, graph-streams, fused, fused-graph\n"
+		"                      [all six]; the fused modes run the partition's plan\n"
+		"  --strategy S        cuda: fuse pairs with inter, intra-block, intra-thread or\n"
+		"                      auto (best measured per pair) [auto]\n"
+		"  --plan              cuda: print each partition's fusion plan (planned once and\n"
+		"                      cached under $MMF_CACHE/plans)\n"
+		"  --pairs             cuda: also time each stage's 3x3 conv paired with the text\n"
+		"                      QKV GEMM, MLP GEMM and attention (and conv x conv) in\n"
+		"                      sequence, on two streams and fused by each strategy\n"
 		"  --no-tune           cuda: pick GEMM tile shapes by heuristic instead of timing\n"
 		"  --batch N           images and texts per run [1]\n"
 		"  --iters N           timed runs per tower [20 on cpu, 200 on cuda]\n"
@@ -232,7 +241,7 @@ static void git_commit(char *buf, size_t len)
 int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
-	       O_MODES, O_NOTUNE };
+	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -240,11 +249,12 @@ int main(int argc, char **argv)
 		{"seed", required_argument, 0, O_SEED}, {"chain", no_argument, 0, O_CHAIN},
 		{"ops", no_argument, 0, O_OPS}, {"json", required_argument, 0, O_JSON},
 		{"sms", required_argument, 0, O_SMS}, {"modes", required_argument, 0, O_MODES},
-		{"no-tune", no_argument, 0, O_NOTUNE},
+		{"no-tune", no_argument, 0, O_NOTUNE}, {"strategy", required_argument, 0, O_STRATEGY},
+		{"plan", no_argument, 0, O_PLAN}, {"pairs", no_argument, 0, O_PAIRS},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
-	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams";
-	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, c;
+	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams,fused,fused-graph", *strategy = "auto";
+	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, c;
 	unsigned long long seed = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
@@ -273,6 +283,9 @@ int main(int argc, char **argv)
 		case O_SMS: sms = optarg; break;
 		case O_MODES: modes = optarg; break;
 		case O_NOTUNE: tune = 0; break;
+		case O_STRATEGY: strategy = optarg; break;
+		case O_PLAN: show_plan = 1; break;
+		case O_PAIRS: pairs = 1; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -335,9 +348,16 @@ int main(int argc, char **argv)
 			fprintf(jf, "{\n  \"benchmark\": \"mmf-bench\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n  \"device\": \"cuda\",\n"
 				"  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n  \"host_cpu\": \"%s\",\n",
 				date, commit, model_arg, desc, batch, iters, warmup, cpu);
+		int strat = fuse_strategy_parse(strategy);
+		if (strat < -1) {
+			fprintf(stderr, "mmf-bench: --strategy '%s': expected inter, intra-block, intra-thread or auto\n", strategy);
+			rc = 2;
+			goto out;
+		}
 		gpu_bench_opts go = {.sms = sms, .modes = modes, .batch = batch, .iters = iters, .warmup = warmup,
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
-				     .date = date, .json = jf};
+				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
+				     .pairs = pairs};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/mmf_fuse.h"
 #include "kernels/mmf_kernels.h"
 #include "kernels/mmf_ops.h"
 #include "safetensors.h"
@@ -39,6 +40,7 @@ struct gpu_model {
 typedef struct gpu_launch {
 	mmf_gemm g;	/* GEMM ops */
 	int cfg;	/* -1: not a GEMM */
+	mmf_opdesc d;	/* what is launched, plain or fused */
 } gpu_launch;
 
 /* Split-K candidates; more splits than this buys nothing measurable. */
@@ -235,6 +237,8 @@ void gpu_model_free(gpu_model *g)
 size_t gpu_model_bytes(const gpu_model *g) { return g->bytes; }
 
 /* ------------------------------------------------------------ towers */
+
+static int op_desc(gpu_tower *t, int i, mmf_opdesc *d);
 
 static size_t buf_bytes(const gpu_tower *t, int b)
 {
@@ -433,6 +437,12 @@ int gpu_tower_new(gpu_model *g, const chain *c, int batch, int sms, cudaStream_t
 	for (int i = 0; i < c->nops; i++)
 		if (t->l[i].cfg >= 0)
 			t->l[i].g.ws = t->ws, t->l[i].g.counters = t->counters;
+	for (int i = 0; i < c->nops; i++)
+		if ((rc = op_desc(t, i, &t->l[i].d)) < 0) {
+			rc = mmf_err_set(err, -EINVAL, "gpu: the %s tower's op %d (%s) does not fit the kernels' preconditions",
+					 tower_name(c->tower), i, c->ops[i].name);
+			goto fail;
+		}
 	*out = t;
 	return 0;
 fail:
@@ -504,37 +514,46 @@ int gpu_tower_set_text(gpu_tower *t, const int32_t *tok, int n, cudaStream_t s, 
 	return 0;
 }
 
-int gpu_tower_enqueue_op(gpu_tower *t, int i, cudaStream_t s)
+/* The descriptor of op i, resolved once when the tower is built. */
+static int op_desc(gpu_tower *t, int i, mmf_opdesc *d)
 {
 	const op *o = &t->c->ops[i];
 	const gpu_w *w = &t->g->w[t->ti][i];
-	mmf_stream st = (mmf_stream)s;
 	int B = t->batch;
 	void *in = bufp(t, o->in), *out = bufp(t, o->out);
 	switch (o->kind) {
 	case OP_CONV:
 	case OP_LINEAR:
-		return mmf_gemm_f16(&t->l[i].g, t->l[i].cfg, 0, st);
+		return mmf_gemm_desc(&t->l[i].g, t->l[i].cfg, d);
 	case OP_AVGPOOL:
-		return mmf_avgpool2_f16(in, out, B, o->h, o->w, o->cin, st);
+		return mmf_avgpool2_desc(in, out, B, o->h, o->w, o->cin, d);
 	case OP_POOL_TOKENS:
-		return mmf_pool_tokens_f16(in, out, w->aux, B, o->tokens - 1, o->width, st);
+		return mmf_pool_tokens_desc(in, out, w->aux, B, o->tokens - 1, o->width, d);
 	case OP_ATTN_POOL:
-		return mmf_attn_pool_f16(in, bufp(t, o->in2), out, B, o->tokens, o->width, o->heads, st);
+		return mmf_attn_pool_desc(in, bufp(t, o->in2), out, B, o->tokens, o->width, o->heads, d);
 	case OP_EMBED:
-		return mmf_embed_f16(in, out, w->w, w->aux, B, o->tokens, o->width, t->c->model->cfg.vocab, st);
+		return mmf_embed_desc(in, out, w->w, w->aux, B, o->tokens, o->width, t->c->model->cfg.vocab, d);
 	case OP_LAYERNORM:
-		return mmf_layernorm_f16(in, out, w->w, w->hbias, B * o->tokens, o->width, st);
+		return mmf_layernorm_desc(in, out, w->w, w->hbias, B * o->tokens, o->width, d);
 	case OP_ATTN:
-		return mmf_attn_causal_f16(in, out, B, o->tokens, o->width, o->heads, st);
+		return mmf_attn_causal_desc(in, out, B, o->tokens, o->width, o->heads, d);
 	case OP_EOT_GATHER:
-		return mmf_eot_gather_f16(in, bufp(t, o->in2), out, B, o->tokens, o->width, st);
+		return mmf_eot_gather_desc(in, bufp(t, o->in2), out, B, o->tokens, o->width, d);
 	case OP_L2NORM:
-		return mmf_l2norm_f16_f32(in, out, B * o->tokens, o->width, st);
+		return mmf_l2norm_desc(in, out, B * o->tokens, o->width, d);
 	default:
 		return -EINVAL;
 	}
 }
+
+int gpu_tower_enqueue_op(gpu_tower *t, int i, cudaStream_t s)
+{
+	return mmf_op_launch(&t->l[i].d, (mmf_stream)s);
+}
+
+const mmf_opdesc *gpu_tower_desc(const gpu_tower *t, int i) { return &t->l[i].d; }
+int gpu_tower_nops(const gpu_tower *t) { return t->c->nops; }
+int gpu_tower_batch(const gpu_tower *t) { return t->batch; }
 
 int gpu_tower_enqueue(gpu_tower *t, cudaStream_t s)
 {

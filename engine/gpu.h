@@ -11,6 +11,7 @@
 
 #include "chain.h"
 #include "err.h"
+#include "kernels/mmf_kernels.h"
 
 typedef struct gpu_model gpu_model;
 typedef struct gpu_tower gpu_tower;
@@ -41,6 +42,10 @@ int gpu_tower_get_output(gpu_tower *t, float *emb, int n, cudaStream_t s, mmf_er
 /* Device pointer of op i's output (fp16, or fp32 for the final l2norm). */
 const void *gpu_tower_op_output(const gpu_tower *t, int i);
 const chain *gpu_tower_chain(const gpu_tower *t);
+int gpu_tower_nops(const gpu_tower *t);
+int gpu_tower_batch(const gpu_tower *t);
+/* The launch descriptor of op i (for the fused executor). */
+const mmf_opdesc *gpu_tower_desc(const gpu_tower *t, int i);
 /* Device pointer of chain buffer b: fp16, except the token ids (int32), the
  * final embedding (fp32) and the image input (NHWC, 8 channels, 3 used). */
 const void *gpu_tower_buf(const gpu_tower *t, int b);

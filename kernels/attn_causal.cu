@@ -34,8 +34,8 @@ static int attn_causal_launch(const attn_causal_params &p, cudaStream_t stream)
 	return 0;
 }
 
-extern "C" int mmf_attn_causal_f16(const void *qkv, void *out, int batch, int tokens, int width, int heads,
-				   mmf_stream stream)
+extern "C" int mmf_attn_causal_desc(const void *qkv, void *out, int batch, int tokens, int width, int heads,
+				   mmf_opdesc *d)
 {
 	if (!qkv || !out || batch < 1 || tokens < 1 || tokens > ATTN_CAUSAL_MAX_TOKENS || heads < 1 || width < 1 ||
 	    width % heads)
@@ -49,5 +49,19 @@ extern "C" int mmf_attn_causal_f16(const void *qkv, void *out, int batch, int to
 	    (int64_t)tokens * 3 * width > INT_MAX)
 		return -EINVAL;
 	attn_causal_params p = {(const __half *)qkv, (__half *)out, batch, tokens, width, heads};
-	return attn_causal_launch(p, (cudaStream_t)stream);
+	return mmf_desc_pack(d, MMF_OP_ATTN_CAUSAL, p, attn_causal_tiles(p), ATTN_CAUSAL_TEAM, attn_causal_smem_bytes(p));
 }
+
+extern "C" int mmf_attn_causal_f16(const void *qkv, void *out, int batch, int tokens, int width, int heads,
+				   mmf_stream stream)
+{
+	mmf_opdesc d;
+	int rc = mmf_attn_causal_desc(qkv, out, batch, tokens, width, heads, &d);
+	return rc < 0 ? rc : attn_causal_launch(*reinterpret_cast<const attn_causal_params *>(d.params), (cudaStream_t)stream);
+}
+
+extern "C" int mmf_attn_causal_launch_desc(const mmf_opdesc *d, mmf_stream stream)
+{
+	return attn_causal_launch(*reinterpret_cast<const attn_causal_params *>(d->params), (cudaStream_t)stream);
+}
+

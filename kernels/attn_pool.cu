@@ -27,8 +27,8 @@ static int attn_pool_launch(const attn_pool_params &p, cudaStream_t stream)
 	return 0;
 }
 
-extern "C" int mmf_attn_pool_f16(const void *q, const void *kv, void *out, int batch, int tokens, int width,
-				 int heads, mmf_stream stream)
+extern "C" int mmf_attn_pool_desc(const void *q, const void *kv, void *out, int batch, int tokens, int width,
+				 int heads, mmf_opdesc *d)
 {
 	if (!q || !kv || !out || batch < 1 || tokens < 1 || tokens > ATTN_POOL_MAX_TOKENS || heads < 1 ||
 	    width < 1 || width % heads)
@@ -41,5 +41,19 @@ extern "C" int mmf_attn_pool_f16(const void *q, const void *kv, void *out, int b
 	if ((int64_t)batch * heads > INT_MAX)
 		return -EINVAL;
 	attn_pool_params p = {(const __half *)q, (const __half *)kv, (__half *)out, batch, tokens, width, heads};
-	return attn_pool_launch(p, (cudaStream_t)stream);
+	return mmf_desc_pack(d, MMF_OP_ATTN_POOL, p, attn_pool_tiles(p), ATTN_POOL_TEAM, attn_pool_smem_bytes(p));
 }
+
+extern "C" int mmf_attn_pool_f16(const void *q, const void *kv, void *out, int batch, int tokens, int width,
+				 int heads, mmf_stream stream)
+{
+	mmf_opdesc d;
+	int rc = mmf_attn_pool_desc(q, kv, out, batch, tokens, width, heads, &d);
+	return rc < 0 ? rc : attn_pool_launch(*reinterpret_cast<const attn_pool_params *>(d.params), (cudaStream_t)stream);
+}
+
+extern "C" int mmf_attn_pool_launch_desc(const mmf_opdesc *d, mmf_stream stream)
+{
+	return attn_pool_launch(*reinterpret_cast<const attn_pool_params *>(d->params), (cudaStream_t)stream);
+}
+

@@ -25,7 +25,7 @@ static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
 	return 0;
 }
 
-extern "C" int mmf_avgpool2_f16(const void *x, void *y, int batch, int h, int w, int channels, mmf_stream stream)
+extern "C" int mmf_avgpool2_desc(const void *x, void *y, int batch, int h, int w, int channels, mmf_opdesc *d)
 {
 	if (!x || !y || batch < 1 || h < 2 || w < 2 || h % 2 || w % 2 || channels < 8 || channels % 8)
 		return -EINVAL;
@@ -34,5 +34,18 @@ extern "C" int mmf_avgpool2_f16(const void *x, void *y, int batch, int h, int w,
 	avgpool2_params p = {(const __half *)x, (__half *)y, batch, h, w, channels};
 	if (avgpool2_chunks(p) > INT_MAX - AVGPOOL2_TEAM)
 		return -EINVAL;
-	return avgpool2_launch(p, (cudaStream_t)stream);
+	return mmf_desc_pack(d, MMF_OP_AVGPOOL2, p, avgpool2_tiles(p), AVGPOOL2_TEAM, avgpool2_smem_bytes(p));
 }
+
+extern "C" int mmf_avgpool2_f16(const void *x, void *y, int batch, int h, int w, int channels, mmf_stream stream)
+{
+	mmf_opdesc d;
+	int rc = mmf_avgpool2_desc(x, y, batch, h, w, channels, &d);
+	return rc < 0 ? rc : avgpool2_launch(*reinterpret_cast<const avgpool2_params *>(d.params), (cudaStream_t)stream);
+}
+
+extern "C" int mmf_avgpool2_launch_desc(const mmf_opdesc *d, mmf_stream stream)
+{
+	return avgpool2_launch(*reinterpret_cast<const avgpool2_params *>(d->params), (cudaStream_t)stream);
+}
+

@@ -24,8 +24,8 @@ static int embed_launch(const embed_params &p, cudaStream_t stream)
 	return 0;
 }
 
-extern "C" int mmf_embed_f16(const int32_t *ids, void *y, const void *tok_emb, const void *pos, int batch,
-			     int tokens, int width, int vocab, mmf_stream stream)
+extern "C" int mmf_embed_desc(const int32_t *ids, void *y, const void *tok_emb, const void *pos, int batch,
+			     int tokens, int width, int vocab, mmf_opdesc *d)
 {
 	if (!ids || !y || !tok_emb || !pos || batch < 1 || tokens < 1 || width < 8 || width % 8 || vocab < 1)
 		return -EINVAL;
@@ -34,5 +34,19 @@ extern "C" int mmf_embed_f16(const int32_t *ids, void *y, const void *tok_emb, c
 	if ((int64_t)batch * tokens > INT_MAX)
 		return -EINVAL;
 	embed_params p = {ids, (const __half *)tok_emb, (const __half *)pos, (__half *)y, batch, tokens, width, vocab};
-	return embed_launch(p, (cudaStream_t)stream);
+	return mmf_desc_pack(d, MMF_OP_EMBED, p, embed_tiles(p), EMBED_TEAM, embed_smem_bytes(p));
 }
+
+extern "C" int mmf_embed_f16(const int32_t *ids, void *y, const void *tok_emb, const void *pos, int batch,
+			     int tokens, int width, int vocab, mmf_stream stream)
+{
+	mmf_opdesc d;
+	int rc = mmf_embed_desc(ids, y, tok_emb, pos, batch, tokens, width, vocab, &d);
+	return rc < 0 ? rc : embed_launch(*reinterpret_cast<const embed_params *>(d.params), (cudaStream_t)stream);
+}
+
+extern "C" int mmf_embed_launch_desc(const mmf_opdesc *d, mmf_stream stream)
+{
+	return embed_launch(*reinterpret_cast<const embed_params *>(d->params), (cudaStream_t)stream);
+}
+

@@ -113,6 +113,34 @@ extern "C" int mmf_gemm_info(const mmf_gemm *g, int cfg, int *tiles, int *thread
 	}
 }
 
+extern "C" int mmf_gemm_desc(const mmf_gemm *g, int cfg, mmf_opdesc *d)
+{
+	gemm_params p;
+	if (to_params(g, &p) < 0)
+		return -EINVAL;
+	switch (cfg) {
+#define CASE(ID, CFG) case ID: return mmf_desc_pack(d, MMF_OP_GEMM_L + ID, p, gemm_tiles<CFG>(p), CFG::THREADS, CFG::SMEM);
+	CASE(MMF_GEMM_L, gemm_cfg_l) CASE(MMF_GEMM_M, gemm_cfg_m) CASE(MMF_GEMM_S, gemm_cfg_s)
+	CASE(MMF_GEMM_W, gemm_cfg_w) CASE(MMF_GEMM_N, gemm_cfg_n)
+#undef CASE
+	default: return -EINVAL;
+	}
+}
+
+extern "C" int mmf_gemm_launch_desc(const mmf_opdesc *d, mmf_stream stream)
+{
+	const gemm_params &p = *reinterpret_cast<const gemm_params *>(d->params);
+	cudaStream_t s = (cudaStream_t)stream;
+	switch (d->kind) {
+	case MMF_OP_GEMM_L: return gemm_launch<gemm_cfg_l>(p, 0, s);
+	case MMF_OP_GEMM_M: return gemm_launch<gemm_cfg_m>(p, 0, s);
+	case MMF_OP_GEMM_S: return gemm_launch<gemm_cfg_s>(p, 0, s);
+	case MMF_OP_GEMM_W: return gemm_launch<gemm_cfg_w>(p, 0, s);
+	case MMF_OP_GEMM_N: return gemm_launch<gemm_cfg_n>(p, 0, s);
+	default: return -EINVAL;
+	}
+}
+
 extern "C" int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream)
 {
 	gemm_params p;

@@ -23,12 +23,25 @@ static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
 	return 0;
 }
 
-extern "C" int mmf_l2norm_f16_f32(const void *x, float *y, int rows, int width, mmf_stream stream)
+extern "C" int mmf_l2norm_desc(const void *x, float *y, int rows, int width, mmf_opdesc *d)
 {
 	if (!x || !y || rows < 1 || width < 8 || width % 8)
 		return -EINVAL;
 	if (((uintptr_t)x | (uintptr_t)y) % 16)
 		return -EINVAL;
 	l2norm_params p = {(const __half *)x, y, rows, width};
-	return l2norm_launch(p, (cudaStream_t)stream);
+	return mmf_desc_pack(d, MMF_OP_L2NORM, p, l2norm_tiles(p), L2NORM_TEAM, l2norm_smem_bytes(p));
 }
+
+extern "C" int mmf_l2norm_f16_f32(const void *x, float *y, int rows, int width, mmf_stream stream)
+{
+	mmf_opdesc d;
+	int rc = mmf_l2norm_desc(x, y, rows, width, &d);
+	return rc < 0 ? rc : l2norm_launch(*reinterpret_cast<const l2norm_params *>(d.params), (cudaStream_t)stream);
+}
+
+extern "C" int mmf_l2norm_launch_desc(const mmf_opdesc *d, mmf_stream stream)
+{
+	return l2norm_launch(*reinterpret_cast<const l2norm_params *>(d->params), (cudaStream_t)stream);
+}
+

@@ -12,11 +12,34 @@ extern "C" {
 
 typedef struct CUstream_st *mmf_stream;	/* a cudaStream_t */
 
+/* An op ready to launch: validated parameters of one kernel in team form,
+ * as the plain launch and the fused kernels (mmf_fuse.h) both take them.
+ * Made by the mmf_*_desc functions; plain data, copyable. */
+#define MMF_OP_PARAMS_MAX 192
+enum {
+	MMF_OP_GEMM_L, MMF_OP_GEMM_M, MMF_OP_GEMM_S, MMF_OP_GEMM_W, MMF_OP_GEMM_N,
+	MMF_OP_LAYERNORM, MMF_OP_ATTN_CAUSAL, MMF_OP_ATTN_POOL, MMF_OP_POOL_TOKENS,
+	MMF_OP_EMBED, MMF_OP_EOT_GATHER, MMF_OP_L2NORM, MMF_OP_AVGPOOL2, MMF_OP_KINDS
+};
+typedef struct mmf_opdesc {
+	int kind;	/* MMF_OP_* */
+	int tiles;	/* independent tiles */
+	int team;	/* threads a tile needs */
+	int smem;	/* shared bytes a team needs */
+	unsigned char params[MMF_OP_PARAMS_MAX] __attribute__((aligned(16)));
+} mmf_opdesc;
+
+/* Launches d as its plain kernel (one team per block). */
+int mmf_op_launch(const mmf_opdesc *d, mmf_stream stream);
+const char *mmf_op_kind_name(int kind);
+
 /* y[r][:] = LayerNorm(x[r][:]) * gamma + beta for `rows` rows of `width`
  * halves (fp32 statistics, eps 1e-5). width must be a multiple of 8 and the
  * pointers 16-byte aligned. */
 int mmf_layernorm_f16(const void *x, void *y, const void *gamma, const void *beta,
 		      int rows, int width, mmf_stream stream);
+int mmf_layernorm_desc(const void *x, void *y, const void *gamma, const void *beta, int rows, int width, mmf_opdesc *d);
+int mmf_layernorm_launch_desc(const mmf_opdesc *d, mmf_stream stream);
 
 /* Tensor-core GEMM: C[M][N] = act(A . B^T + bias (+ R)), fp16 in and out,
  * fp32 accumulate and bias. B is [N][K] (a linear's weight or an OHWI filter
@@ -53,6 +76,8 @@ int mmf_gemm_info(const mmf_gemm *g, int cfg, int *tiles, int *threads, int *sme
 int mmf_gemm_workspace(const mmf_gemm *g, int cfg, long long *ws_bytes, int *counters);
 /* Launches with `grid` blocks (0: one per tile). */
 int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream);
+int mmf_gemm_desc(const mmf_gemm *g, int cfg, mmf_opdesc *d);
+int mmf_gemm_launch_desc(const mmf_opdesc *d, mmf_stream stream);
 
 /* Programmatic dependent launch (compute capability 9.0+ only): each kernel
  * lets the next one on its stream be scheduled before it finishes, hiding

@@ -58,6 +58,28 @@ int mmf_l2norm_f16_f32(const void *x, float *y, int rows, int width, mmf_stream 
  * y [batch][h/2][w/2][channels]. h and w even, channels a multiple of 8. */
 int mmf_avgpool2_f16(const void *x, void *y, int batch, int h, int w, int channels, mmf_stream stream);
 
+/* Descriptors of the ops above for the fused kernels (mmf_fuse.h): same
+ * arguments and checks, nothing launched. */
+int mmf_attn_causal_desc(const void *qkv, void *out, int batch, int tokens, int width, int heads,
+				   mmf_opdesc *d);
+int mmf_attn_causal_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+int mmf_attn_pool_desc(const void *q, const void *kv, void *out, int batch, int tokens, int width,
+				 int heads, mmf_opdesc *d);
+int mmf_attn_pool_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+int mmf_avgpool2_desc(const void *x, void *y, int batch, int h, int w, int channels, mmf_opdesc *d);
+int mmf_avgpool2_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+int mmf_embed_desc(const int32_t *ids, void *y, const void *tok_emb, const void *pos, int batch,
+			     int tokens, int width, int vocab, mmf_opdesc *d);
+int mmf_embed_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+int mmf_eot_gather_desc(const void *x, const int32_t *ids, void *y, int batch, int tokens, int width,
+				  mmf_opdesc *d);
+int mmf_eot_gather_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+int mmf_l2norm_desc(const void *x, float *y, int rows, int width, mmf_opdesc *d);
+int mmf_l2norm_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+int mmf_pool_tokens_desc(const void *x, void *y, const void *pos, int batch, int hw, int channels,
+				   mmf_opdesc *d);
+int mmf_pool_tokens_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+
 #ifdef __cplusplus
 }
 #endif

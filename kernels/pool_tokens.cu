@@ -25,8 +25,8 @@ static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
 	return 0;
 }
 
-extern "C" int mmf_pool_tokens_f16(const void *x, void *y, const void *pos, int batch, int hw, int channels,
-				   mmf_stream stream)
+extern "C" int mmf_pool_tokens_desc(const void *x, void *y, const void *pos, int batch, int hw, int channels,
+				   mmf_opdesc *d)
 {
 	if (!x || !y || !pos || batch < 1 || hw < 1 || hw == INT_MAX || channels < 8 || channels % 8)
 		return -EINVAL;
@@ -35,5 +35,19 @@ extern "C" int mmf_pool_tokens_f16(const void *x, void *y, const void *pos, int 
 	if ((int64_t)batch * ((channels + 63) / 64) > INT_MAX)
 		return -EINVAL;
 	pool_tokens_params p = {(const __half *)x, (const __half *)pos, (__half *)y, batch, hw, channels};
-	return pool_tokens_launch(p, (cudaStream_t)stream);
+	return mmf_desc_pack(d, MMF_OP_POOL_TOKENS, p, pool_tokens_tiles(p), POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p));
 }
+
+extern "C" int mmf_pool_tokens_f16(const void *x, void *y, const void *pos, int batch, int hw, int channels,
+				   mmf_stream stream)
+{
+	mmf_opdesc d;
+	int rc = mmf_pool_tokens_desc(x, y, pos, batch, hw, channels, &d);
+	return rc < 0 ? rc : pool_tokens_launch(*reinterpret_cast<const pool_tokens_params *>(d.params), (cudaStream_t)stream);
+}
+
+extern "C" int mmf_pool_tokens_launch_desc(const mmf_opdesc *d, mmf_stream stream)
+{
+	return pool_tokens_launch(*reinterpret_cast<const pool_tokens_params *>(d->params), (cudaStream_t)stream);
+}
+

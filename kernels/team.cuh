@@ -61,7 +61,21 @@ __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 }
 
 #ifdef __CUDACC__
+#include <string.h>
 #include <utility>
+
+#include "mmf_kernels.h"
+
+/* Packs an op's parameters into a descriptor. */
+template <class P>
+static inline int mmf_desc_pack(mmf_opdesc *d, int kind, const P &p, int tiles, int team, int smem)
+{
+	static_assert(sizeof(P) <= MMF_OP_PARAMS_MAX, "op parameters larger than a descriptor");
+	memset(d, 0, sizeof *d);
+	d->kind = kind, d->tiles = tiles, d->team = team, d->smem = smem;
+	memcpy(d->params, &p, sizeof p);
+	return 0;
+}
 /* Whether launches carry the programmatic-serialization attribute
  * (mmf_set_pdl in launch.cu). */
 extern bool mmf_pdl_on;

@@ -7,7 +7,7 @@ set -u
 B=${1:-.}
 fail=0
 run() { echo "== $*"; "$@" || { echo "FAILED: $*"; fail=1; }; }
-for t in test_kernels test_ops test_gemm test_part test_engine; do
+for t in test_kernels test_ops test_gemm test_part test_engine test_fuse; do
 	if [ -x "$B/tests/gpu/$t" ]; then run "$B/tests/gpu/$t"
 	elif [ -x "$B/$t" ]; then run "$B/$t"
 	else echo "FAILED: $t is not built"; fail=1
@@ -23,6 +23,15 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
 		rc=$?
 		echo "$out" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Error|hazard' | head -5
 		[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool (rc $rc)"; echo "$out" | tail -20; fail=1; }
+	done
+	fuse=$B/tests/gpu/test_fuse
+	[ -x "$fuse" ] || fuse=$B/test_fuse
+	for tool in racecheck synccheck; do
+		echo "== compute-sanitizer --tool $tool: every fused kernel kind (small model's pairs)"
+		out=$(MMF_FUSE_QUICK=1 timeout 400 compute-sanitizer --tool $tool --error-exitcode 9 "$fuse" 2>&1)
+		rc=$?
+		echo "$out" | grep -E 'SUMMARY|passed' | head -3
+		[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool on fused kernels (rc $rc)"; echo "$out" | tail -20; fail=1; }
 	done
 else
 	echo "SKIP: compute-sanitizer not found"

@@ -1,17 +1,28 @@
 #!/bin/sh
-# Builds the GPU test programs here and copies them, with the shared
-# libraries they need that a bare CUDA machine may lack (jansson, OpenBLAS,
-# libgfortran, libgomp), into DIR (default .gpu/). On the GPU machine run
-#   DIR/run.sh
-# which is what `make check-gpu` does when the tree can be built there.
+# Builds the GPU test programs and mmf-bench for one architecture (default
+# sm_90, the measurement GPUs) in a scratch copy of this tree, and copies
+# them with the shared libraries a bare CUDA machine may lack (jansson,
+# libgomp, libcudart) into DIR (default .gpu/). On the GPU machine run
+#   DIR/run.sh          (the GPU checks: tools/check-gpu.sh)
+#   DIR/gpu-bench.sh DIR OUT   (the benchmark of record)
+#   tools/gpu-bundle.sh [DIR] [ARCH]
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$top/.gpu}
+arch=${2:-90}
+build=${TMPDIR:-/tmp}/mmf-gpu-build-sm$arch
+mkdir -p "$build"
 cd "$top"
+# The sources only (tracked and new files), not this tree's build outputs.
+{ git ls-files; git ls-files --others --exclude-standard; } | rsync -a --files-from=- "$top/" "$build/"
+cd "$build"
+# automake's own rules rerun configure when configure.ac or Makefile.am change.
+[ -f Makefile ] || { ./autogen.sh >/dev/null 2>&1 && ./configure --with-cuda-arch="$arch" >/dev/null; }
 make -j"$(nproc)" gpu-tests >/dev/null
 rm -rf "$dir" && mkdir -p "$dir/lib"
-progs="tests/gpu/test_kernels tests/gpu/test_ops tests/gpu/test_gemm tests/gpu/test_part tests/gpu/test_engine mmf-bench mmf-mkmodel"
-cp $progs tools/check-gpu.sh tools/gpu-bench.sh tools/torch_baseline.py tools/bench_compare.py "$dir/"
+progs="tests/gpu/test_kernels tests/gpu/test_ops tests/gpu/test_gemm tests/gpu/test_part tests/gpu/test_engine tests/gpu/test_fuse mmf-bench mmf-mkmodel"
+cp $progs "$dir/"
+cp "$top/tools/check-gpu.sh" "$top/tools/gpu-bench.sh" "$top/tools/torch_baseline.py" "$top/tools/bench_compare.py" "$dir/"
 for lib in $(ldd $progs | awk '/=>/ {print $3}' | sort -u); do
 	case $(basename "$lib") in
 	libc.so*|libm.so*|libpthread*|libdl*|librt*|ld-linux*|libcuda.so*|libstdc++*|libgcc_s*) ;;
@@ -22,7 +33,7 @@ for lib in $(ldd $progs | awk '/=>/ {print $3}' | sort -u); do
 done
 cat > "$dir/run.sh" <<'RUN'
 #!/bin/sh
-# Runs the GPU tests from a bundle made by tools/gpu-bundle.sh.
+# Runs the GPU checks from a bundle made by tools/gpu-bundle.sh.
 here=$(cd "$(dirname "$0")" && pwd)
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 exec "$here/check-gpu.sh" "$here"

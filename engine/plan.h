@@ -1,0 +1,80 @@
+/* plan: which image op runs fused with which text op. The planner
+ * characterises every op on the current GPU partition (time alone, FLOP/s
+ * and GB/s against the measured roofline, a limiting-resource class),
+ * measures candidate fused pairs (complementary classes first, near each
+ * other in their chains, only pairs that fit a block), and aligns the two
+ * chains by dynamic programming keeping each chain's order: at every step
+ * the next image op alone, the next text op alone, or both fused with their
+ * best measured strategy. Plans are cached as JSON keyed by model hash, GPU
+ * name, SM count and batch. */
+#ifndef MMF_PLAN_H
+#define MMF_PLAN_H
+
+#include <cuda_runtime.h>
+#include <stdio.h>
+
+#include "err.h"
+#include "gpu.h"
+#include "kernels/mmf_fuse.h"
+
+typedef enum op_class { CLASS_COMPUTE, CLASS_MEMORY, CLASS_LATENCY, op_class_max } op_class;
+
+typedef struct op_char {
+	double us;		/* alone, this partition */
+	double tflops, gbs;	/* achieved */
+	double pct_compute, pct_memory;	/* of the measured roofline */
+	op_class cls;
+} op_char;
+
+typedef struct plan_step {
+	int img, txt;		/* op indices; -1 when the step runs one op alone */
+	mmf_fuse fuse;		/* when both */
+	double pred_us;		/* measured alone or fused during planning */
+} plan_step;
+
+typedef struct gpu_plan {
+	plan_step *steps;
+	int nsteps, nimg, ntxt;
+	double pred_us;		/* sum over steps */
+	double alone_us;	/* every op alone, summed (the sequential prediction) */
+	int pairs_measured;
+	char model_hash[17];
+	char gpu[128];
+	int sms, batch, strategy;	/* strategy: -1 for auto */
+} gpu_plan;
+
+typedef struct plan_opts {
+	int strategy;		/* -1 auto, else MMF_FUSE_* only */
+	double band;		/* candidate pairs within this fraction of the chains (0.12) */
+	int per_op;		/* candidates measured per image op (8) */
+	double roof_tflops, roof_gbs;	/* this partition's measured roofline */
+	FILE *progress;		/* progress lines, or NULL */
+} plan_opts;
+
+const char *op_class_name(op_class c);
+const char *fuse_strategy_name(int s);
+/* Parses inter, intra-block, intra-thread or auto (-1). */
+int fuse_strategy_parse(const char *s);
+
+/* Times op i of a tower alone on stream s: microseconds per launch in a
+ * back-to-back batch, median of `iters` batches. */
+int plan_time_op(gpu_tower *t, int i, cudaStream_t s, int iters, double *us);
+int plan_characterise(gpu_tower *t, cudaStream_t s, const plan_opts *o, op_char *out, mmf_err *err);
+
+int plan_build(gpu_tower *img, gpu_tower *txt, cudaStream_t s, int sms, int batch, const char *gpu,
+	       const char *model_hash, const plan_opts *o, gpu_plan **out, mmf_err *err);
+/* Enqueues the plan's steps on s (one stream). */
+int plan_enqueue(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, cudaStream_t s);
+void plan_print(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, FILE *fp);
+void plan_free(gpu_plan *p);
+
+/* JSON cache. plan_load checks the keys against `want` (model hash, GPU,
+ * SMs, batch, strategy, op counts) and that every op appears once in chain
+ * order; any mismatch is an error whose message says why (stale or corrupt). */
+int plan_save(const gpu_plan *p, const char *path, mmf_err *err);
+int plan_load(const char *path, const gpu_plan *want, gpu_plan **out, mmf_err *err);
+/* FNV-1a of a safetensors file's size and header: changes with any tensor's
+ * name, shape, dtype or offset. */
+int model_file_hash(const char *path, char out[17], mmf_err *err);
+
+#endif

@@ -1,0 +1,297 @@
+/* fuse: horizontal fusion of any two ops in team form (DESIGN.md, "The team
+ * contract"). One launch runs op A and op B together in one of three ways:
+ *
+ *   inter-block   blocks [0, grid_a) run A's tiles and [grid_a, grid_a +
+ *                 grid_b) B's, each block as one team on barrier 1; shared
+ *                 memory is the larger of the two;
+ *   intra-block   every block holds teams_a teams of A and teams_b teams of B
+ *                 (named barriers 1..teams_a and teams_a+1..), each team
+ *                 walking its op's tiles grid-stride with its own shared
+ *                 slice, so A and B share every SM at once; shared memory is
+ *                 the sum;
+ *   intra-thread  every thread runs a tile of A, then (after a block-wide
+ *                 named barrier) a tile of B, in a block padded to the larger
+ *                 team; shared memory is the larger of the two, reused.
+ *
+ * The kernels are generic by dispatch: a switch on the descriptor's kind
+ * calls that op's tile function, so one kernel per strategy serves every
+ * pair, and registers are the maximum over all ops (reported by
+ * mmf_fused_regs and in the fusion notes). A tile computes the same values
+ * wherever it runs, so fused output is bitwise the unfused output. */
+#include <cuda_fp16.h>
+#include <errno.h>
+
+#include "attn_causal.cuh"
+#include "attn_pool.cuh"
+#include "avgpool2.cuh"
+#include "check.h"
+#include "embed.cuh"
+#include "eot_gather.cuh"
+#include "gemm.cuh"
+#include "l2norm.cuh"
+#include "layernorm.cuh"
+#include "mmf_fuse.h"
+#include "mmf_ops.h"
+#include "pool_tokens.cuh"
+
+/* 128 registers a thread at most (GEMM L's own budget), so 512 threads. */
+#define FUSE_MAX_THREADS 512
+
+struct fuse_args {
+	mmf_opdesc a, b;
+	int teams_a, teams_b;	/* intra-block */
+	int grid_a, grid_b;	/* inter-block */
+	int slice_a;		/* intra-block: aligned shared bytes of one A team */
+	int block;		/* threads a block */
+};
+
+/* Each op's tile behind a call: compiled once with its own register
+ * allocation, instead of one allocation for the union of all of them
+ * (which spilled kilobytes in the GEMM loops). The call costs nothing next
+ * to a tile's work. The parameters are copied into the callee once: read
+ * through the generic pointer into parameter space at every use, they
+ * made fused GEMM tiles about 2x slower than plain ones (8 SMs, H200). */
+#define FUSE_CALL(fn, P, tilefn)                                                          \
+	static __device__ __noinline__ void fn(const void *p, int tile, const mmf_team &t) \
+	{                                                                                  \
+		const P q = *static_cast<const P *>(p);                                    \
+		tilefn(q, tile, t);                                                        \
+	}
+FUSE_CALL(call_gemm_l, gemm_params, gemm_tile<gemm_cfg_l>)
+FUSE_CALL(call_gemm_m, gemm_params, gemm_tile<gemm_cfg_m>)
+FUSE_CALL(call_gemm_s, gemm_params, gemm_tile<gemm_cfg_s>)
+FUSE_CALL(call_gemm_w, gemm_params, gemm_tile<gemm_cfg_w>)
+FUSE_CALL(call_gemm_n, gemm_params, gemm_tile<gemm_cfg_n>)
+FUSE_CALL(call_layernorm, layernorm_params, layernorm_tile)
+FUSE_CALL(call_attn_causal_small, attn_causal_params, (attn_causal_tile_fit<5, 4>))
+FUSE_CALL(call_attn_causal_big, attn_causal_params,
+	  (attn_causal_tile_fit<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16>))
+FUSE_CALL(call_attn_pool, attn_pool_params, attn_pool_tile)
+FUSE_CALL(call_pool_tokens, pool_tokens_params, pool_tokens_tile)
+FUSE_CALL(call_embed, embed_params, embed_tile)
+FUSE_CALL(call_eot_gather, eot_gather_params, eot_gather_tile)
+FUSE_CALL(call_l2norm, l2norm_params, l2norm_tile)
+FUSE_CALL(call_avgpool2, avgpool2_params, avgpool2_tile)
+#undef FUSE_CALL
+
+__device__ __forceinline__ void op_tile(const mmf_opdesc &d, int tile, const mmf_team &t)
+{
+	const void *p = d.params;
+	switch (d.kind) {
+	case MMF_OP_GEMM_L: call_gemm_l(p, tile, t); break;
+	case MMF_OP_GEMM_M: call_gemm_m(p, tile, t); break;
+	case MMF_OP_GEMM_S: call_gemm_s(p, tile, t); break;
+	case MMF_OP_GEMM_W: call_gemm_w(p, tile, t); break;
+	case MMF_OP_GEMM_N: call_gemm_n(p, tile, t); break;
+	case MMF_OP_LAYERNORM: call_layernorm(p, tile, t); break;
+	case MMF_OP_ATTN_CAUSAL:
+		if (attn_causal_small(*static_cast<const attn_causal_params *>(p)))
+			call_attn_causal_small(p, tile, t);
+		else
+			call_attn_causal_big(p, tile, t);
+		break;
+	case MMF_OP_ATTN_POOL: call_attn_pool(p, tile, t); break;
+	case MMF_OP_POOL_TOKENS: call_pool_tokens(p, tile, t); break;
+	case MMF_OP_EMBED: call_embed(p, tile, t); break;
+	case MMF_OP_EOT_GATHER: call_eot_gather(p, tile, t); break;
+	case MMF_OP_L2NORM: call_l2norm(p, tile, t); break;
+	case MMF_OP_AVGPOOL2: call_avgpool2(p, tile, t); break;
+	default: break;
+	}
+}
+
+__device__ __forceinline__ mmf_team make_team(int tid, int size, int barrier, char *smem)
+{
+	mmf_team t;
+	t.tid = tid, t.size = size, t.barrier = barrier, t.smem = smem;
+	return t;
+}
+
+__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_constant__ fuse_args f)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_pdl_wait();
+	const bool is_a = blockIdx.x < (unsigned)f.grid_a;
+	const mmf_opdesc &d = is_a ? f.a : f.b;
+	const int blk = is_a ? blockIdx.x : blockIdx.x - f.grid_a, nblk = is_a ? f.grid_a : f.grid_b;
+	if ((int)threadIdx.x < d.team) {
+		mmf_team t = make_team(threadIdx.x, d.team, 1, smem);
+		for (int tile = blk; tile < d.tiles; tile += nblk)
+			op_tile(d, tile, t);
+	}
+	mmf_pdl_trigger();
+}
+
+__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __grid_constant__ fuse_args f)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_pdl_wait();
+	int tid = threadIdx.x;
+	const int na = f.teams_a * f.a.team;
+	if (tid < na) {
+		int j = tid / f.a.team;
+		mmf_team t = make_team(tid - j * f.a.team, f.a.team, 1 + j, smem + j * f.slice_a);
+		for (int tile = blockIdx.x * f.teams_a + j; tile < f.a.tiles; tile += gridDim.x * f.teams_a)
+			op_tile(f.a, tile, t);
+	} else {
+		tid -= na;
+		int j = tid / f.b.team, slice_b = (f.b.smem + 127) & ~127;
+		mmf_team t = make_team(tid - j * f.b.team, f.b.team, 1 + f.teams_a + j, smem + f.teams_a * f.slice_a + j * slice_b);
+		for (int tile = blockIdx.x * f.teams_b + j; tile < f.b.tiles; tile += gridDim.x * f.teams_b)
+			op_tile(f.b, tile, t);
+	}
+	mmf_pdl_trigger();
+}
+
+__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __grid_constant__ fuse_args f)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_pdl_wait();
+	const int tid = threadIdx.x, n = f.a.tiles > f.b.tiles ? f.a.tiles : f.b.tiles;
+	mmf_team ta = make_team(tid, f.a.team, 1, smem), tb = make_team(tid, f.b.team, 2, smem);
+	/* The whole padded block, to hand the shared memory from A to B. */
+	mmf_team all = make_team(tid, f.block, 3, smem);
+	for (int i = blockIdx.x; i < n; i += gridDim.x) {
+		if (i < f.a.tiles && tid < f.a.team)
+			op_tile(f.a, i, ta);
+		team_sync(all);
+		if (i < f.b.tiles && tid < f.b.team)
+			op_tile(f.b, i, tb);
+		team_sync(all);
+	}
+	mmf_pdl_trigger();
+}
+
+static int max_smem_optin(void)
+{
+	static int v = -1;
+	if (v < 0) {
+		int dev = 0;
+		if (cudaGetDevice(&dev) != cudaSuccess ||
+		    cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+			v = 48 << 10;
+	}
+	return v;
+}
+
+static int slice(int smem) { return (smem + 127) & ~127; }
+
+extern "C" int mmf_fuse_check(const mmf_opdesc *a, const mmf_opdesc *b, const mmf_fuse *f, int *threads, int *smem)
+{
+	if (!a || !b || !f || a->kind < 0 || a->kind >= MMF_OP_KINDS || b->kind < 0 || b->kind >= MMF_OP_KINDS)
+		return -EINVAL;
+	int th, sm;
+	switch (f->strategy) {
+	case MMF_FUSE_INTER:
+		th = a->team > b->team ? a->team : b->team;
+		sm = a->smem > b->smem ? a->smem : b->smem;
+		break;
+	case MMF_FUSE_INTRA_BLOCK:
+		if (f->teams_a < 1 || f->teams_b < 1 || f->teams_a + f->teams_b > 15)	/* named barriers 1..15 */
+			return -EINVAL;
+		th = f->teams_a * a->team + f->teams_b * b->team;
+		sm = f->teams_a * slice(a->smem) + f->teams_b * slice(b->smem);
+		break;
+	case MMF_FUSE_INTRA_THREAD:
+		th = a->team > b->team ? a->team : b->team;
+		sm = a->smem > b->smem ? a->smem : b->smem;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (th > FUSE_MAX_THREADS || sm > max_smem_optin())
+		return -E2BIG;
+	if (threads)
+		*threads = th;
+	if (smem)
+		*smem = sm;
+	return 0;
+}
+
+extern "C" int mmf_fused_launch(const mmf_opdesc *a, const mmf_opdesc *b, const mmf_fuse *f, mmf_stream stream)
+{
+	int th, sm, rc = mmf_fuse_check(a, b, f, &th, &sm);
+	if (rc < 0)
+		return rc;
+	static bool attr_set[3];
+	void (*kernels[3])(fuse_args) = {fused_inter, fused_intra_block, fused_intra_thread};
+	void (*k)(fuse_args) = kernels[f->strategy];
+	if (!attr_set[f->strategy]) {
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
+		attr_set[f->strategy] = true;
+	}
+	fuse_args x = {};
+	x.a = *a, x.b = *b;
+	x.teams_a = f->teams_a, x.teams_b = f->teams_b, x.slice_a = slice(a->smem), x.block = th;
+	int grid;
+	switch (f->strategy) {
+	case MMF_FUSE_INTER:
+		x.grid_a = f->grid_a > 0 && f->grid_a < a->tiles ? f->grid_a : a->tiles;
+		x.grid_b = f->grid_b > 0 && f->grid_b < b->tiles ? f->grid_b : b->tiles;
+		grid = x.grid_a + x.grid_b;
+		break;
+	case MMF_FUSE_INTRA_BLOCK: {
+		int ga = (a->tiles + f->teams_a - 1) / f->teams_a, gb = (b->tiles + f->teams_b - 1) / f->teams_b;
+		grid = ga > gb ? ga : gb;
+		if (f->grid_a > 0 && f->grid_a < grid)
+			grid = f->grid_a;
+		break;
+	}
+	default:
+		grid = a->tiles > b->tiles ? a->tiles : b->tiles;
+		if (f->grid_a > 0 && f->grid_a < grid)
+			grid = f->grid_a;
+	}
+	if (grid > 65535)
+		grid = 65535;
+	MMF_CUDA_CHECK(mmf_launch(k, grid, th, sm, (cudaStream_t)stream, x));
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+extern "C" int mmf_fused_attrs(int strategy, int *regs, int *local_bytes)
+{
+	if (strategy < 0 || strategy > 2)
+		return -EINVAL;
+	void (*kernels[3])(fuse_args) = {fused_inter, fused_intra_block, fused_intra_thread};
+	cudaFuncAttributes fa;
+	MMF_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernels[strategy]));
+	*regs = fa.numRegs;
+	*local_bytes = (int)fa.localSizeBytes;
+	return 0;
+}
+
+extern "C" int mmf_fused_occupancy(const mmf_opdesc *a, const mmf_opdesc *b, const mmf_fuse *f, int *blocks_per_sm)
+{
+	int th, sm, rc = mmf_fuse_check(a, b, f, &th, &sm);
+	if (rc < 0)
+		return rc;
+	void (*kernels[3])(fuse_args) = {fused_inter, fused_intra_block, fused_intra_thread};
+	MMF_CUDA_CHECK(cudaFuncSetAttribute(kernels[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
+	MMF_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernels[f->strategy], th, sm));
+	return 0;
+}
+
+extern "C" int mmf_op_launch(const mmf_opdesc *d, mmf_stream s)
+{
+	switch (d->kind) {
+	case MMF_OP_GEMM_L: case MMF_OP_GEMM_M: case MMF_OP_GEMM_S: case MMF_OP_GEMM_W: case MMF_OP_GEMM_N:
+		return mmf_gemm_launch_desc(d, s);
+	case MMF_OP_LAYERNORM: return mmf_layernorm_launch_desc(d, s);
+	case MMF_OP_ATTN_CAUSAL: return mmf_attn_causal_launch_desc(d, s);
+	case MMF_OP_ATTN_POOL: return mmf_attn_pool_launch_desc(d, s);
+	case MMF_OP_POOL_TOKENS: return mmf_pool_tokens_launch_desc(d, s);
+	case MMF_OP_EMBED: return mmf_embed_launch_desc(d, s);
+	case MMF_OP_EOT_GATHER: return mmf_eot_gather_launch_desc(d, s);
+	case MMF_OP_L2NORM: return mmf_l2norm_launch_desc(d, s);
+	case MMF_OP_AVGPOOL2: return mmf_avgpool2_launch_desc(d, s);
+	default: return -EINVAL;
+	}
+}
+
+extern "C" const char *mmf_op_kind_name(int kind)
+{
+	static const char *n[MMF_OP_KINDS] = {"gemm_l", "gemm_m", "gemm_s", "gemm_w", "gemm_n", "layernorm", "attn_causal",
+					      "attn_pool", "pool_tokens", "embed", "eot_gather", "l2norm", "avgpool2"};
+	return kind >= 0 && kind < MMF_OP_KINDS ? n[kind] : "?";
+}
