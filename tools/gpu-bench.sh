@@ -12,7 +12,7 @@ export MMF_CACHE=${MMF_CACHE:-/tmp/mmf-cache}
 mkdir -p "$MMF_CACHE"
 w=$MMF_CACHE/$model-seed1.safetensors
 [ -f "$w" ] || "$bin/mmf-mkmodel" --seed 1 "$model" "$w"
-"$bin/mmf-bench" --device cuda --model "$w" --sms 8,16,32,64,all --batch "$batch" --iters 200 --warmup 20 --ops \
+"$bin/mmf-bench" --device cuda --model "$w" --sms 8,16,32,64,all --batch "$batch" --iters 200 --warmup 20 --ops --pairs \
 	--json "$out/mmf.json" | tee "$out/mmf.txt"
 PYTHONUNBUFFERED=1 python3 "$here/torch_baseline.py" --weights "$w" --sms 8,16,32,64,all --batch "$batch" \
 	--iters 200 --json "$out/torch.json" | tee "$out/torch.txt"
