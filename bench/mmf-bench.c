@@ -225,8 +225,15 @@ static void cpu_name(char *buf, size_t len)
 	fclose(fp);
 }
 
+/* The commit this binary was built from: $MMF_COMMIT when set (a copied
+ * tree has no .git), else git's HEAD here. */
 static void git_commit(char *buf, size_t len)
 {
+	const char *env = getenv("MMF_COMMIT");
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+		return;
+	}
 	snprintf(buf, len, "unknown");
 	FILE *fp = popen("git rev-parse --short=12 HEAD 2>/dev/null", "r");
 	if (!fp)
