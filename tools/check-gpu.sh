@@ -27,11 +27,13 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
 	fuse=$B/tests/gpu/test_fuse
 	[ -x "$fuse" ] || fuse=$B/test_fuse
 	for tool in racecheck synccheck; do
-		echo "== compute-sanitizer --tool $tool: every fused kernel kind (small model's pairs)"
-		out=$(MMF_FUSE_QUICK=1 timeout 400 compute-sanitizer --tool $tool --error-exitcode 9 "$fuse" 2>&1)
-		rc=$?
-		echo "$out" | grep -E 'SUMMARY|passed' | head -3
-		[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool on fused kernels (rc $rc)"; echo "$out" | tail -20; fail=1; }
+		for s in inter intra-block intra-thread; do
+			echo "== compute-sanitizer --tool $tool: fused $s kernels (small model's pairs)"
+			out=$(MMF_FUSE_QUICK=1 MMF_FUSE_ONLY=$s timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 "$fuse" 2>&1)
+			rc=$?
+			echo "$out" | grep -E 'SUMMARY|passed' | head -3
+			[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool on fused $s kernels (rc $rc)"; echo "$out" | grep -m3 -A3 'Error:'; fail=1; }
+		done
 	done
 else
 	echo "SKIP: compute-sanitizer not found"

@@ -148,8 +148,9 @@ static void test_pairs(env *e, int batch, const char *model)
 		CHECK(i >= 0 && j >= 0, "ops %s / %s", pairs[k][0], pairs[k][1]);
 		if (i < 0 || j < 0)
 			continue;
+		const char *only = getenv("MMF_FUSE_ONLY");	/* one strategy, for compute-sanitizer runs */
 		for (int s = 0; s < MMF_FUSE_STRATEGIES; s++)
-			for (int rep = 0; rep < 3; rep++) {
+			for (int rep = 0; rep < 3 && (!only || fuse_strategy_parse(only) == s); rep++) {
 				mmf_fuse f = {.strategy = s};
 				if (s == MMF_FUSE_INTRA_BLOCK) {
 					f.teams_a = 1 + (int)(mmf_rng_u64(&r) % 3);
