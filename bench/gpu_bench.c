@@ -7,12 +7,14 @@
 #include "config.h"
 #include "gpu_bench.h"
 
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "engine/cpu.h"
 #include "engine/gpu.h"
@@ -83,7 +85,23 @@ static int enqueue(run_ctx *r, int mode, int what)
 	return 0;
 }
 
-typedef struct timing { float p10, p50, p90; } timing;
+/* GPU time (events), and per iteration: kernel launches, host time spent
+ * launching (enqueue or graph launch) and host wall time including the
+ * synchronisation. */
+typedef struct timing { float p10, p50, p90; int launches; double launch_us, wall_ms; } timing;
+
+static double host_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
 
 static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timing *t)
 {
@@ -91,9 +109,15 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 	cudaGraphExec_t exec = NULL;
 	cudaEvent_t a = NULL, b = NULL;
 	float *ms = calloc((size_t)iters, sizeof *ms);
+	double *lus = calloc((size_t)iters, sizeof *lus), *wus = calloc((size_t)iters, sizeof *wus);
 	int rc = 0;
-	if (!ms)
+	if (!ms || !lus || !wus) {
+		free(ms), free(lus), free(wus);
 		return -ENOMEM;
+	}
+	int ni = gpu_tower_nops(r->tw[0]), nt = gpu_tower_nops(r->tw[1]);
+	t->launches = mode == MODE_FUSED || mode == MODE_FUSED_GRAPH ? r->plan->nsteps
+		    : what == WHAT_IMAGE ? ni : what == WHAT_TEXT ? nt : ni + nt;
 	if (mode == MODE_GRAPH || mode == MODE_GRAPH_STREAMS || mode == MODE_FUSED_GRAPH) {
 		CUDA_OR(cudaStreamBeginCapture(r->s[0], cudaStreamCaptureModeThreadLocal), "graph capture");
 		rc = enqueue(r, mode, what);
@@ -108,19 +132,28 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 	CUDA_OR(cudaEventCreate(&a), "events");
 	CUDA_OR(cudaEventCreate(&b), "events");
 	for (int it = -warmup; it < iters; it++) {
+		double h0 = host_us();
 		CUDA_OR(cudaEventRecord(a, r->s[0]), "event");
 		if (exec)
 			CUDA_OR(cudaGraphLaunch(exec, r->s[0]), "graph launch");
 		else if ((rc = enqueue(r, mode, what)) < 0)
 			goto out;
+		double h1 = host_us();
 		CUDA_OR(cudaEventRecord(b, r->s[0]), "event");
 		CUDA_OR(cudaEventSynchronize(b), "run");
-		if (it >= 0)
+		double h2 = host_us();
+		if (it >= 0) {
 			CUDA_OR(cudaEventElapsedTime(&ms[it], a, b), "event time");
+			lus[it] = h1 - h0, wus[it] = h2 - h0;
+		}
 	}
 	t->p10 = pctf(ms, iters, 0.1);
 	t->p50 = pctf(ms, iters, 0.5);
 	t->p90 = pctf(ms, iters, 0.9);
+	qsort(lus, (size_t)iters, sizeof *lus, cmp_dbl);
+	qsort(wus, (size_t)iters, sizeof *wus, cmp_dbl);
+	t->launch_us = lus[iters / 2];
+	t->wall_ms = wus[iters / 2] / 1e3;
 out:
 	if (exec)
 		cudaGraphExecDestroy(exec);
@@ -130,7 +163,7 @@ out:
 		cudaEventDestroy(a);
 	if (b)
 		cudaEventDestroy(b);
-	free(ms);
+	free(ms), free(lus), free(wus);
 	return rc;
 }
 
@@ -431,6 +464,46 @@ static int pairs_bench(run_ctx *r, gpu_tower *img2, const roof *rf, FILE *json)
 	return 0;
 }
 
+/* One iteration of seq or fused between cudaProfilerStart/Stop, for
+ * tools/ncu_metrics.sh, and the list of what each launch ran, in order. */
+static int profile_once(const gpu_bench_opts *o, run_ctx *r)
+{
+	int fused = !strcmp(o->profile, "fused");
+	FILE *fp = fopen(o->profile_ops, "w");
+	if (!fp) {
+		fprintf(stderr, "mmf-bench: %s: cannot write: %s\n", o->profile_ops, strerror(errno));
+		return -errno;
+	}
+	const chain *ci = gpu_tower_chain(r->tw[0]), *ct = gpu_tower_chain(r->tw[1]);
+	fprintf(fp, "launch,mode,image_op,text_op,name,flops,bytes\n");
+	int n = 0, B = gpu_tower_batch(r->tw[0]);
+	if (fused) {
+		for (int k = 0; k < r->plan->nsteps; k++) {
+			const plan_step *st = &r->plan->steps[k];
+			const op *a = st->img >= 0 ? &ci->ops[st->img] : NULL, *b = st->txt >= 0 ? &ct->ops[st->txt] : NULL;
+			fprintf(fp, "%d,fused,%d,%d,%s%s%s,%.0f,%.0f\n", n++, st->img, st->txt, a ? a->name : "", a && b ? "+" : "",
+				b ? b->name : "", (a ? a->flops * B : 0) + (b ? b->flops * B : 0),
+				(a ? op_bytes(a, B, 2) : 0) + (b ? op_bytes(b, B, 2) : 0));
+		}
+	} else {
+		for (int t = 0; t < 2; t++) {
+			const chain *c = t ? ct : ci;
+			for (int i = 0; i < c->nops; i++)
+				fprintf(fp, "%d,seq,%d,%d,%s,%.0f,%.0f\n", n++, t ? -1 : i, t ? i : -1, c->ops[i].name,
+					c->ops[i].flops * B, op_bytes(&c->ops[i], B, 2));
+		}
+	}
+	fclose(fp);
+	int rc = 0;
+	cudaDeviceSynchronize();
+	cudaProfilerStart();
+	rc = enqueue(r, fused ? MODE_FUSED : MODE_SEQ, WHAT_BOTH);
+	cudaDeviceSynchronize();
+	cudaProfilerStop();
+	printf("   profiled one %s iteration: %d launches, listed in %s\n", o->profile, n, o->profile_ops);
+	return rc;
+}
+
 /* The plan for this partition: from the cache when it matches, else
  * planned (with progress) and cached. A stale or corrupt cache file is
  * reported and replaced. */
@@ -559,10 +632,12 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fprintf(stderr, "mmf-bench: %s\n", err.msg);
 			goto out;
 		}
-		int want_plan = o->show_plan;
+		int want_plan = o->show_plan || (o->profile && !strcmp(o->profile, "fused"));
 		for (int mi = 0; mi < nmodes; mi++)
 			want_plan |= modes[mi] == MODE_FUSED || modes[mi] == MODE_FUSED_GRAPH;
 		if (want_plan && (rc = get_plan(o, &r, n, gpu, &rf)) < 0)
+			goto out;
+		if (o->profile && pi == 0 && (rc = profile_once(o, &r)) < 0)
 			goto out;
 		if (o->json)
 			fprintf(o->json, "%s    {\n      \"sms\": %d,\n      \"roofline\": {\"copy_gbs\": %.1f, \"gemm_tflops\": %.2f},\n",
@@ -574,13 +649,14 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fprintf(o->json, "      \"plan\": {\"strategy\": \"%s\", \"steps\": %d, \"fused_pairs\": %d, \"predicted_us\": %.2f, \"alone_us\": %.2f},\n",
 				fuse_strategy_name(r.plan->strategy), r.plan->nsteps, nf, r.plan->pred_us, r.plan->alone_us);
 		}
-		printf("   %-14s %-6s %9s %9s %9s   %s\n", "mode", "what", "p10 ms", "median", "p90 ms", "outputs");
+		printf("   %-14s %-6s %9s %9s %9s %8s %9s %9s   %s\n", "mode", "what", "p10 ms", "median", "p90 ms", "launches",
+		       "launch us", "wall ms", "outputs");
 		if (o->json)
 			fprintf(o->json, "      \"modes\": [\n");
 		int firstj = 1;
 		for (int mi = 0; mi < nmodes; mi++) {
 			for (int w = 0; w < what_max; w++) {
-				timing tm = {0, 0, 0};
+				timing tm = {0};
 				if ((modes[mi] == MODE_FUSED || modes[mi] == MODE_FUSED_GRAPH) && w != WHAT_BOTH)
 					continue;	/* a plan runs both towers */
 				if ((rc = time_mode(&r, modes[mi], w, o->warmup, o->iters, &tm)) < 0)
@@ -610,10 +686,13 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 						 mi == 0 ? "reference" : bitwise ? "bitwise equal" : "DIFFER",
 						 cmin, ok ? "" : "  FAILED");
 				}
-				printf("   %-14s %-6s %9.3f %9.3f %9.3f   %s\n", mode_names[modes[mi]], what_names[w], tm.p10, tm.p50, tm.p90, verdict);
+				printf("   %-14s %-6s %9.3f %9.3f %9.3f %8d %9.1f %9.3f   %s\n", mode_names[modes[mi]], what_names[w], tm.p10,
+				       tm.p50, tm.p90, tm.launches, tm.launch_us, tm.wall_ms, verdict);
 				if (o->json)
-					fprintf(o->json, "%s        {\"mode\": \"%s\", \"what\": \"%s\", \"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f}",
-						firstj ? "" : ",\n", mode_names[modes[mi]], what_names[w], tm.p10, tm.p50, tm.p90);
+					fprintf(o->json, "%s        {\"mode\": \"%s\", \"what\": \"%s\", \"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, "
+						"\"kernel_launches\": %d, \"host_launch_us\": %.2f, \"host_wall_ms\": %.4f}",
+						firstj ? "" : ",\n", mode_names[modes[mi]], what_names[w], tm.p10, tm.p50, tm.p90, tm.launches,
+						tm.launch_us, tm.wall_ms);
 				firstj = 0;
 			}
 		}

@@ -41,6 +41,10 @@ static void usage(FILE *fp)
 		"                      auto (best measured per pair) [auto]\n"
 		"  --plan              cuda: print each partition's fusion plan (planned once and\n"
 		"                      cached under $MMF_CACHE/plans)\n"
+		"  --profile MODE      cuda: run one seq or fused iteration of the first partition\n"
+		"                      between cudaProfilerStart/Stop (for ncu --profile-from-start\n"
+		"                      off; see tools/ncu_metrics.sh) and list its launches in\n"
+		"                      --profile-ops FILE [profile-ops.csv]\n"
 		"  --pairs             cuda: also time each stage's 3x3 conv paired with the text\n"
 		"                      QKV GEMM, MLP GEMM and attention (and conv x conv) in\n"
 		"                      sequence, on two streams and fused by each strategy\n"
@@ -248,7 +252,7 @@ static void git_commit(char *buf, size_t len)
 int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
-	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS };
+	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -258,9 +262,11 @@ int main(int argc, char **argv)
 		{"sms", required_argument, 0, O_SMS}, {"modes", required_argument, 0, O_MODES},
 		{"no-tune", no_argument, 0, O_NOTUNE}, {"strategy", required_argument, 0, O_STRATEGY},
 		{"plan", no_argument, 0, O_PLAN}, {"pairs", no_argument, 0, O_PAIRS},
+		{"profile", required_argument, 0, O_PROFILE}, {"profile-ops", required_argument, 0, O_PROFILE_OPS},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
-	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams,fused,fused-graph", *strategy = "auto";
+	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams,fused,fused-graph", *strategy = "auto", *profile = NULL,
+		   *profile_ops = "profile-ops.csv";
 	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, c;
 	unsigned long long seed = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -293,6 +299,14 @@ int main(int argc, char **argv)
 		case O_STRATEGY: strategy = optarg; break;
 		case O_PLAN: show_plan = 1; break;
 		case O_PAIRS: pairs = 1; break;
+		case O_PROFILE:
+			if (strcmp(optarg, "seq") && strcmp(optarg, "fused")) {
+				fprintf(stderr, "mmf-bench: --profile '%s': expected seq or fused\n", optarg);
+				return 2;
+			}
+			profile = optarg;
+			break;
+		case O_PROFILE_OPS: profile_ops = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -364,7 +378,7 @@ int main(int argc, char **argv)
 		gpu_bench_opts go = {.sms = sms, .modes = modes, .batch = batch, .iters = iters, .warmup = warmup,
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
-				     .pairs = pairs};
+				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");

@@ -13,8 +13,9 @@ arch=${2:-90}
 build=${TMPDIR:-/tmp}/mmf-gpu-build-sm$arch
 mkdir -p "$build"
 cd "$top"
-# The sources only (tracked and new files), not this tree's build outputs.
-{ git ls-files; git ls-files --others --exclude-standard; } | rsync -a --files-from=- "$top/" "$build/"
+# The sources only (tracked and new files), not this tree's build outputs;
+# by checksum and without their times, so that make sees every change.
+{ git ls-files; git ls-files --others --exclude-standard; } | rsync -rlp --checksum --files-from=- "$top/" "$build/"
 cd "$build"
 # automake's own rules rerun configure when configure.ac or Makefile.am change.
 [ -f Makefile ] || { ./autogen.sh >/dev/null 2>&1 && ./configure --with-cuda-arch="$arch" >/dev/null; }
@@ -22,7 +23,8 @@ make -j"$(nproc)" gpu-tests >/dev/null
 rm -rf "$dir" && mkdir -p "$dir/lib"
 progs="tests/gpu/test_kernels tests/gpu/test_ops tests/gpu/test_gemm tests/gpu/test_part tests/gpu/test_engine tests/gpu/test_fuse mmf-bench mmf-mkmodel"
 cp $progs "$dir/"
-cp "$top/tools/check-gpu.sh" "$top/tools/gpu-bench.sh" "$top/tools/torch_baseline.py" "$top/tools/bench_compare.py" "$dir/"
+cp "$top/tools/check-gpu.sh" "$top/tools/gpu-bench.sh" "$top/tools/torch_baseline.py" "$top/tools/bench_compare.py" \
+	"$top/tools/ncu_metrics.sh" "$top/tools/ncu_join.py" "$dir/"
 for lib in $(ldd $progs | awk '/=>/ {print $3}' | sort -u); do
 	case $(basename "$lib") in
 	libc.so*|libm.so*|libpthread*|libdl*|librt*|ld-linux*|libcuda.so*|libstdc++*|libgcc_s*) ;;
