@@ -6,8 +6,10 @@ order). Writes OUT.csv and OUT.json and prints a summary.
     tools/ncu_join.py NCU.csv OPS.csv OUT
 """
 import csv
+import datetime
 import io
 import json
+import os
 import sys
 
 NAMES = {
@@ -56,7 +58,12 @@ def main():
         w.writeheader()
         w.writerows(rows)
     busy = sum(r.get("duration_us") or 0 for r in rows)
-    json.dump({"kernels": len(rows), "busy_us": busy, "rows": rows}, open(sys.argv[3] + ".json", "w"), indent=1)
+    meta = {k: os.environ.get(v, "unknown") for k, v in
+            (("gpu", "MMF_GPU"), ("sms", "MMF_SMS"), ("commit", "MMF_COMMIT"), ("mode", "MMF_MODE"))}
+    meta["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta["note"] = ("ncu replays each kernel alone (caches flushed, --clock-control none): durations are "
+                    "not the overlapped or graph-replayed times; read the percentages, not the sum")
+    json.dump(dict(meta, kernels=len(rows), busy_us=busy, rows=rows), open(sys.argv[3] + ".json", "w"), indent=1)
     print(f"{len(rows)} kernels, {busy:.1f} us of kernel time (each alone); slowest:")
     for r in sorted(rows, key=lambda r: -(r.get("duration_us") or 0))[:8]:
         print(f"  {r['op']:<40} {r.get('duration_us') or 0:8.2f} us  occ {r.get('achieved_occupancy_pct') or 0:5.1f}%"

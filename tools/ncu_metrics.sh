@@ -17,4 +17,5 @@ echo "ncu_metrics: profiling one $mode iteration on $sms SMs ($model)" >&2
 ncu --profile-from-start off --clock-control none --metrics "$metrics" --csv \
 	"$bin/mmf-bench" --device cuda --model "$model" --sms "$sms" --modes seq --iters 1 --warmup 0 \
 	--profile "$mode" --profile-ops "$out/ops-$mode.csv" > "$out/ncu-raw-$mode.csv"
-python3 "$here/ncu_join.py" "$out/ncu-raw-$mode.csv" "$out/ops-$mode.csv" "$out/ncu-$mode"
+MMF_GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1) MMF_SMS=$sms MMF_MODE=$mode \
+	python3 "$here/ncu_join.py" "$out/ncu-raw-$mode.csv" "$out/ops-$mode.csv" "$out/ncu-$mode"
