@@ -623,8 +623,22 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			goto out;
 		printf("\n== partition: %s of %s (L2 and DRAM bandwidth not partitioned)\n", gpu_part_name(p), gpu);
 		printf("   measured roofline: %.0f GB/s streaming copy, %.1f TFLOP/s fp16 GEMM (mma.sync, 4096^3)\n", rf.gbs, rf.tflops);
+		/* Tuning on a smaller partition than the one run on sizes each
+		 * GEMM for a share of the GPU, which is what it gets when the two
+		 * towers run at once. */
+		cudaStream_t tune_s = r.s[0];
+		int tune_n = n;
+		if (o->tune && o->tune_sms > 0 && o->tune_sms != n) {
+			gpu_part *tp;
+			if ((rc = gpu_part_get(parts, o->tune_sms, &tp, &err)) < 0 || (rc = gpu_part_stream(tp, 2, &tune_s, &err)) < 0) {
+				fprintf(stderr, "mmf-bench: --tune-sms: %s\n", err.msg);
+				goto out;
+			}
+			tune_n = gpu_part_sms(tp);
+			printf("   GEMM shapes tuned on a %d-SM partition\n", tune_n);
+		}
 		for (int t = 0; t < 2; t++)
-			if ((rc = gpu_tower_new(gm, ch[t], B, n, o->tune ? r.s[0] : NULL, &r.tw[t], &err)) < 0) {
+			if ((rc = gpu_tower_new(gm, ch[t], B, tune_n, o->tune ? tune_s : NULL, &r.tw[t], &err)) < 0) {
 				fprintf(stderr, "mmf-bench: %s\n", err.msg);
 				goto out;
 			}

@@ -19,6 +19,7 @@ typedef struct gpu_bench_opts {
 	int strategy;		/* -1 auto, else MMF_FUSE_* for every fused pair */
 	int show_plan;		/* print the plan of each partition */
 	int pairs;		/* run the pair microbenchmark too */
+	int tune_sms;		/* tune GEMM shapes on a partition of this many SMs (0: the one run on) */
 	const char *profile;	/* seq or fused: one iteration between cudaProfilerStart/Stop */
 	const char *profile_ops;	/* where to write that iteration's kernel -> op list (CSV) */
 	FILE *json;		/* may be NULL */

@@ -49,6 +49,8 @@ static void usage(FILE *fp)
 		"                      QKV GEMM, MLP GEMM and attention (and conv x conv) in\n"
 		"                      sequence, on two streams and fused by each strategy\n"
 		"  --no-tune           cuda: pick GEMM tile shapes by heuristic instead of timing\n"
+		"  --tune-sms N        cuda: time GEMM shapes on an N-SM partition (default: the\n"
+		"                      partition being run; smaller sizes each GEMM for a share)\n"
 		"  --batch N           images and texts per run [1]\n"
 		"  --iters N           timed runs per tower [20 on cpu, 200 on cuda]\n"
 		"  --warmup N          untimed runs first [2 on cpu, 20 on cuda]\n"
@@ -252,7 +254,7 @@ static void git_commit(char *buf, size_t len)
 int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
-	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS };
+	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -260,23 +262,27 @@ int main(int argc, char **argv)
 		{"seed", required_argument, 0, O_SEED}, {"chain", no_argument, 0, O_CHAIN},
 		{"ops", no_argument, 0, O_OPS}, {"json", required_argument, 0, O_JSON},
 		{"sms", required_argument, 0, O_SMS}, {"modes", required_argument, 0, O_MODES},
-		{"no-tune", no_argument, 0, O_NOTUNE}, {"strategy", required_argument, 0, O_STRATEGY},
+		{"no-tune", no_argument, 0, O_NOTUNE}, {"tune-sms", required_argument, 0, O_TUNE_SMS}, {"strategy", required_argument, 0, O_STRATEGY},
 		{"plan", no_argument, 0, O_PLAN}, {"pairs", no_argument, 0, O_PAIRS},
 		{"profile", required_argument, 0, O_PROFILE}, {"profile-ops", required_argument, 0, O_PROFILE_OPS},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams,fused,fused-graph", *strategy = "auto", *profile = NULL,
 		   *profile_ops = "profile-ops.csv";
-	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, c;
+	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, tune_sms = 0, c;
 	unsigned long long seed = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
 		long v = 0;
-		if (c == O_BATCH || c == O_ITERS || c == O_WARMUP || c == O_THREADS || c == O_SEED) {
+		if (c == O_BATCH || c == O_ITERS || c == O_WARMUP || c == O_THREADS || c == O_SEED || c == O_TUNE_SMS) {
 			errno = 0;
 			v = strtol(optarg, &end, 10);
 			if (errno || *end || !*optarg || v < 0 || v > 1000000 || ((c == O_BATCH || c == O_ITERS) && v < 1)) {
-				fprintf(stderr, "mmf-bench: --%s '%s': expected a %s integer\n", opts[c - O_MODEL].name, optarg,
+				const char *name = "?";
+				for (const struct option *q = opts; q->name; q++)
+					if (q->val == c)
+						name = q->name;
+				fprintf(stderr, "mmf-bench: --%s '%s': expected a %s integer\n", name, optarg,
 					c == O_BATCH || c == O_ITERS ? "positive" : "non-negative");
 				return 2;
 			}
@@ -296,7 +302,15 @@ int main(int argc, char **argv)
 		case O_SMS: sms = optarg; break;
 		case O_MODES: modes = optarg; break;
 		case O_NOTUNE: tune = 0; break;
-		case O_STRATEGY: strategy = optarg; break;
+		case O_TUNE_SMS: tune_sms = (int)v; break;
+		case O_STRATEGY:
+			if (strcmp(optarg, "inter") && strcmp(optarg, "intra-block") && strcmp(optarg, "intra-thread") &&
+			    strcmp(optarg, "auto")) {
+				fprintf(stderr, "mmf-bench: --strategy '%s': expected inter, intra-block, intra-thread or auto\n", optarg);
+				return 2;
+			}
+			strategy = optarg;
+			break;
 		case O_PLAN: show_plan = 1; break;
 		case O_PAIRS: pairs = 1; break;
 		case O_PROFILE:
@@ -369,16 +383,12 @@ int main(int argc, char **argv)
 			fprintf(jf, "{\n  \"benchmark\": \"mmf-bench\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n  \"device\": \"cuda\",\n"
 				"  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n  \"host_cpu\": \"%s\",\n",
 				date, commit, model_arg, desc, batch, iters, warmup, cpu);
-		int strat = fuse_strategy_parse(strategy);
-		if (strat < -1) {
-			fprintf(stderr, "mmf-bench: --strategy '%s': expected inter, intra-block, intra-thread or auto\n", strategy);
-			rc = 2;
-			goto out;
-		}
+		int strat = fuse_strategy_parse(strategy);	/* validated with the options */
 		gpu_bench_opts go = {.sms = sms, .modes = modes, .batch = batch, .iters = iters, .warmup = warmup,
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
-				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops};
+				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
+				     .tune_sms = tune_sms};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");
