@@ -18,9 +18,9 @@
 #include "engine/model.h"
 #include "engine/safetensors.h"
 #include "engine/synth.h"
+#include "tests/gpu/gputest.h"
 #include "tests/testutil.h"
 
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); exit(1); } } while (0)
 
 /* Chain buffer b of tower t as float32 on the host. */
 static float *fetch(gpu_tower *t, const chain *c, int b, int batch)
@@ -177,11 +177,7 @@ static void run_config(const char *name, int batch)
 
 int main(void)
 {
-	int n = 0;
-	if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-		printf("SKIP: no CUDA device\n");
-		return 77;
-	}
+	gpu_test_require_device();
 	cpu_set_threads(0);
 	run_config("small", 2);
 	run_config("rn50", 1);

@@ -20,9 +20,9 @@
 #include "engine/plan.h"
 #include "engine/synth.h"
 #include "kernels/mmf_fuse.h"
+#include "tests/gpu/gputest.h"
 #include "tests/testutil.h"
 
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); exit(1); } } while (0)
 
 typedef struct env {
 	clip_model *m;
@@ -238,11 +238,7 @@ static void test_plan(env *e, int batch, const char *model)
 
 int main(void)
 {
-	int n = 0;
-	if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-		printf("SKIP: no CUDA device\n");
-		return 77;
-	}
+	gpu_test_require_device();
 	env e;
 	/* MMF_FUSE_QUICK: the small model's pairs only (for compute-sanitizer). */
 	int quick = getenv("MMF_FUSE_QUICK") != NULL;

@@ -16,9 +16,9 @@
 #include "engine/safetensors.h"
 #include "engine/synth.h"
 #include "kernels/mmf_kernels.h"
+#include "tests/gpu/gputest.h"
 #include "tests/testutil.h"
 
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); exit(1); } } while (0)
 
 static void *upload_half(float *x, size_t n)	/* rounds x to fp16 in place */
 {
@@ -172,11 +172,7 @@ static void test_linear(int batch, int m, int k, int n, int tokens_stride, int r
 
 int main(void)
 {
-	int n = 0;
-	if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-		printf("SKIP: no CUDA device\n");
-		return 77;
-	}
+	gpu_test_require_device();
 	cpu_set_threads(0);
 	/* RN50 shapes */
 	test_conv(1, 224, 224, 8, 32, 3, 2, 0, ACT_RELU);	/* stem conv1, channels padded to 8 */

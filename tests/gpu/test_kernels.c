@@ -13,9 +13,9 @@
 #include "engine/safetensors.h"
 #include "engine/synth.h"
 #include "kernels/mmf_kernels.h"
+#include "tests/gpu/gputest.h"
 #include "tests/testutil.h"
 
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); exit(1); } } while (0)
 
 static uint16_t *to_half(const float *x, size_t n)
 {
@@ -86,14 +86,7 @@ static void test_layernorm(int rows, int width)
 
 int main(void)
 {
-	int n = 0;
-	if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-		printf("SKIP: no CUDA device\n");
-		return 77;
-	}
-	struct cudaDeviceProp p;
-	CK(cudaGetDeviceProperties(&p, 0));
-	printf("device: %s, %d SMs, sm_%d%d\n", p.name, p.multiProcessorCount, p.major, p.minor);
+	gpu_test_require_device();
 	int shapes[][2] = {{77, 512}, {1, 512}, {3, 640}, {231, 64}, {1000, 1024}, {5, 4096}, {77, 8}, {65537, 16}};
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
 		test_layernorm(shapes[i][0], shapes[i][1]);

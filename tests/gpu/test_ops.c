@@ -17,9 +17,9 @@
 #include "engine/safetensors.h"
 #include "engine/synth.h"
 #include "kernels/mmf_ops.h"
+#include "tests/gpu/gputest.h"
 #include "tests/testutil.h"
 
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); exit(1); } } while (0)
 
 /* n values shift + scale * N(0,1), rounded to fp16: the halves go to *half,
  * their exact float values are returned. */
@@ -333,14 +333,7 @@ static void test_preconditions(void)
 
 int main(void)
 {
-	int n = 0;
-	if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-		printf("SKIP: no CUDA device\n");
-		return 77;
-	}
-	struct cudaDeviceProp p;
-	CK(cudaGetDeviceProperties(&p, 0));
-	printf("device: %s, %d SMs, sm_%d%d\n", p.name, p.multiProcessorCount, p.major, p.minor);
+	gpu_test_require_device();
 
 	/* B, T, W, H: CLIP text towers (dh 64), then every dh the kernel
 	 * takes, T on both sides of each 16- and 32-row edge and of the

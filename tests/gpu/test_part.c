@@ -13,19 +13,11 @@
 #include <stdint.h>
 
 #include "engine/gpu_part.h"
+#include "tests/gpu/gputest.h"
 #include "tests/testutil.h"
 
 int test_part_record_smid(unsigned *smid, int blocks, long long spin, cudaStream_t s);
 
-#define CK(x)                                                                                          \
-	do {                                                                                           \
-		cudaError_t e_ = (x);                                                                  \
-		if (e_ != cudaSuccess) {                                                               \
-			fprintf(stderr, "%s:%d: %s: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorName(e_), \
-				cudaGetErrorString(e_));                                               \
-			exit(1);                                                                       \
-		}                                                                                      \
-	} while (0)
 
 #define MAX_SMID 4096
 #define SPIN 20000	/* clock cycles a block holds its SM: about 10 us */
