@@ -84,27 +84,7 @@ static double pct(double *v, int n, double p)
 	return lo + 1 < n ? v[lo] + (idx - lo) * (v[lo + 1] - v[lo]) : v[lo];
 }
 
-/* Resolves --model: an existing file, or a configuration name written once
- * to the cache directory. */
-static int resolve_model(const char *arg, unsigned long long seed, char *path, size_t len, mmf_err *err)
-{
-	clip_config cfg;
-	struct stat sb;
-	if (stat(arg, &sb) == 0 || clip_config_named(arg, &cfg) < 0) {
-		snprintf(path, len, "%s", arg);
-		return 0;
-	}
-	const char *dir = getenv("MMF_CACHE");
-	if (!dir || !*dir)
-		dir = "/tmp/mmf-cache";
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return mmf_err_set(err, -errno, "%s: cannot create cache directory: %s", dir, strerror(errno));
-	snprintf(path, len, "%s/%s-seed%llu.safetensors", dir, arg, seed);
-	if (stat(path, &sb) == 0)
-		return 0;
-	fprintf(stderr, "mmf-bench: writing synthetic %s model to %s\n", arg, path);
-	return clip_synth_write(&cfg, seed, ST_F32, path, err);
-}
+static void note_stderr(const char *msg) { fprintf(stderr, "mmf-bench: %s\n", msg); }
 
 typedef struct op_times { double *ms; double last; } op_times;
 
@@ -349,7 +329,7 @@ int main(int argc, char **argv)
 	chain *ch[2] = {NULL, NULL};
 	float *emb[2] = {NULL, NULL};
 	int rc = 1;
-	if (resolve_model(model_arg, seed, path, sizeof path, &err) < 0 || clip_model_load(path, &m, &err) < 0 ||
+	if (clip_model_resolve(model_arg, seed, path, sizeof path, note_stderr, &err) < 0 || clip_model_load(path, &m, &err) < 0 ||
 	    chain_build(m, TOWER_IMAGE, &ch[0], &err) < 0 || chain_build(m, TOWER_TEXT, &ch[1], &err) < 0) {
 		fprintf(stderr, "mmf-bench: %s\n", err.msg);
 		goto out;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void mmf_rng_seed(mmf_rng *r, uint64_t seed)
 {
@@ -275,5 +277,35 @@ int clip_synth_write(const clip_config *c, uint64_t seed, st_dtype dtype, const 
 out:
 	st_writer_free(S.w);
 	free(S.buf);
+	return rc;
+}
+
+int clip_model_resolve(const char *arg, uint64_t seed, char *path, size_t len, void (*note)(const char *msg),
+		       mmf_err *err)
+{
+	clip_config cfg;
+	struct stat st;
+	if (stat(arg, &st) == 0 || clip_config_named(arg, &cfg) < 0) {
+		snprintf(path, len, "%s", arg);
+		return 0;
+	}
+	const char *dir = getenv("MMF_CACHE");
+	if (!dir || !*dir)
+		dir = "/tmp/mmf-cache";
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return mmf_err_set(err, -errno, "%s: cannot create the model cache: %s", dir, strerror(errno));
+	snprintf(path, len, "%s/%s-seed%llu.safetensors", dir, arg, (unsigned long long)seed);
+	if (stat(path, &st) == 0)
+		return 0;
+	char tmp[4200], msg[4300];
+	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+	snprintf(msg, sizeof msg, "writing synthetic %s model to %s", arg, path);
+	if (note)
+		note(msg);
+	int rc = clip_synth_write(&cfg, seed, ST_F32, tmp, err);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = mmf_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	if (rc < 0)
+		unlink(tmp);
 	return rc;
 }

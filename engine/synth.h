@@ -19,6 +19,14 @@ int clip_config_check(const clip_config *cfg, mmf_err *err);
 /* Writes a model of configuration cfg with weights from seed. dtype is F32,
  * F16 or BF16 (the int64 BN counters are written as I64, as torch does). */
 int clip_synth_write(const clip_config *cfg, uint64_t seed, st_dtype dtype, const char *path, mmf_err *err);
+/* A model argument as the programs take it: an existing file is used as it
+ * is; a configuration name (tiny, small, rn50, ...) is written once, with
+ * weights from seed, to $MMF_CACHE (default /tmp/mmf-cache) and reused. The
+ * write goes to a per-process temporary name first, so processes starting
+ * together never load a half-written file. note (may be NULL) is told
+ * "writing synthetic NAME model to PATH" before a write. */
+int clip_model_resolve(const char *arg, uint64_t seed, char *path, size_t len, void (*note)(const char *msg),
+		       mmf_err *err);
 /* Deterministic normal draws shared with tests: a splitmix64 stream. */
 typedef struct mmf_rng { uint64_t s; int has; float spare; } mmf_rng;
 void mmf_rng_seed(mmf_rng *r, uint64_t seed);

@@ -1,0 +1,42 @@
+/* conf: mmfd's settings. Defaults, then the config file (`key = value`
+ * lines, keys named like the long options), then the command line. */
+#ifndef MMFD_CONF_H
+#define MMFD_CONF_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+#include "log.h"
+
+#define CONF_DEFAULT_FILE "/etc/mmf/mmfd.conf"
+#define CONF_DEFAULT_SOCKET "/run/mmf/mmfd.sock"
+
+typedef struct conf {
+	char model[1024];
+	char socket[108];	/* sun_path */
+	char config[1024];
+	int config_explicit;	/* --config given: a missing file is an error */
+	int foreground;
+	int queue;		/* requests waiting for the worker */
+	int max_batch;
+	uint32_t max_frame;
+	int deadline_ms;
+	int threads;		/* 0: all cores */
+	log_level log_level;
+	int max_output;		/* pending response bytes per connection before reading from it stops */
+	int stall_timeout_ms;	/* a connection blocked that long on its output is dropped */
+	int test_delay_ms;	/* test only: the worker sleeps this long before each batch */
+	int help;
+} conf;
+
+void conf_defaults(conf *c);
+/* Reads the file named in c->config. A missing file is fine unless
+ * c->config_explicit. Returns 0 or -errno with err set. */
+int conf_load_file(conf *c, mmf_err *err);
+/* Applies the command line; --config is taken first so that the file
+ * (loaded between) is overridden by everything else. Returns 0 or -EINVAL. */
+int conf_parse_args(conf *c, int argc, char **argv, mmf_err *err);
+void conf_usage(FILE *fp);
+
+#endif
