@@ -99,7 +99,7 @@ static void op_hook(void *ud, const chain *c, int i, const float *out, int batch
 }
 
 typedef struct tower_result {
-	double p10, p50, p90;
+	double p10, p50, p90, p99;
 	int finite;
 	double norm_min, norm_max;
 } tower_result;
@@ -155,6 +155,7 @@ static int bench_tower(const chain *c, int batch, int iters, int warmup, unsigne
 	r->p50 = pct(times, iters, 0.5);
 	r->p10 = pct(times, iters, 0.1);
 	r->p90 = pct(times, iters, 0.9);
+	r->p99 = pct(times, iters, 0.99);
 	int E = cfg->embed_dim;
 	r->finite = 1;
 	r->norm_min = INFINITY, r->norm_max = 0;
@@ -414,8 +415,8 @@ int main(int argc, char **argv)
 			model_arg, desc, batch, iters, warmup);
 		fprintf(fp, "  \"towers\": {\n");
 		for (int t = 0; t < 2; t++)
-			fprintf(fp, "    \"%s\": {\"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, \"gflop\": %.4f}%s\n",
-				tower_name((tower)t), r[t].p10, r[t].p50, r[t].p90, chain_flops(ch[t]) * batch / 1e9, t ? "" : ",");
+			fprintf(fp, "    \"%s\": {\"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"gflop\": %.4f}%s\n",
+				tower_name((tower)t), r[t].p10, r[t].p50, r[t].p90, r[t].p99, chain_flops(ch[t]) * batch / 1e9, t ? "" : ",");
 		fprintf(fp, "  },\n  \"embedding_check\": %s\n}\n", ok ? "true" : "false");
 		fclose(fp);
 		printf("results written to %s\n", json);
