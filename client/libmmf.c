@@ -120,24 +120,6 @@ static const char *payload_name(int payload)
 	return f ? f->name : "none";
 }
 
-/* frame_write_all uses write(), which raises SIGPIPE when the daemon has
- * closed; a library must not kill its caller for that, so send with
- * MSG_NOSIGNAL instead. */
-static int send_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Sends req (version and id filled in here) and reads its response, which
  * must carry the payload `want`. On success *out is the response (free with
  * mmf__response__free_unpacked). */
@@ -157,7 +139,7 @@ static int call(mmf_client *c, Mmf__Request *req, int want, Mmf__Response **out,
 	int rc = frame_pack_request(req, &buf, &len);
 	if (rc < 0)
 		return fail(err, rc, "%s request %llu: cannot encode it: %s", what, (unsigned long long)id, strerror(-rc));
-	int wrc = send_all(c->fd, buf, len);
+	int wrc = frame_write_all(c->fd, buf, len);
 	free(buf);
 	/* A daemon that refuses a frame (TOO_LARGE) answers and closes before
 	 * reading it all, so a failed send may still have a response waiting. */

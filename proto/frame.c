@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 void frame_reader_init(frame_reader *r, uint32_t max)
@@ -114,7 +115,11 @@ int frame_unpack_request(const uint8_t *msg, size_t len, Mmf__Request **out, uin
 int frame_write_all(int fd, const uint8_t *buf, size_t len)
 {
 	while (len) {
-		ssize_t w = write(fd, buf, len);
+		/* send(MSG_NOSIGNAL): a peer that closed must not kill the caller
+		 * with SIGPIPE; write() for descriptors that are not sockets. */
+		ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+		if (w < 0 && errno == ENOTSOCK)
+			w = write(fd, buf, len);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;

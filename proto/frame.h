@@ -41,7 +41,8 @@ int frame_pack_response(const Mmf__Response *resp, uint8_t **out, size_t *len);
  * is the request id when it could be read (0 otherwise). */
 int frame_unpack_request(const uint8_t *msg, size_t len, Mmf__Request **out, uint64_t *id, char *err, size_t errlen);
 
-/* Blocking helpers for clients: write all bytes (EINTR-safe), and read
+/* Blocking helpers for clients: write all bytes (EINTR-safe; on a socket
+ * a closed peer gives -EPIPE, never SIGPIPE), and read
  * one whole frame into a malloc'd buffer. Return 0 or -errno; -EMSGSIZE
  * for a length over max; -ECONNRESET when the peer closed mid-frame;
  * -EPIPE when it closed before a frame started. */
