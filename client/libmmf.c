@@ -264,6 +264,7 @@ int mmf_stats(mmf_client *c, mmf_counter **out, size_t *n, mmf_error *err)
 		if (!(v[i].name = strdup(name ? name : "")))
 			goto nomem;
 		v[i].value = r->stats->counters[i]->value;
+		v[i].monotonic = r->stats->counters[i]->monotonic;
 	}
 	mmf__response__free_unpacked(r, NULL);
 	*out = v;

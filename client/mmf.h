@@ -92,6 +92,7 @@ int mmf_health(mmf_client *c, mmf_health_info *out, mmf_error *err);
 typedef struct mmf_counter {
 	char *name;
 	double value;
+	int monotonic;	/* only ever grows (a counter); else a level (a gauge) */
 } mmf_counter;
 
 /* All the daemon's counters in its order, in a malloc'd array that

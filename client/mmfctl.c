@@ -52,7 +52,7 @@ static const char usage_stats[] =
 	"Prints the daemon's counters as a table.\n"
 	"  --json            one JSON object (one per line with --watch)\n"
 	"  --prometheus      Prometheus text exposition format, names prefixed mmf_;\n"
-	"                    names ending in _total are counters, the rest gauges\n"
+	"                    running totals are counters (named *_total), levels gauges\n"
 	"  --watch SECONDS   print again every SECONDS until interrupted\n";
 static const char usage_embed_text[] =
 	"usage: mmfctl embed-text [--out FILE] (--tokens IDS | TEXT)\n"
@@ -341,8 +341,10 @@ static void print_stats(const mmf_counter *v, size_t n, int prom)
 			char name[256];
 			prom_name(v[i].name, name, sizeof name);
 			size_t l = strlen(name);
-			int counter = l > 6 && !strcmp(name + l - 6, "_total");
-			printf("# TYPE %s %s\n%s ", name, counter ? "counter" : "gauge", name);
+			/* Prometheus counters end in _total. */
+			if (v[i].monotonic && !(l > 6 && !strcmp(name + l - 6, "_total")) && l + 7 < sizeof name)
+				strcat(name, "_total");
+			printf("# TYPE %s %s\n%s ", name, v[i].monotonic ? "counter" : "gauge", name);
 			if (isnan(v[i].value))
 				fputs("NaN", stdout);
 			else if (isinf(v[i].value))

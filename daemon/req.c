@@ -92,6 +92,7 @@ static int req_stats(uint64_t id, uint8_t **resp, size_t *len)
 		mmf__counter__init(&cs[i]);
 		cs[i].name = v[i].name;
 		cs[i].value = v[i].value;
+		cs[i].monotonic = v[i].monotonic;
 		cp[i] = &cs[i];
 	}
 	Mmf__Stats st = MMF__STATS__INIT;

@@ -79,12 +79,13 @@ double stats_percentile_ms(stat_hist h, double p)
 	return pow(2.0, HIST_BUCKETS / 4.0) / 1e3;
 }
 
-static void stats_put(stats_value *out, int max, int *n, const char *name, const char *suffix, double v)
+static void stats_put(stats_value *out, int max, int *n, const char *name, const char *suffix, double v, int monotonic)
 {
 	if (*n >= max)
 		return;
 	snprintf(out[*n].name, sizeof out[*n].name, "%s%s", name, suffix);
 	out[*n].value = v;
+	out[*n].monotonic = monotonic;
 	(*n)++;
 }
 
@@ -92,16 +93,17 @@ int stats_snapshot(stats_value *out, int max)
 {
 	int n = 0;
 	for (int i = 0; i < stat_id_max; i++)
-		stats_put(out, max, &n, stats_names[i], "", (double)stats_get((stat_id)i));
+		stats_put(out, max, &n, stats_names[i], "", (double)stats_get((stat_id)i),
+			  i != STAT_connections_open && i != STAT_queue_depth && i != STAT_in_flight);
 	int64_t batches = stats_get(STAT_batches);
 	stats_put(out, max, &n, "mean_batch_size", "",
-		  batches ? (double)stats_get(STAT_batch_items) / (double)batches : 0);
-	stats_put(out, max, &n, "uptime_s", "", stats_uptime_s());
+		  batches ? (double)stats_get(STAT_batch_items) / (double)batches : 0, 0);
+	stats_put(out, max, &n, "uptime_s", "", stats_uptime_s(), 0);
 	for (int h = 0; h < stat_hist_max; h++) {
-		stats_put(out, max, &n, hist_names[h], "_count", (double)stats_hist_count((stat_hist)h));
-		stats_put(out, max, &n, hist_names[h], "_p50_ms", stats_percentile_ms((stat_hist)h, 0.50));
-		stats_put(out, max, &n, hist_names[h], "_p90_ms", stats_percentile_ms((stat_hist)h, 0.90));
-		stats_put(out, max, &n, hist_names[h], "_p99_ms", stats_percentile_ms((stat_hist)h, 0.99));
+		stats_put(out, max, &n, hist_names[h], "_count", (double)stats_hist_count((stat_hist)h), 1);
+		stats_put(out, max, &n, hist_names[h], "_p50_ms", stats_percentile_ms((stat_hist)h, 0.50), 0);
+		stats_put(out, max, &n, hist_names[h], "_p90_ms", stats_percentile_ms((stat_hist)h, 0.90), 0);
+		stats_put(out, max, &n, hist_names[h], "_p99_ms", stats_percentile_ms((stat_hist)h, 0.99), 0);
 	}
 	return n;
 }

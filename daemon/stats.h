@@ -63,6 +63,7 @@ typedef enum stat_hist {
 typedef struct stats_value {
 	char name[64];
 	double value;
+	int monotonic;	/* a running total, not a level */
 } stats_value;
 
 /* Every value stats_snapshot returns: the counters, mean_batch_size,

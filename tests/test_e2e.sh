@@ -22,7 +22,8 @@ export MMF_SOCKET=$T/s.sock
 expect 0 "status  ok" -- "$B/mmfctl" health
 expect 0 '"device":"cpu"' -- "$B/mmfctl" --json health
 expect 0 "requests_health" -- "$B/mmfctl" stats
-expect 0 "# TYPE mmf_requests_health" -- "$B/mmfctl" stats --prometheus
+expect 0 "# TYPE mmf_requests_health_total counter" -- "$B/mmfctl" stats --prometheus
+expect 0 "# TYPE mmf_queue_depth gauge" -- "$B/mmfctl" stats --prometheus
 "$B/mmfctl" embed-text --tokens 49406,320,1125,49407 --out "$T/e.f32" >/dev/null 2>&1 && [ "$(wc -c < "$T/e.f32")" -eq 256 ] && ok || bad "embed-text --out: expected 64 floats"
 expect 1 "UNSUPPORTED: text: text strings are not supported yet" -- "$B/mmfctl" embed-text "a photo of a cat"
 head -c $((8 * 8 * 3)) /dev/urandom > "$T/img.rgb"
