@@ -23,6 +23,7 @@ void conf_defaults(conf *c)
 	c->log_level = LOG_INFO;
 	c->max_output = 1 << 20;
 	c->stall_timeout_ms = 30000;
+	snprintf(c->device, sizeof c->device, "cpu");
 }
 
 static int conf_int(const char *where, const char *key, const char *v, long lo, long hi, long *out, mmf_err *err)
@@ -56,7 +57,14 @@ static int conf_set(conf *c, const char *key, const char *v, const char *where, 
 	INT_KEY("max-output", max_output, 4096, 1 << 30)
 	INT_KEY("stall-timeout-ms", stall_timeout_ms, 10, 3600 * 1000)
 	INT_KEY("test-delay-ms", test_delay_ms, 0, 60000)
+	INT_KEY("sms", sms, 0, 4096)
 #undef INT_KEY
+	if (strcmp(key, "device") == 0) {
+		if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+			return mmf_err_set(err, -EINVAL, "%s: device '%s': expected cpu or cuda", where, v);
+		snprintf(c->device, sizeof c->device, "%s", v);
+		return 0;
+	}
 	if (strcmp(key, "model") == 0) {
 		if (!*v || strlen(v) >= sizeof c->model)
 			return mmf_err_set(err, -EINVAL, "%s: model '%s': expected a file or a model name", where, v);
@@ -143,6 +151,8 @@ static const struct option conf_options[] = {
 	{"max-output", required_argument, NULL, OPT_VALUE},
 	{"stall-timeout-ms", required_argument, NULL, OPT_VALUE},
 	{"test-delay-ms", required_argument, NULL, OPT_VALUE},
+	{"device", required_argument, NULL, OPT_VALUE},
+	{"sms", required_argument, NULL, OPT_VALUE},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"foreground", no_argument, NULL, OPT_FOREGROUND},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -201,7 +211,7 @@ void conf_usage(FILE *fp)
 {
 	fprintf(fp,
 		"Usage: mmfd [OPTION]...\n"
-		"Serve CLIP image and text embeddings on a Unix socket (CPU backend).\n\n"
+		"Serve CLIP image and text embeddings on a Unix socket (CPU or CUDA backend).\n\n"
 		"  --model FILE|NAME     open_clip safetensors file, or tiny|small|rn50 for a synthetic\n"
 		"                        model written once to $MMF_CACHE (default tiny)\n"
 		"  --socket PATH         listening socket (default %s); ignored under socket activation\n"
@@ -211,6 +221,9 @@ void conf_usage(FILE *fp)
 		"  --max-frame BYTES     largest request frame (default 16777216)\n"
 		"  --deadline-ms N       default request deadline (default 10000)\n"
 		"  --threads N           engine threads, 0 for all cores (default 0)\n"
+		"  --device cpu|cuda     backend (default cpu); cuda keeps the fp16 model resident on\n"
+		"                        the GPU (builds with CUDA only)\n"
+		"  --sms N               cuda: run in a green-context partition of N SMs (0: all)\n"
 		"  --max-output BYTES    unsent response bytes per client before reading from it stops\n"
 		"                        (default 1048576)\n"
 		"  --stall-timeout-ms N  drop a client that reads none of its responses for this long\n"

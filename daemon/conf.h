@@ -23,6 +23,8 @@ typedef struct conf {
 	uint32_t max_frame;
 	int deadline_ms;
 	int threads;		/* 0: all cores */
+	char device[8];		/* "cpu" or "cuda" */
+	int sms;		/* cuda: SM partition size, 0 for the whole GPU */
 	log_level log_level;
 	int max_output;		/* pending response bytes per connection before reading from it stops */
 	int stall_timeout_ms;	/* a connection blocked that long on its output is dropped */

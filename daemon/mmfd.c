@@ -87,12 +87,15 @@ int main(int argc, char **argv)
 	s.rctx.model_desc = desc;
 	s.rctx.deadline_ms = cf.deadline_ms;
 	sched_opts so = {.queue = cf.queue, .max_batch = cf.max_batch, .threads = cf.threads,
-			 .test_delay_ms = cf.test_delay_ms, .wake = srv_wake, .wake_ud = &s};
+			 .test_delay_ms = cf.test_delay_ms, .wake = srv_wake, .wake_ud = &s,
+			 .cuda = !strcmp(cf.device, "cuda"), .sms = cf.sms};
 	if (sched_new(m, &so, &sc, &err) < 0) {
 		log_error("engine: %s", err.msg);
 		goto out;
 	}
 	s.sched = sc;
+	s.rctx.device = sched_device(sc);
+	log_info("device: %s", sched_device(sc));
 	if (!cf.foreground) {
 		/* Detach after everything that can fail has been reported; keep
 		 * the working directory (relative paths) and stderr (the log). */

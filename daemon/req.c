@@ -110,7 +110,7 @@ static int req_health(const req_ctx *ctx, uint64_t id, uint8_t **resp, size_t *l
 	Mmf__Health h = MMF__HEALTH__INIT;
 	h.status = (char *)(ctx->draining ? "draining" : "ok");
 	h.model = (char *)ctx->model_desc;
-	h.device = (char *)"cpu";
+	h.device = (char *)(ctx->device ? ctx->device : "cpu");
 	h.uptime_s = stats_uptime_s();
 	Mmf__Response r = MMF__RESPONSE__INIT;
 	r.id = id;

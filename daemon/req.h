@@ -19,6 +19,7 @@
 typedef struct req_ctx {
 	const clip_model *m;
 	const char *model_desc;
+	const char *device;	/* for Health */
 	int deadline_ms;	/* default deadline */
 	int draining;
 } req_ctx;

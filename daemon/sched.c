@@ -15,12 +15,25 @@
 #include "log.h"
 #include "resp.h"
 #include "stats.h"
+#ifdef MMFD_GPU
+#include "gpu.h"
+#include "gpu_part.h"
+#endif
 
 struct sched {
 	const clip_model *m;
 	sched_opts o;
 	chain *ch[tower_max];
 	cpu_engine *eng[tower_max];
+#ifdef MMFD_GPU
+	/* --device cuda: resident fp16 weights and one tower per chain at
+	 * max_batch, on a stream of the chosen partition. */
+	gpu_parts *parts;
+	gpu_model *gm;
+	gpu_tower *gt[tower_max];
+	cudaStream_t stream;
+#endif
+	char device[160];
 	float *px_batch, *emb_batch;
 	int32_t *tok_batch;
 	pthread_t thread;
@@ -76,9 +89,29 @@ int sched_new(const clip_model *m, const sched_opts *o, sched **out, mmf_err *er
 	pthread_cond_init(&s->cv, NULL);
 	int rc;
 	for (int t = 0; t < tower_max; t++)
-		if ((rc = chain_build(m, (tower)t, &s->ch[t], err)) < 0 ||
-		    (rc = cpu_engine_new(s->ch[t], o->max_batch, &s->eng[t], err)) < 0)
+		if ((rc = chain_build(m, (tower)t, &s->ch[t], err)) < 0)
 			goto fail;
+	snprintf(s->device, sizeof s->device, "cpu");
+	if (o->cuda) {
+#ifdef MMFD_GPU
+		gpu_part *p;
+		if ((rc = gpu_parts_open(0, &s->parts, err)) < 0 || (rc = gpu_parts_check(s->parts, o->sms, err)) < 0 ||
+		    (rc = gpu_part_get(s->parts, o->sms, &p, err)) < 0 || (rc = gpu_part_stream(p, 0, &s->stream, err)) < 0 ||
+		    (rc = gpu_model_new(s->ch[TOWER_IMAGE], s->ch[TOWER_TEXT], &s->gm, err)) < 0)
+			goto fail;
+		for (int t = 0; t < tower_max; t++)	/* GEMM shapes timed on the partition */
+			if ((rc = gpu_tower_new(s->gm, s->ch[t], o->max_batch, gpu_part_sms(p), s->stream, &s->gt[t], err)) < 0)
+				goto fail;
+		snprintf(s->device, sizeof s->device, "cuda: %s, %s", gpu_parts_device_name(s->parts), gpu_part_name(p));
+#else
+		rc = mmf_err_set(err, -ENOTSUP, "--device cuda: this mmfd was built without CUDA");
+		goto fail;
+#endif
+	} else {
+		for (int t = 0; t < tower_max; t++)
+			if ((rc = cpu_engine_new(s->ch[t], o->max_batch, &s->eng[t], err)) < 0)
+				goto fail;
+	}
 	const clip_config *c = &m->cfg;
 	size_t B = (size_t)o->max_batch, S = (size_t)c->image_size;
 	s->px_batch = malloc(B * 3 * S * S * sizeof(float));
@@ -94,6 +127,8 @@ fail:
 	sched_free(s);
 	return rc;
 }
+
+const char *sched_device(const sched *s) { return s->device; }
 
 int sched_submit(sched *s, job *j)
 {
@@ -145,8 +180,18 @@ static int sched_run_tower(sched *s, tower t, sched_item *it, int n, mmf_err *er
 			else
 				memcpy(s->tok_batch + (size_t)i * T, x->j->tokens + (size_t)x->k * T, T * sizeof(int32_t));
 		}
-		rc = t == TOWER_IMAGE ? cpu_embed_image(s->eng[t], s->px_batch, b, s->emb_batch, err)
-				      : cpu_embed_text(s->eng[t], s->tok_batch, b, s->emb_batch, err);
+#ifdef MMFD_GPU
+		if (s->gt[t]) {
+			rc = t == TOWER_IMAGE ? gpu_tower_set_image(s->gt[t], s->px_batch, b, s->stream, err)
+					      : gpu_tower_set_text(s->gt[t], s->tok_batch, b, s->stream, err);
+			if (rc == 0 && gpu_tower_enqueue(s->gt[t], s->stream) < 0)
+				rc = mmf_err_set(err, -EIO, "gpu: launching the %s tower failed", tower_name(t));
+			if (rc == 0)
+				rc = gpu_tower_get_output(s->gt[t], s->emb_batch, b, s->stream, err);
+		} else
+#endif
+			rc = t == TOWER_IMAGE ? cpu_embed_image(s->eng[t], s->px_batch, b, s->emb_batch, err)
+					      : cpu_embed_text(s->eng[t], s->tok_batch, b, s->emb_batch, err);
 		if (rc < 0)
 			return rc;
 		stats_add(STAT_batches, 1);
@@ -341,6 +386,13 @@ void sched_free(sched *s)
 		n = j->next, job_free(j);
 	for (job *j = s->done_head, *n; j; j = n)
 		n = j->next, job_free(j);
+#ifdef MMFD_GPU
+	/* Towers and weights first: they point into the chains. */
+	for (int t = 0; t < tower_max; t++)
+		gpu_tower_free(s->gt[t]);
+	gpu_model_free(s->gm);
+	gpu_parts_close(s->parts);
+#endif
 	for (int t = 0; t < tower_max; t++) {
 		cpu_engine_free(s->eng[t]);
 		chain_free(s->ch[t]);

@@ -39,11 +39,15 @@ typedef struct sched sched;
 
 typedef struct sched_opts {
 	int queue, max_batch, threads, test_delay_ms;
+	int cuda;		/* run the towers on the GPU (MMFD_GPU builds) */
+	int sms;		/* cuda: partition size, 0 for the whole GPU */
 	void (*wake)(void *ud);	/* called by the worker when finished jobs are waiting */
 	void *wake_ud;
 } sched_opts;
 
 int sched_new(const clip_model *m, const sched_opts *o, sched **out, mmf_err *err);
+/* "cpu", or "cuda: NVIDIA H200, all 132 SMs" / "cuda: NVIDIA H200, 8 SMs". */
+const char *sched_device(const sched *s);
 int sched_start(sched *s, mmf_err *err);
 /* Queues j. Returns 0, or -EAGAIN when the queue is full (j stays the caller's). */
 int sched_submit(sched *s, job *j);

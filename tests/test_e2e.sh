@@ -31,6 +31,10 @@ expect 0 "" -- "$B/mmfctl" embed-image --raw "$T/img.rgb" --width 8 --height 8
 expect 1 "is 192 bytes, a 9x8 RGB image is 216" -- "$B/mmfctl" embed-image --raw "$T/img.rgb" --width 9 --height 8
 expect 0 "throughput" -- "$B/mmfctl" bench --clients 2 --requests 60
 expect 2 "usage" -- "$B/mmfctl" no-such-command
+if [ "${HAVE_CUDA:-no}" != yes ]; then
+	expect 1 "--device cuda: this mmfd was built without CUDA" -- "$B/mmfd" --foreground --device cuda --model tiny --socket "$T/t2.sock"
+fi
+expect 2 "device 'tpu': expected cpu or cuda" -- "$B/mmfd" --device tpu
 kill -TERM $pid
 wait $pid
 rc=$?

@@ -39,5 +39,25 @@ else
 	echo "SKIP: compute-sanitizer not found"
 fi
 run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
+# The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs) serving mmfctl.
+mmfd=$B/mmfd mmfctl=$B/mmfctl
+if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
+	for sms in 0 8; do
+		echo "== mmfd --device cuda --sms $sms"
+		d=$(mktemp -d "${TMPDIR:-/tmp}/mmf-gpud-XXXXXX")
+		MMF_CACHE=$d "$mmfd" --foreground --device cuda --sms $sms --model small --socket "$d/s.sock" >"$d/log" 2>&1 &
+		dpid=$!
+		for i in $(seq 1 300); do "$mmfctl" --socket "$d/s.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
+		h=$("$mmfctl" --socket "$d/s.sock" health 2>&1)
+		echo "$h" | grep device
+		case $h in *"cuda: "*) ;; *) echo "FAILED: mmfd --device cuda health: $h"; tail -5 "$d/log"; fail=1 ;; esac
+		"$mmfctl" --socket "$d/s.sock" bench --clients 4 --requests 400 --image-size 224 2>/dev/null | grep -E 'throughput|latency all' ||
+			{ echo "FAILED: mmfctl bench against mmfd --device cuda"; fail=1; }
+		kill -TERM $dpid; wait $dpid || { echo "FAILED: mmfd --device cuda exit status"; fail=1; }
+		rm -rf "$d"
+	done
+else
+	echo "SKIP: mmfd/mmfctl not in $B"
+fi
 [ $fail -eq 0 ] && echo "check-gpu: all passed" || echo "check-gpu: FAILURES"
 exit $fail
