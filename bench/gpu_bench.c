@@ -235,24 +235,6 @@ static int parse_modes(const char *list, int *modes)
 	return n;
 }
 
-/* Random inputs: normal pixels, token rows with SOT/EOT of varied length. */
-static void make_inputs(const clip_config *c, int batch, unsigned long long seed, float *px, int32_t *tok)
-{
-	mmf_rng r;
-	mmf_rng_seed(&r, seed * 7919 + 1);
-	for (size_t i = 0; i < (size_t)batch * 3 * c->image_size * c->image_size; i++)
-		px[i] = mmf_rng_normal(&r);
-	memset(tok, 0, (size_t)batch * c->context * sizeof *tok);
-	for (int s = 0; s < batch; s++) {
-		int len = 2 + (int)(mmf_rng_u64(&r) % (uint64_t)(c->context - 1));
-		int32_t *t = tok + (size_t)s * c->context;
-		t[0] = c->vocab - 2;
-		for (int i = 1; i < len - 1; i++)
-			t[i] = 1 + (int32_t)(mmf_rng_u64(&r) % (uint64_t)(c->vocab - 3));
-		t[len - 1] = c->vocab - 1;
-	}
-}
-
 static double cosine(const float *a, const float *b, int n)
 {
 	double ab = 0, aa = 0, bb = 0;
@@ -584,7 +566,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 	const char *gpu = gpu_parts_device_name(parts);
 	int total = gpu_parts_total_sms(parts);
 	/* CPU reference embeddings for the same inputs. */
-	make_inputs(cfg, B, o->seed, px, tok);
+	clip_synth_inputs(cfg, B, o->seed, px, tok);
 	for (int t = 0; t < 2; t++) {
 		cpu_engine *ce;
 		if ((rc = cpu_engine_new(ch[t], B, &ce, &err)) < 0 ||

@@ -112,8 +112,6 @@ static int bench_tower(const chain *c, int batch, int iters, int warmup, unsigne
 	int rc = cpu_engine_new(c, batch, &e, err);
 	if (rc < 0)
 		return rc;
-	mmf_rng rng;
-	mmf_rng_seed(&rng, seed * 7919 + (unsigned)c->tower);
 	float *px = NULL;
 	int32_t *tok = NULL;
 	double *times = NULL;
@@ -122,20 +120,9 @@ static int bench_tower(const chain *c, int batch, int iters, int warmup, unsigne
 		size_t n = (size_t)batch * 3 * cfg->image_size * cfg->image_size;
 		if (!(px = malloc(n * sizeof *px)))
 			goto oom;
-		for (size_t i = 0; i < n; i++)
-			px[i] = mmf_rng_normal(&rng);
-	} else {
-		if (!(tok = calloc((size_t)batch * cfg->context, sizeof *tok)))
-			goto oom;
-		for (int s = 0; s < batch; s++) {
-			int len = 2 + (int)(mmf_rng_u64(&rng) % (uint64_t)(cfg->context - 1));
-			int32_t *t = tok + (size_t)s * cfg->context;
-			t[0] = cfg->vocab - 2;
-			for (int i = 1; i < len - 1; i++)
-				t[i] = 1 + (int32_t)(mmf_rng_u64(&rng) % (uint64_t)(cfg->vocab - 3));
-			t[len - 1] = cfg->vocab - 1;
-		}
-	}
+	} else if (!(tok = malloc((size_t)batch * cfg->context * sizeof *tok)))
+		goto oom;
+	clip_synth_inputs(cfg, batch, seed, px, tok);
 	times = calloc((size_t)iters, sizeof *times);
 	ot.ms = calloc((size_t)c->nops, sizeof(double));
 	if (!times || !ot.ms)

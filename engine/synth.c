@@ -309,3 +309,25 @@ int clip_model_resolve(const char *arg, uint64_t seed, char *path, size_t len, v
 		unlink(tmp);
 	return rc;
 }
+
+void clip_synth_inputs(const clip_config *c, int n, uint64_t seed, float *px, int32_t *tok)
+{
+	mmf_rng r;
+	if (px) {
+		mmf_rng_seed(&r, seed * 7919 + 1);
+		for (size_t i = 0; i < (size_t)n * 3 * c->image_size * c->image_size; i++)
+			px[i] = mmf_rng_normal(&r);
+	}
+	if (tok) {
+		mmf_rng_seed(&r, seed * 7919 + 2);
+		memset(tok, 0, (size_t)n * c->context * sizeof *tok);
+		for (int s = 0; s < n; s++) {
+			int len = 2 + (int)(mmf_rng_u64(&r) % (uint64_t)(c->context - 1));
+			int32_t *t = tok + (size_t)s * c->context;
+			t[0] = c->vocab - 2;
+			for (int i = 1; i < len - 1; i++)
+				t[i] = 1 + (int32_t)(mmf_rng_u64(&r) % (uint64_t)(c->vocab - 3));
+			t[len - 1] = c->vocab - 1;
+		}
+	}
+}

@@ -27,6 +27,12 @@ int clip_synth_write(const clip_config *cfg, uint64_t seed, st_dtype dtype, cons
  * "writing synthetic NAME model to PATH" before a write. */
 int clip_model_resolve(const char *arg, uint64_t seed, char *path, size_t len, void (*note)(const char *msg),
 		       mmf_err *err);
+/* Benchmark inputs from seed: n images of N(0,1) pixels, NCHW [n][3][S][S]
+ * (already in normalised space), and n token rows of random length, SOT
+ * (vocab-2) ... EOT (vocab-1), zero-padded to the context. Either pointer
+ * may be NULL; each comes from its own stream, so one does not change the
+ * other. */
+void clip_synth_inputs(const clip_config *cfg, int n, uint64_t seed, float *pixels, int32_t *tokens);
 /* Deterministic normal draws shared with tests: a splitmix64 stream. */
 typedef struct mmf_rng { uint64_t s; int has; float spare; } mmf_rng;
 void mmf_rng_seed(mmf_rng *r, uint64_t seed);

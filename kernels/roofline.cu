@@ -20,13 +20,6 @@ __global__ void __launch_bounds__(256) copy_kernel(const uint4 *__restrict__ src
 		dst[i] = src[i];
 }
 
-/* Programmatic dependent launch: off until the engine turns it on for a
- * device that has it (compute capability 9.0+). */
-bool mmf_pdl_on = false;
-
-extern "C" void mmf_set_pdl(int on) { mmf_pdl_on = on != 0; }
-extern "C" int mmf_get_pdl(void) { return mmf_pdl_on; }
-
 extern "C" int mmf_copy_bw(const void *src, void *dst, size_t bytes, int sms, mmf_stream stream)
 {
 	if (!src || !dst || bytes % 16 || sms < 1 || (((uintptr_t)src | (uintptr_t)dst) % 16))

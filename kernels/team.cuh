@@ -77,7 +77,7 @@ static inline int mmf_desc_pack(mmf_opdesc *d, int kind, const P &p, int tiles, 
 	return 0;
 }
 /* Whether launches carry the programmatic-serialization attribute
- * (mmf_set_pdl in launch.cu). */
+ * (mmf_set_pdl, kernels/launch.cu). */
 extern bool mmf_pdl_on;
 
 /* Launches kernel k like k<<<grid, block, smem, stream>>>(args...), with
