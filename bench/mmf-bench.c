@@ -239,8 +239,14 @@ int main(int argc, char **argv)
 		   *profile_ops = "profile-ops.csv";
 	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, tune_sms = 0, c;
 	unsigned long long seed = 1;
+	const char *cuda_only = NULL;	/* the first CUDA-only option given */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
+		if (!cuda_only && (c == O_SMS || c == O_MODES || c == O_NOTUNE || c == O_TUNE_SMS || c == O_STRATEGY ||
+				   c == O_PLAN || c == O_PAIRS || c == O_PROFILE || c == O_PROFILE_OPS))
+			for (const struct option *q = opts; q->name; q++)
+				if (q->val == c)
+					cuda_only = q->name;
 		long v = 0;
 		if (c == O_BATCH || c == O_ITERS || c == O_WARMUP || c == O_THREADS || c == O_SEED || c == O_TUNE_SMS) {
 			errno = 0;
@@ -299,6 +305,10 @@ int main(int argc, char **argv)
 	int cuda = !strcmp(device, "cuda");
 	if (!cuda && strcmp(device, "cpu") != 0) {
 		fprintf(stderr, "mmf-bench: --device '%s': expected cpu or cuda\n", device);
+		return 2;
+	}
+	if (!cuda && cuda_only) {
+		fprintf(stderr, "mmf-bench: --%s applies to --device cuda only\n", cuda_only);
 		return 2;
 	}
 #ifndef MMF_GPU_BENCH

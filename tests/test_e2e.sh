@@ -33,6 +33,9 @@ expect 0 "throughput" -- "$B/mmfctl" bench --clients 2 --requests 60
 expect 2 "usage" -- "$B/mmfctl" no-such-command
 if [ "${HAVE_CUDA:-no}" != yes ]; then
 	expect 1 "--device cuda: this mmfd was built without CUDA" -- "$B/mmfd" --foreground --device cuda --model tiny --socket "$T/t2.sock"
+elif ! command -v nvidia-smi >/dev/null 2>&1; then	# built with CUDA, no GPU here
+	expect 1 "engine: no usable CUDA driver" -- "$B/mmfd" --foreground --device cuda --model tiny --socket "$T/t2.sock"
+	[ ! -e "$T/t2.sock" ] && ok || bad "mmfd left its socket behind after failing to start"
 fi
 expect 2 "device 'tpu': expected cpu or cuda" -- "$B/mmfd" --device tpu
 kill -TERM $pid

@@ -31,6 +31,8 @@ expect 2 "--device 'tpu': expected cpu or cuda" -- "$B/mmf-bench" --device tpu
 expect 2 "--iters '0': expected a positive integer" -- "$B/mmf-bench" --iters 0
 expect 2 "--tune-sms 'x': expected a non-negative integer" -- "$B/mmf-bench" --tune-sms x
 expect 2 "--strategy 'fast': expected inter, intra-block, intra-thread or auto" -- "$B/mmf-bench" --device cpu --strategy fast
+expect 2 "--sms applies to --device cuda only" -- "$B/mmf-bench" --sms 8
+expect 2 "--pairs applies to --device cuda only" -- "$B/mmf-bench" --device cpu --pairs
 expect 1 "$T/missing.safetensors: cannot open: No such file or directory" -- "$B/mmf-bench" --model "$T/missing.safetensors"
 : > "$T/empty.safetensors"
 expect 1 "empty file, expected a safetensors header" -- "$B/mmf-bench" --model "$T/empty.safetensors"
