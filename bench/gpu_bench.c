@@ -173,44 +173,10 @@ typedef struct roof { double gbs, tflops; } roof;
  * plus written) and a 4096^3 GEMM through our own tensor-core kernel. */
 static int measure_roofline(int sms, cudaStream_t s, roof *out)
 {
-	size_t bytes = (size_t)1 << 30;
-	void *x = NULL, *y = NULL;
-	cudaEvent_t a = NULL, b = NULL;
-	int rc = 0;
-	float ms;
-	CUDA_OR(cudaMalloc(&x, bytes), "roofline");
-	CUDA_OR(cudaMalloc(&y, bytes), "roofline");
-	CUDA_OR(cudaMemsetAsync(x, 0x3c, bytes, s), "roofline");	/* 1.0 in fp16: not zeros */
-	CUDA_OR(cudaEventCreate(&a), "roofline");
-	CUDA_OR(cudaEventCreate(&b), "roofline");
-	if ((rc = mmf_copy_bw(x, y, bytes, sms, (mmf_stream)s)) < 0)
-		goto out;
-	CUDA_OR(cudaEventRecord(a, s), "roofline");
-	for (int i = 0; i < 5 && rc == 0; i++)
-		rc = mmf_copy_bw(x, y, bytes, sms, (mmf_stream)s);
-	CUDA_OR(cudaEventRecord(b, s), "roofline");
-	CUDA_OR(cudaEventSynchronize(b), "roofline");
-	cudaEventElapsedTime(&ms, a, b);
-	out->gbs = 5.0 * 2 * bytes / (ms / 1e3) / 1e9;
-	int n = 4096;
-	mmf_gemm g = {.A = x, .B = (char *)x + (size_t)n * n * 2, .C = y, .M = n, .N = n, .K = n,
-		      .rps = n, .lda = n, .sstride = (long long)n * n};
-	if ((rc = mmf_gemm_f16(&g, MMF_GEMM_L, 0, (mmf_stream)s)) < 0)
-		goto out;
-	CUDA_OR(cudaEventRecord(a, s), "roofline");
-	for (int i = 0; i < 5 && rc == 0; i++)
-		rc = mmf_gemm_f16(&g, MMF_GEMM_L, 0, (mmf_stream)s);
-	CUDA_OR(cudaEventRecord(b, s), "roofline");
-	CUDA_OR(cudaEventSynchronize(b), "roofline");
-	cudaEventElapsedTime(&ms, a, b);
-	out->tflops = 5.0 * 2.0 * n * n * (double)n / (ms / 1e3) / 1e12;
-out:
-	cudaFree(x);
-	cudaFree(y);
-	if (a)
-		cudaEventDestroy(a);
-	if (b)
-		cudaEventDestroy(b);
+	mmf_err err = {0};
+	int rc = plan_roofline(sms, (size_t)1 << 30, s, &out->tflops, &out->gbs, &err);
+	if (rc < 0)
+		fprintf(stderr, "mmf-bench: %s\n", err.msg);
 	return rc;
 }
 
@@ -504,13 +470,7 @@ static int get_plan(const gpu_bench_opts *o, run_ctx *r, int sms, const char *gp
 	snprintf(dir, sizeof dir, "%s/plans", cache && *cache ? cache : "/tmp/mmf-cache");
 	mkdir(cache && *cache ? cache : "/tmp/mmf-cache", 0755);
 	mkdir(dir, 0755);
-	char g[64];
-	snprintf(g, sizeof g, "%s", gpu);
-	for (char *c = g; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
-			*c = '_';
-	snprintf(path, sizeof path, "%s/plan-%s-%s-%dsm-b%d-%s.json", dir, want.model_hash, g, sms, o->batch,
-		 fuse_strategy_name(o->strategy));
+	plan_cache_path(dir, &want, path, sizeof path);
 	int rc = plan_load(path, &want, &r->plan, &err);
 	if (rc == 0) {
 		printf("   plan: %s (cached)\n", path);

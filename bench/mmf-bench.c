@@ -16,6 +16,7 @@
 #include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/synth.h"
+#include "infer.h"
 #ifdef MMF_GPU_BENCH
 #include "engine/plan.h"
 #include "gpu_bench.h"
@@ -25,7 +26,22 @@ static void usage(FILE *fp)
 {
 	fprintf(fp,
 		"Usage: mmf-bench [OPTIONS]\n"
-		"Run the CLIP image and text towers and report per-tower latency.\n"
+		"       mmf-bench [--model FILE] [--device cpu|cuda] --image FILE... [--text TEXT...]\n"
+		"Run the CLIP image and text towers and report per-tower latency; or, with\n"
+		"--image/--text/--labels, run real inputs in process: every image against\n"
+		"every text as zero-shot probabilities (softmax over the texts, most likely\n"
+		"first), or the embeddings when only one kind is given.\n"
+		"\n"
+		"Real inputs:\n"
+		"  --image FILE        a JPEG or PNG image (repeatable)\n"
+		"  --text TEXT         a text (repeatable)\n"
+		"  --labels \"a,b,c\"   comma-separated texts, added after the --text ones\n"
+		"  --vocab FILE        CLIP BPE vocabulary [$MMF_BPE_VOCAB, else the installed\n"
+		"                      bpe_simple_vocab_16e6.txt.gz]\n"
+		"  --out FILE          write the embeddings as raw float32 (images, then texts)\n"
+		"  --tokenize          only print each text's token ids (JSON; no model), also of\n"
+		"                      every string in --texts-json FILE (a JSON array)\n"
+		"  --json FILE         write embeddings, token ids and logits as JSON\n"
 		"\n"
 		"Options:\n"
 		"  --model FILE|NAME   open_clip safetensors file, or a synthetic configuration\n"
@@ -222,7 +238,8 @@ static void git_commit(char *buf, size_t len)
 int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
-	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS };
+	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_IMAGE, O_TEXT,
+	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -233,8 +250,25 @@ int main(int argc, char **argv)
 		{"no-tune", no_argument, 0, O_NOTUNE}, {"tune-sms", required_argument, 0, O_TUNE_SMS}, {"strategy", required_argument, 0, O_STRATEGY},
 		{"plan", no_argument, 0, O_PLAN}, {"pairs", no_argument, 0, O_PAIRS},
 		{"profile", required_argument, 0, O_PROFILE}, {"profile-ops", required_argument, 0, O_PROFILE_OPS},
+		{"image", required_argument, 0, O_IMAGE}, {"text", required_argument, 0, O_TEXT},
+		{"labels", required_argument, 0, O_LABELS}, {"vocab", required_argument, 0, O_VOCAB},
+		{"out", required_argument, 0, O_OUT}, {"tokenize", no_argument, 0, O_TOKENIZE},
+		{"texts-json", required_argument, 0, O_TEXTS_JSON},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
+	/* --image and --text/--labels collect at most one per argument */
+	/* static: still reachable (not a leak) when an option error returns early */
+	static const char **images, **texts;
+	static char *labels_copy[64];
+	images = calloc((size_t)argc, sizeof *images);
+	texts = calloc((size_t)argc * 2 + 1, sizeof *texts);
+	int nimages = 0, ntexts = 0, nlabels_copy = 0;
+	const char *vocab = NULL, *out_path = NULL, *texts_json = NULL;
+	int tokenize = 0;
+	if (!images || !texts) {
+		fprintf(stderr, "mmf-bench: out of memory\n");
+		return 1;
+	}
 	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams,fused,fused-graph", *strategy = "auto", *profile = NULL,
 		   *profile_ops = "profile-ops.csv";
 	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, tune_sms = 0, c;
@@ -295,6 +329,26 @@ int main(int argc, char **argv)
 			profile = optarg;
 			break;
 		case O_PROFILE_OPS: profile_ops = optarg; break;
+		case O_IMAGE: images[nimages++] = optarg; break;
+		case O_TEXT: texts[ntexts++] = optarg; break;
+		case O_LABELS: {
+			if (nlabels_copy == 64) {
+				fprintf(stderr, "mmf-bench: more than 64 --labels options\n");
+				return 2;
+			}
+			char *l = labels_copy[nlabels_copy++] = strdup(optarg), *save = NULL;
+			for (char *t = strtok_r(l, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+				while (*t == ' ')
+					t++;
+				if (*t && ntexts < argc * 2)
+					texts[ntexts++] = t;
+			}
+			break;
+		}
+		case O_VOCAB: vocab = optarg; break;
+		case O_OUT: out_path = optarg; break;
+		case O_TOKENIZE: tokenize = 1; break;
+		case O_TEXTS_JSON: texts_json = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -317,6 +371,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 #endif
+	if (tokenize || texts_json) {
+		if (!tokenize || nimages) {
+			fprintf(stderr, "mmf-bench: --tokenize takes texts only (--text, --labels, --texts-json)\n");
+			return 2;
+		}
+		infer_opts io = {.texts = texts, .ntexts = ntexts, .vocab = vocab, .json = json};
+		return infer_tokenize(&io, texts_json, 77);
+	}
 	if (iters < 0)
 		iters = cuda ? 200 : 20;
 	if (warmup < 0)
@@ -342,6 +404,27 @@ int main(int argc, char **argv)
 		}
 		printf("\n(bytes are the fewest a GPU run must move at fp16: inputs and weights read once, outputs written once)\n");
 		rc = 0;
+		goto out;
+	}
+	if (nimages || ntexts) {
+		int sms_n = 0;
+		if (strcmp(sms, "all")) {
+			char *end;
+			sms_n = (int)strtol(sms, &end, 10);
+			if (*end || sms_n < 0) {
+				fprintf(stderr, "mmf-bench: --sms '%s': with --image/--text give one partition (a number or all)\n", sms);
+				rc = 2;
+				goto out;
+			}
+		}
+		infer_opts io = {.images = images, .nimages = nimages, .texts = texts, .ntexts = ntexts, .vocab = vocab,
+				 .cuda = cuda, .sms = sms_n, .threads = threads, .out = out_path, .json = json};
+		rc = infer_run(&io, m, path, ch);
+		goto out;
+	}
+	if (out_path || vocab) {
+		fprintf(stderr, "mmf-bench: --%s goes with --image or --text\n", out_path ? "out" : "vocab");
+		rc = 2;
 		goto out;
 	}
 	cpu_set_threads(threads);
@@ -420,6 +503,10 @@ int main(int argc, char **argv)
 	}
 	rc = ok ? 0 : 1;
 out:
+	for (int i = 0; i < nlabels_copy; i++)
+		free(labels_copy[i]);
+	free(images);
+	free(texts);
 	free(emb[0]);
 	free(emb[1]);
 	chain_free(ch[0]);

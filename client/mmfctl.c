@@ -337,14 +337,22 @@ static void print_stats(const mmf_counter *v, size_t n, int prom)
 		}
 		fputs("}\n", stdout);
 	} else if (prom) {
+		char prev[256] = "";
 		for (size_t i = 0; i < n; i++) {
-			char name[256];
-			prom_name(v[i].name, name, sizeof name);
+			/* name{labels}: the labels (the daemon's, already in
+			 * exposition syntax) follow the sanitised family name */
+			char name[256], base[256];
+			const char *lb = strchr(v[i].name, '{');
+			snprintf(base, sizeof base, "%.*s", lb ? (int)(lb - v[i].name) : (int)strlen(v[i].name), v[i].name);
+			prom_name(base, name, sizeof name);
 			size_t l = strlen(name);
 			/* Prometheus counters end in _total. */
 			if (v[i].monotonic && !(l > 6 && !strcmp(name + l - 6, "_total")) && l + 7 < sizeof name)
 				strcat(name, "_total");
-			printf("# TYPE %s %s\n%s ", name, v[i].monotonic ? "counter" : "gauge", name);
+			if (strcmp(name, prev))	/* one TYPE line per family */
+				printf("# TYPE %s %s\n", name, v[i].monotonic ? "counter" : "gauge");
+			snprintf(prev, sizeof prev, "%s", name);
+			printf("%s%s ", name, lb ? lb : "");
 			if (isnan(v[i].value))
 				fputs("NaN", stdout);
 			else if (isinf(v[i].value))

@@ -1,6 +1,7 @@
 /* Settings: one table of keys shared by the config file and the options. */
 #include "config.h"
 #include "conf.h"
+#include "tokenizer.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,6 +25,11 @@ void conf_defaults(conf *c)
 	c->max_output = 1 << 20;
 	c->stall_timeout_ms = 30000;
 	snprintf(c->device, sizeof c->device, "cpu");
+	snprintf(c->fuse, sizeof c->fuse, "auto");
+	snprintf(c->plan_dir, sizeof c->plan_dir, "%s", CONF_DEFAULT_PLAN_DIR);
+	c->max_image_pixels = 64LL * 1000 * 1000;
+	c->prep_threads = 2;
+	c->socket_mode = 0660;
 }
 
 static int conf_int(const char *where, const char *key, const char *v, long lo, long hi, long *out, mmf_err *err)
@@ -58,7 +64,37 @@ static int conf_set(conf *c, const char *key, const char *v, const char *where, 
 	INT_KEY("stall-timeout-ms", stall_timeout_ms, 10, 3600 * 1000)
 	INT_KEY("test-delay-ms", test_delay_ms, 0, 60000)
 	INT_KEY("sms", sms, 0, 4096)
+	INT_KEY("max-image-pixels", max_image_pixels, 1, 1LL << 32)
+	INT_KEY("prep-threads", prep_threads, 1, 256)
 #undef INT_KEY
+#define STR_KEY(name, field, empty_ok, what)                                                             \
+	if (strcmp(key, name) == 0) {                                                                    \
+		if ((!empty_ok && !*v) || strlen(v) >= sizeof c->field)                                    \
+			return mmf_err_set(err, -EINVAL, "%s: %s '%s': expected %s of at most %zu bytes", where, \
+					   key, v, what, sizeof c->field - 1);                             \
+		snprintf(c->field, sizeof c->field, "%s", v);                                            \
+		return 0;                                                                                \
+	}
+	STR_KEY("plan-dir", plan_dir, 1, "a directory")
+	STR_KEY("vocab", vocab, 0, "a file")
+	STR_KEY("socket-group", socket_group, 1, "a group name")
+#undef STR_KEY
+	if (strcmp(key, "socket-mode") == 0) {
+		char *end;
+		errno = 0;
+		long m = strtol(v, &end, 8);
+		if (!*v || *end || errno || m < 0 || m > 0777)
+			return mmf_err_set(err, -EINVAL, "%s: socket-mode '%s': expected octal permission bits such as 0660",
+					   where, v);
+		c->socket_mode = (int)m;
+		return 0;
+	}
+	if (strcmp(key, "fuse") == 0) {
+		if (strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off"))
+			return mmf_err_set(err, -EINVAL, "%s: fuse '%s': expected auto, on or off", where, v);
+		snprintf(c->fuse, sizeof c->fuse, "%s", v);
+		return 0;
+	}
 	if (strcmp(key, "device") == 0) {
 		if (strcmp(v, "cpu") && strcmp(v, "cuda"))
 			return mmf_err_set(err, -EINVAL, "%s: device '%s': expected cpu or cuda", where, v);
@@ -153,6 +189,13 @@ static const struct option conf_options[] = {
 	{"test-delay-ms", required_argument, NULL, OPT_VALUE},
 	{"device", required_argument, NULL, OPT_VALUE},
 	{"sms", required_argument, NULL, OPT_VALUE},
+	{"fuse", required_argument, NULL, OPT_VALUE},
+	{"plan-dir", required_argument, NULL, OPT_VALUE},
+	{"vocab", required_argument, NULL, OPT_VALUE},
+	{"max-image-pixels", required_argument, NULL, OPT_VALUE},
+	{"prep-threads", required_argument, NULL, OPT_VALUE},
+	{"socket-group", required_argument, NULL, OPT_VALUE},
+	{"socket-mode", required_argument, NULL, OPT_VALUE},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"foreground", no_argument, NULL, OPT_FOREGROUND},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -215,6 +258,8 @@ void conf_usage(FILE *fp)
 		"  --model FILE|NAME     open_clip safetensors file, or tiny|small|rn50 for a synthetic\n"
 		"                        model written once to $MMF_CACHE (default tiny)\n"
 		"  --socket PATH         listening socket (default %s); ignored under socket activation\n"
+		"  --socket-group GROUP  group owning the socket mmfd creates (default: mmfd's own)\n"
+		"  --socket-mode MODE    its permission bits, octal (default 0660)\n"
 		"  --foreground          do not detach\n"
 		"  --queue N             requests waiting for the worker (default 256)\n"
 		"  --max-batch N         samples per engine call (default 8)\n"
@@ -224,6 +269,14 @@ void conf_usage(FILE *fp)
 		"  --device cpu|cuda     backend (default cpu); cuda keeps the fp16 model resident on\n"
 		"                        the GPU (builds with CUDA only)\n"
 		"  --sms N               cuda: run in a green-context partition of N SMs (0: all)\n"
+		"  --fuse auto|on|off    cuda: image+text steps as fused kernels: auto plans fusion per\n"
+		"                        batch size and keeps it only where it measures faster than\n"
+		"                        the two towers on two streams (default auto)\n"
+		"  --plan-dir DIR        cuda: fusion plan cache (default %s; \"\" for none)\n"
+		"  --vocab FILE          CLIP BPE vocabulary (default $MMF_BPE_VOCAB, else\n"
+		"                        %s)\n"
+		"  --max-image-pixels N  largest decoded image (default 64000000)\n"
+		"  --prep-threads N      threads decoding images and tokenizing labels (default 2)\n"
 		"  --max-output BYTES    unsent response bytes per client before reading from it stops\n"
 		"                        (default 1048576)\n"
 		"  --stall-timeout-ms N  drop a client that reads none of its responses for this long\n"
@@ -231,5 +284,5 @@ void conf_usage(FILE *fp)
 		"  --config FILE         key = value settings named like these options (default %s)\n"
 		"  --log-level LEVEL     error, warn, info or debug (default info)\n"
 		"  --help                show this and exit\n",
-		CONF_DEFAULT_SOCKET, CONF_DEFAULT_FILE);
+		CONF_DEFAULT_SOCKET, CONF_DEFAULT_PLAN_DIR, clip_tokenizer_default_path(), CONF_DEFAULT_FILE);
 }

@@ -11,6 +11,7 @@
 
 #define CONF_DEFAULT_FILE "/etc/mmf/mmfd.conf"
 #define CONF_DEFAULT_SOCKET "/run/mmf/mmfd.sock"
+#define CONF_DEFAULT_PLAN_DIR "/var/cache/mmf/plans"
 
 typedef struct conf {
 	char model[1024];
@@ -25,6 +26,13 @@ typedef struct conf {
 	int threads;		/* 0: all cores */
 	char device[8];		/* "cpu" or "cuda" */
 	int sms;		/* cuda: SM partition size, 0 for the whole GPU */
+	char fuse[8];		/* cuda: auto, on or off */
+	char plan_dir[1024];	/* cuda: fusion plan cache ("" for none) */
+	char vocab[1024];	/* BPE vocabulary ("" for the default) */
+	long long max_image_pixels;
+	int prep_threads;	/* image decoding pool */
+	char socket_group[64];	/* group of the socket mmfd creates ("" to keep ours) */
+	int socket_mode;	/* its permission bits */
 	log_level log_level;
 	int max_output;		/* pending response bytes per connection before reading from it stops */
 	int stall_timeout_ms;	/* a connection blocked that long on its output is dropped */

@@ -14,6 +14,7 @@
 #include "frame.h"
 #include "log.h"
 #include "req.h"
+#include "prep.h"
 #include "resp.h"
 #include "stats.h"
 
@@ -72,11 +73,11 @@ static void conn_send(conn *c, uint8_t *buf, size_t len)
 		conn_stall_arm(c);
 }
 
-static void conn_send_status(conn *c, uint64_t id, int status, const char *msg)
+static void conn_send_status(conn *c, uint64_t id, stat_rtype t, int status, const char *msg)
 {
 	uint8_t *buf;
 	size_t len;
-	if (resp_pack_status(id, status, msg, &buf, &len) < 0) {
+	if (resp_pack_status(id, t, status, msg, &buf, &len) < 0) {
 		conn_set_state(c, CONN_CLOSED);
 		return;
 	}
@@ -89,7 +90,8 @@ static void conn_request(conn *c, const uint8_t *msg, size_t len)
 	job *j;
 	uint8_t *resp;
 	size_t rlen;
-	int rc = req_handle(&s->rctx, msg, len, stats_now_ns(), &j, &resp, &rlen);
+	int prep_it;
+	int rc = req_handle(&s->rctx, msg, len, stats_now_ns(), &j, &prep_it, &resp, &rlen);
 	if (rc < 0) {
 		log_error("connection %llu: out of memory answering a request", (unsigned long long)c->id);
 		conn_set_state(c, CONN_CLOSED);
@@ -100,12 +102,14 @@ static void conn_request(conn *c, const uint8_t *msg, size_t len)
 		return;
 	}
 	j->owner = c;
-	if (sched_submit(s->sched, j) < 0) {
-		char m[128];
+	if (prep_it ? prep_submit(s->prep, j) < 0 : sched_submit(s->sched, j, 0) < 0) {
+		char m[160];
 		uint64_t id = j->id;
+		stat_rtype t = j->rtype;
 		job_free(j);
-		snprintf(m, sizeof m, "the request queue is full (%d requests waiting); try again later", s->cf->queue);
-		conn_send_status(c, id, MMF__STATUS__QUEUE_FULL, m);
+		snprintf(m, sizeof m, "the %s queue is full (%d requests waiting); try again later",
+			 prep_it ? "image decoding" : "request", s->cf->queue);
+		conn_send_status(c, id, t, MMF__STATUS__QUEUE_FULL, m);
 		return;
 	}
 	c->pending++;
@@ -135,7 +139,7 @@ static void conn_process(conn *c, int force)
 			snprintf(m, sizeof m, "frame length %zu is out of range: expected 1..%u bytes; closing the connection",
 				 len, c->srv->cf->max_frame);
 			log_info("connection %llu: %s", (unsigned long long)c->id, m);
-			conn_send_status(c, 0, MMF__STATUS__TOO_LARGE, m);
+			conn_send_status(c, 0, RT_invalid, MMF__STATUS__TOO_LARGE, m);
 			conn_set_state(c, CONN_CLOSING);
 			break;
 		} else if (rc < 0) {
@@ -281,6 +285,8 @@ void conn_complete(srv *s, job *j)
 	stats_latency(HIST_latency_total, stats_now_ns() - j->t_arrive);
 	if (c->state == CONN_CLOSED) {
 		stats_add(STAT_responses_dropped, 1);
+	} else if (!j->resp) {
+		conn_send_status(c, j->id, j->rtype, MMF__STATUS__INTERNAL, "out of memory packing the response");
 	} else {
 		conn_send(c, j->resp, j->resp_len);
 		j->resp = NULL;

@@ -1,5 +1,5 @@
 /* resp: packing response frames. Every response the daemon sends goes
- * through resp_pack, which also counts it by status. */
+ * through resp_pack, which also counts it by request type and status. */
 #ifndef MMFD_RESP_H
 #define MMFD_RESP_H
 
@@ -7,10 +7,12 @@
 #include <stdint.h>
 
 #include "mmf.pb-c.h"
+#include "stats.h"
 
-/* Packs r into a framed malloc'd buffer. Returns 0 or -ENOMEM. */
-int resp_pack(const Mmf__Response *r, uint8_t **out, size_t *len);
+/* Packs r, the answer to a request of type t, into a framed malloc'd
+ * buffer. Returns 0 or -ENOMEM. */
+int resp_pack(const Mmf__Response *r, stat_rtype t, uint8_t **out, size_t *len);
 /* A response with no payload; msg may be NULL for OK. */
-int resp_pack_status(uint64_t id, int status, const char *msg, uint8_t **out, size_t *len);
+int resp_pack_status(uint64_t id, stat_rtype t, int status, const char *msg, uint8_t **out, size_t *len);
 
 #endif

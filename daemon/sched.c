@@ -1,10 +1,11 @@
-/* The request queue and the CPU worker. Jobs are taken in arrival order;
- * a batch stops at the first job whose images or texts would not fit, so no
+/* The request queue and the worker. Jobs are taken in arrival order; a
+ * batch stops at the first job whose images or texts would not fit, so no
  * request waits behind later ones. */
 #include "config.h"
 #include "sched.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,7 @@
 #include "resp.h"
 #include "stats.h"
 #ifdef MMFD_GPU
-#include "gpu.h"
-#include "gpu_part.h"
+#include "gpu_exec.h"
 #endif
 
 struct sched {
@@ -26,15 +26,11 @@ struct sched {
 	chain *ch[tower_max];
 	cpu_engine *eng[tower_max];
 #ifdef MMFD_GPU
-	/* --device cuda: resident fp16 weights and one tower per chain at
-	 * max_batch, on a stream of the chosen partition. */
-	gpu_parts *parts;
-	gpu_model *gm;
-	gpu_tower *gt[tower_max];
-	cudaStream_t stream;
+	gpu_exec *gx;		/* --device cuda */
+	int64_t mem_t;		/* when the device memory gauge was last read */
 #endif
-	char device[160];
-	float *px_batch, *emb_batch;
+	char device[200];
+	float *px_batch, *img_batch, *txt_batch;
 	int32_t *tok_batch;
 	pthread_t thread;
 	int started;
@@ -75,6 +71,8 @@ void job_free(job *j)
 	free(j->img_emb);
 	free(j->txt_emb);
 	free(j->resp);
+	if (j->req)
+		mmf__request__free_unpacked(j->req, NULL);
 	free(j);
 }
 
@@ -94,15 +92,13 @@ int sched_new(const clip_model *m, const sched_opts *o, sched **out, mmf_err *er
 	snprintf(s->device, sizeof s->device, "cpu");
 	if (o->cuda) {
 #ifdef MMFD_GPU
-		gpu_part *p;
-		if ((rc = gpu_parts_open(0, &s->parts, err)) < 0 || (rc = gpu_parts_check(s->parts, o->sms, err)) < 0 ||
-		    (rc = gpu_part_get(s->parts, o->sms, &p, err)) < 0 || (rc = gpu_part_stream(p, 0, &s->stream, err)) < 0 ||
-		    (rc = gpu_model_new(s->ch[TOWER_IMAGE], s->ch[TOWER_TEXT], &s->gm, err)) < 0)
+		gpu_exec_opts go = {.sms = o->sms, .max_batch = o->max_batch, .fuse = (gpu_fuse_mode)o->fuse,
+				    .model_path = o->model_path, .plan_dir = o->plan_dir, .progress = o->progress};
+		if ((rc = gpu_exec_new(s->ch[TOWER_IMAGE], s->ch[TOWER_TEXT], &go, &s->gx, err)) < 0)
 			goto fail;
-		for (int t = 0; t < tower_max; t++)	/* GEMM shapes timed on the partition */
-			if ((rc = gpu_tower_new(s->gm, s->ch[t], o->max_batch, gpu_part_sms(p), s->stream, &s->gt[t], err)) < 0)
-				goto fail;
-		snprintf(s->device, sizeof s->device, "cuda: %s, %s", gpu_parts_device_name(s->parts), gpu_part_name(p));
+		snprintf(s->device, sizeof s->device, "cuda: %s", gpu_exec_device(s->gx));
+		stats_set(STAT_gpu_memory_mmfd_bytes, (int64_t)gpu_exec_bytes(s->gx));
+		stats_set(STAT_gpu_memory_used_bytes, (int64_t)gpu_exec_device_used(s->gx));
 #else
 		rc = mmf_err_set(err, -ENOTSUP, "--device cuda: this mmfd was built without CUDA");
 		goto fail;
@@ -116,8 +112,9 @@ int sched_new(const clip_model *m, const sched_opts *o, sched **out, mmf_err *er
 	size_t B = (size_t)o->max_batch, S = (size_t)c->image_size;
 	s->px_batch = malloc(B * 3 * S * S * sizeof(float));
 	s->tok_batch = malloc(B * (size_t)c->context * sizeof(int32_t));
-	s->emb_batch = malloc(B * (size_t)c->embed_dim * sizeof(float));
-	if (!s->px_batch || !s->tok_batch || !s->emb_batch) {
+	s->img_batch = malloc(B * (size_t)c->embed_dim * sizeof(float));
+	s->txt_batch = malloc(B * (size_t)c->embed_dim * sizeof(float));
+	if (!s->px_batch || !s->tok_batch || !s->img_batch || !s->txt_batch) {
 		rc = mmf_err_set(err, -ENOMEM, "out of memory for batches of %d", o->max_batch);
 		goto fail;
 	}
@@ -130,10 +127,25 @@ fail:
 
 const char *sched_device(const sched *s) { return s->device; }
 
-int sched_submit(sched *s, job *j)
+char *sched_plan_json(const sched *s)
+{
+#ifdef MMFD_GPU
+	if (s->gx)
+		return gpu_exec_plan_json(s->gx);
+#endif
+	char *out = NULL;
+	if (asprintf(&out,
+		     "{\n \"backend\": \"cpu\",\n \"device\": \"%s\",\n \"batch_sizes\": [%d],\n"
+		     " \"image_and_text\": \"image tower, then text tower (the CPU backend does not fuse)\"\n}",
+		     s->device, s->o.max_batch) < 0)
+		return NULL;
+	return out;
+}
+
+int sched_submit(sched *s, job *j, int admitted)
 {
 	pthread_mutex_lock(&s->mu);
-	if (s->depth >= s->o.queue || s->stopping) {
+	if ((s->depth >= s->o.queue && !admitted) || s->stopping) {
 		pthread_mutex_unlock(&s->mu);
 		return -EAGAIN;
 	}
@@ -165,42 +177,49 @@ typedef struct sched_item {
 	int k;
 } sched_item;
 
-/* Runs tower t over every item, max_batch at a time, and scatters the
- * embeddings back. Returns 0 or the engine's error (every job then fails). */
-static int sched_run_tower(sched *s, tower t, sched_item *it, int n, mmf_err *err)
+/* Runs the items as engine steps of up to max_batch images and max_batch
+ * texts and scatters the embeddings back. Returns 0 or the engine's error
+ * (every job of the batch then fails). */
+static int sched_run_steps(sched *s, const sched_item *im, int ni, const sched_item *tx, int nt, mmf_err *err)
 {
 	const clip_config *c = &s->m->cfg;
 	size_t S2 = (size_t)c->image_size * (size_t)c->image_size, T = (size_t)c->context, E = (size_t)c->embed_dim;
-	for (int i0 = 0; i0 < n; i0 += s->o.max_batch) {
-		int b = n - i0 < s->o.max_batch ? n - i0 : s->o.max_batch, rc;
-		for (int i = 0; i < b; i++) {
-			const sched_item *x = &it[i0 + i];
-			if (t == TOWER_IMAGE)
-				memcpy(s->px_batch + (size_t)i * 3 * S2, x->j->pixels + (size_t)x->k * 3 * S2, 3 * S2 * sizeof(float));
-			else
-				memcpy(s->tok_batch + (size_t)i * T, x->j->tokens + (size_t)x->k * T, T * sizeof(int32_t));
-		}
+	int B = s->o.max_batch;
+	for (int i0 = 0, t0 = 0; i0 < ni || t0 < nt; i0 += B, t0 += B) {
+		int bi = ni - i0 > B ? B : ni - i0 > 0 ? ni - i0 : 0;
+		int bt = nt - t0 > B ? B : nt - t0 > 0 ? nt - t0 : 0, rc = 0, fused = 0;
+		for (int i = 0; i < bi; i++)
+			memcpy(s->px_batch + (size_t)i * 3 * S2, im[i0 + i].j->pixels + (size_t)im[i0 + i].k * 3 * S2,
+			       3 * S2 * sizeof(float));
+		for (int i = 0; i < bt; i++)
+			memcpy(s->tok_batch + (size_t)i * T, tx[t0 + i].j->tokens + (size_t)tx[t0 + i].k * T, T * sizeof(int32_t));
 #ifdef MMFD_GPU
-		if (s->gt[t]) {
-			rc = t == TOWER_IMAGE ? gpu_tower_set_image(s->gt[t], s->px_batch, b, s->stream, err)
-					      : gpu_tower_set_text(s->gt[t], s->tok_batch, b, s->stream, err);
-			if (rc == 0 && gpu_tower_enqueue(s->gt[t], s->stream) < 0)
-				rc = mmf_err_set(err, -EIO, "gpu: launching the %s tower failed", tower_name(t));
-			if (rc == 0)
-				rc = gpu_tower_get_output(s->gt[t], s->emb_batch, b, s->stream, err);
+		if (s->gx) {
+			double us;
+			rc = gpu_exec_run(s->gx, s->px_batch, bi, s->tok_batch, bt, s->img_batch, s->txt_batch, &fused, &us, err);
+			stats_add(STAT_gpu_busy_us, (int64_t)us);
+			int64_t now = stats_now_ns();
+			if (now - s->mem_t > 1000000000) {
+				s->mem_t = now;
+				stats_set(STAT_gpu_memory_used_bytes, (int64_t)gpu_exec_device_used(s->gx));
+			}
 		} else
 #endif
-			rc = t == TOWER_IMAGE ? cpu_embed_image(s->eng[t], s->px_batch, b, s->emb_batch, err)
-					      : cpu_embed_text(s->eng[t], s->tok_batch, b, s->emb_batch, err);
+		{
+			if (bi)
+				rc = cpu_embed_image(s->eng[TOWER_IMAGE], s->px_batch, bi, s->img_batch, err);
+			if (rc == 0 && bt)
+				rc = cpu_embed_text(s->eng[TOWER_TEXT], s->tok_batch, bt, s->txt_batch, err);
+		}
 		if (rc < 0)
 			return rc;
+		stats_add(fused ? STAT_steps_fused : STAT_steps_unfused, 1);
 		stats_add(STAT_batches, 1);
-		stats_add(STAT_batch_items, b);
-		for (int i = 0; i < b; i++) {
-			const sched_item *x = &it[i0 + i];
-			float *dst = (t == TOWER_IMAGE ? x->j->img_emb : x->j->txt_emb) + (size_t)x->k * E;
-			memcpy(dst, s->emb_batch + (size_t)i * E, E * sizeof(float));
-		}
+		stats_add(STAT_batch_items, bi + bt);
+		for (int i = 0; i < bi; i++)
+			memcpy(im[i0 + i].j->img_emb + (size_t)im[i0 + i].k * E, s->img_batch + (size_t)i * E, E * sizeof(float));
+		for (int i = 0; i < bt; i++)
+			memcpy(tx[t0 + i].j->txt_emb + (size_t)tx[t0 + i].k * E, s->txt_batch + (size_t)i * E, E * sizeof(float));
 	}
 	return 0;
 }
@@ -211,7 +230,10 @@ static void sched_pack_result(sched *s, job *j)
 	Mmf__Response r = MMF__RESPONSE__INIT;
 	Mmf__Embedding e = MMF__EMBEDDING__INIT;
 	Mmf__Logits l = MMF__LOGITS__INIT;
-	float *logits = NULL;
+	Mmf__Probabilities pr = MMF__PROBABILITIES__INIT;
+	float *logits = NULL, *probs = NULL;
+	char **names = NULL;
+	int *order = NULL;
 	r.id = j->id;
 	r.status = MMF__STATUS__OK;
 	switch (j->kind) {
@@ -233,12 +255,37 @@ static void sched_pack_result(sched *s, job *j)
 		r.payload_case = MMF__RESPONSE__PAYLOAD_LOGITS;
 		r.logits = &l;
 		break;
+	case JOB_CLASSIFY: {
+		/* softmax over the labels of exp(logit_scale) * cosine, as open_clip's zero-shot does */
+		int n = j->nt;
+		logits = malloc((size_t)n * sizeof(float));
+		probs = malloc((size_t)n * sizeof(float));
+		names = malloc((size_t)n * sizeof(char *));
+		order = malloc((size_t)n * sizeof(int));
+		if (!logits || !probs || !names || !order)
+			break;
+		clip_logits(j->img_emb, 1, j->txt_emb, n, c->embed_dim, s->m->logit_scale, logits);
+		if (clip_zero_shot(logits, n, probs, order) < 0)
+			break;
+		for (int i = 0; i < n; i++)
+			names[i] = j->req->classify->labels[order[i]];
+		pr.n_labels = pr.n_values = (size_t)n;
+		pr.labels = names;
+		pr.values = probs;
+		r.payload_case = MMF__RESPONSE__PAYLOAD_PROBABILITIES;
+		r.probabilities = &pr;
+		break;
+	}
 	case job_kind_max:
 		break;
 	}
-	if (r.payload_case == MMF__RESPONSE__PAYLOAD__NOT_SET || resp_pack(&r, &j->resp, &j->resp_len) < 0)
-		resp_pack_status(j->id, MMF__STATUS__INTERNAL, "out of memory packing the response", &j->resp, &j->resp_len);
+	if (r.payload_case == MMF__RESPONSE__PAYLOAD__NOT_SET || resp_pack(&r, j->rtype, &j->resp, &j->resp_len) < 0)
+		resp_pack_status(j->id, j->rtype, MMF__STATUS__INTERNAL, "out of memory packing the response", &j->resp,
+				 &j->resp_len);
 	free(logits);
+	free(probs);
+	free(names);
+	free(order);
 }
 
 static void sched_finish(sched *s, job *list)
@@ -258,6 +305,12 @@ static void sched_finish(sched *s, job *list)
 	pthread_mutex_unlock(&s->mu);
 	if (was_empty && s->o.wake)
 		s->o.wake(s->o.wake_ud);
+}
+
+void sched_complete(sched *s, job *j)
+{
+	j->next = NULL;
+	sched_finish(s, j);
 }
 
 static void *sched_worker(void *arg)
@@ -320,7 +373,7 @@ static void *sched_worker(void *arg)
 				char msg[128];
 				snprintf(msg, sizeof msg, "request waited %.1f ms in the queue, past its deadline",
 					 (double)(now - j->t_arrive) / 1e6);
-				resp_pack_status(j->id, MMF__STATUS__DEADLINE_EXCEEDED, msg, &j->resp, &j->resp_len);
+				resp_pack_status(j->id, j->rtype, MMF__STATUS__DEADLINE_EXCEEDED, msg, &j->resp, &j->resp_len);
 				continue;
 			}
 			if (oom)
@@ -332,10 +385,8 @@ static void *sched_worker(void *arg)
 		}
 		mmf_err err = {0};
 		int rc = oom ? mmf_err_set(&err, -ENOMEM, "worker: out of memory for a batch of %d images and %d texts", ni, nt) : 0;
-		if (rc == 0 && nimg)
-			rc = sched_run_tower(s, TOWER_IMAGE, imgs, nimg, &err);
-		if (rc == 0 && ntxt)
-			rc = sched_run_tower(s, TOWER_TEXT, txts, ntxt, &err);
+		if (rc == 0 && (nimg || ntxt))
+			rc = sched_run_steps(s, imgs, nimg, txts, ntxt, &err);
 		int64_t end = stats_now_ns();
 		for (job *j = batch; j; j = j->next) {
 			if (j->resp)
@@ -343,7 +394,7 @@ static void *sched_worker(void *arg)
 			stats_latency(HIST_latency_compute, end - now);
 			if (rc < 0) {
 				log_error("worker: request %llu: %s", (unsigned long long)j->id, err.msg);
-				resp_pack_status(j->id, MMF__STATUS__INTERNAL, err.msg, &j->resp, &j->resp_len);
+				resp_pack_status(j->id, j->rtype, MMF__STATUS__INTERNAL, err.msg, &j->resp, &j->resp_len);
 			} else {
 				sched_pack_result(s, j);
 			}
@@ -387,11 +438,7 @@ void sched_free(sched *s)
 	for (job *j = s->done_head, *n; j; j = n)
 		n = j->next, job_free(j);
 #ifdef MMFD_GPU
-	/* Towers and weights first: they point into the chains. */
-	for (int t = 0; t < tower_max; t++)
-		gpu_tower_free(s->gt[t]);
-	gpu_model_free(s->gm);
-	gpu_parts_close(s->parts);
+	gpu_exec_free(s->gx);	/* first: its towers point into the chains */
 #endif
 	for (int t = 0; t < tower_max; t++) {
 		cpu_engine_free(s->eng[t]);
@@ -399,7 +446,8 @@ void sched_free(sched *s)
 	}
 	free(s->px_batch);
 	free(s->tok_batch);
-	free(s->emb_batch);
+	free(s->img_batch);
+	free(s->txt_batch);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	free(s);

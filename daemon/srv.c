@@ -3,6 +3,7 @@
 #include "srv.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <signal.h>
@@ -99,7 +100,7 @@ static int srv_bind(srv *s, mmf_err *err)
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 		return mmf_err_set(err, -errno, "socket: %s", strerror(errno));
-	mode_t old = umask(0117);	/* the socket is born 0660 */
+	mode_t old = umask(0177);	/* born 0600: no one else connects before chmod */
 	int r = bind(fd, (struct sockaddr *)&sa, sizeof sa), e = errno;
 	umask(old);
 	if (r < 0) {
@@ -107,7 +108,17 @@ static int srv_bind(srv *s, mmf_err *err)
 		return mmf_err_set(err, -e, "%s: bind: %s", path, strerror(e));
 	}
 	s->own_socket = 1;
-	if (chmod(path, 0660) < 0 || listen(fd, SOMAXCONN) < 0) {
+	gid_t gid = (gid_t)-1;
+	if (*s->cf->socket_group) {
+		struct group *g = getgrnam(s->cf->socket_group);
+		if (!g) {
+			close(fd);
+			return mmf_err_set(err, -ENOENT, "socket-group '%s': no such group", s->cf->socket_group);
+		}
+		gid = g->gr_gid;
+	}
+	if ((gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) || chmod(path, (mode_t)s->cf->socket_mode) < 0 ||
+	    listen(fd, SOMAXCONN) < 0) {
 		e = errno;
 		close(fd);
 		return mmf_err_set(err, -e, "%s: %s", path, strerror(e));
@@ -115,7 +126,8 @@ static int srv_bind(srv *s, mmf_err *err)
 	int rc = srv_add_listener(s, fd, err);
 	if (rc < 0)
 		return rc;
-	log_info("listening on %s (own socket, mode 0660)", path);
+	log_info("listening on %s (own socket, mode %04o%s%s)", path, s->cf->socket_mode, gid != (gid_t)-1 ? ", group " : "",
+		 gid != (gid_t)-1 ? s->cf->socket_group : "");
 	return 0;
 }
 
@@ -180,19 +192,45 @@ static void srv_drain(srv *s, const char *why)
 	srv_check_drained(s);
 }
 
+/* SIGHUP: re-reads the configuration file and applies what the loop
+ * thread alone uses (log level, default deadline, output limits); settings
+ * that shape the engine or the socket need a restart, and a changed one is
+ * named in the log. The command line still overrides the file. */
 static void srv_reload(srv *s)
 {
-	conf tmp = *s->cf;
+	conf tmp;
 	mmf_err err = {0};
-	if (conf_load_file(&tmp, &err) < 0) {
-		log_warn("SIGHUP: %s; keeping log level %s", err.msg, log_level_name(log_get_level()));
+	conf_defaults(&tmp);
+	if (conf_parse_args(&tmp, s->argc, s->argv, &err) < 0) {
+		log_warn("SIGHUP: %s; keeping the running settings", err.msg);
 		return;
 	}
-	s->cf->log_level = tmp.log_level;
+	conf *c = s->cf;
+	char fixed[256] = "";
+#define FIXED(cond, name) \
+	if (cond)          \
+		snprintf(fixed + strlen(fixed), sizeof fixed - strlen(fixed), "%s%s", *fixed ? ", " : "", name)
+	FIXED(strcmp(tmp.model, c->model), "model");
+	FIXED(strcmp(tmp.device, c->device), "device");
+	FIXED(tmp.sms != c->sms, "sms");
+	FIXED(tmp.max_batch != c->max_batch, "max-batch");
+	FIXED(tmp.queue != c->queue, "queue");
+	FIXED(tmp.threads != c->threads, "threads");
+	FIXED(strcmp(tmp.socket, c->socket), "socket");
+	FIXED(strcmp(tmp.fuse, c->fuse), "fuse");
+	FIXED(tmp.max_frame != c->max_frame, "max-frame");
+#undef FIXED
+	c->log_level = tmp.log_level;
+	c->deadline_ms = tmp.deadline_ms;
+	c->max_output = tmp.max_output;
+	c->stall_timeout_ms = tmp.stall_timeout_ms;
+	s->rctx.deadline_ms = tmp.deadline_ms;
 	log_set_level(tmp.log_level);
 	/* at a level the new setting shows, so the reload is always logged */
-	log_msg(tmp.log_level < LOG_INFO ? tmp.log_level : LOG_INFO, "SIGHUP: re-read %s: log level %s", tmp.config,
-		log_level_name(tmp.log_level));
+	log_msg(tmp.log_level < LOG_INFO ? tmp.log_level : LOG_INFO,
+		"SIGHUP: re-read %s: log level %s, deadline %d ms, max output %d, stall timeout %d ms%s%s%s", tmp.config,
+		log_level_name(tmp.log_level), tmp.deadline_ms, tmp.max_output, tmp.stall_timeout_ms,
+		*fixed ? "; changed but applied only at restart: " : "", fixed, "");
 }
 
 static void srv_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -212,7 +250,14 @@ static void srv_signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void srv_status_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd, (void)what, (void)arg;
+	(void)fd, (void)what;
+	srv *s = arg;
+	/* GPU busy: engine GPU time over wall time since the last tick */
+	int64_t now = stats_now_ns(), busy = stats_get(STAT_gpu_busy_us);
+	int64_t wall_us = (now - s->tick_ns) / 1000;
+	if (s->tick_ns && wall_us > 0)
+		stats_set(STAT_gpu_busy_pct, (busy - s->tick_busy_us) * 100 / wall_us);
+	s->tick_ns = now, s->tick_busy_us = busy;
 	char line[512];
 	stats_status_line(line, sizeof line);
 	notify_status(line);

@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "err.h"
+#include "prep.h"
 #include "req.h"
 #include "sched.h"
 
@@ -21,7 +22,10 @@ typedef struct conn conn;
 typedef struct srv {
 	struct event_base *base;
 	conf *cf;
+	int argc;		/* the command line, re-applied over the file on SIGHUP */
+	char **argv;
 	sched *sched;
+	prep *prep;
 	req_ctx rctx;
 	struct evconnlistener *lis[SRV_MAX_LISTENERS];
 	int nlis;
@@ -30,6 +34,7 @@ typedef struct srv {
 	uint64_t next_conn_id;
 	int64_t outstanding;	/* jobs submitted and not yet completed */
 	int draining, exit_code;
+	int64_t tick_ns, tick_busy_us;	/* the last STATUS tick, for gpu_busy_pct */
 	struct event *ev_done, *ev_sig[3], *ev_status, *ev_watchdog, *ev_accept_retry;
 } srv;
 

@@ -13,10 +13,23 @@
 
 static atomic_llong stats_counters[stat_id_max];
 static atomic_llong stats_hist[stat_hist_max][HIST_BUCKETS];
+static atomic_llong stats_cells[stat_rtype_max][STATS_NSTATUS];
 static int64_t stats_t0;
 
 _Static_assert(STAT_responses_shutting_down - STAT_responses_ok == MMF__STATUS__SHUTTING_DOWN,
 	       "responses_* counters follow mmf.Status");
+_Static_assert(STATS_NSTATUS == MMF__STATUS__SHUTTING_DOWN + 1, "STATS_STATUSES follows mmf.Status");
+
+static const char *const rtype_names[stat_rtype_max] = {
+#define STATS_NAME(name) #name,
+	STATS_RTYPES(STATS_NAME)
+#undef STATS_NAME
+};
+static const char *const status_names[STATS_NSTATUS] = {
+#define STATS_NAME(name) #name,
+	STATS_STATUSES(STATS_NAME)
+#undef STATS_NAME
+};
 
 static const char *const stats_names[stat_id_max] = {
 #define STATS_NAME(name, help) #name,
@@ -41,10 +54,37 @@ void stats_add(stat_id id, int64_t v) { atomic_fetch_add_explicit(&stats_counter
 int64_t stats_get(stat_id id) { return atomic_load_explicit(&stats_counters[id], memory_order_relaxed); }
 double stats_uptime_s(void) { return (double)(stats_now_ns() - stats_t0) / 1e9; }
 
-void stats_response(int status)
+void stats_set(stat_id id, int64_t v) { atomic_store_explicit(&stats_counters[id], v, memory_order_relaxed); }
+
+void stats_response(stat_rtype t, int status)
 {
-	if (status >= 0 && status <= MMF__STATUS__SHUTTING_DOWN)
-		stats_add((stat_id)(STAT_responses_ok + status), 1);
+	if (status < 0 || status >= STATS_NSTATUS)
+		status = MMF__STATUS__INTERNAL;
+	if ((int)t < 0 || t >= stat_rtype_max)
+		t = RT_invalid;
+	stats_add((stat_id)(STAT_responses_ok + status), 1);
+	atomic_fetch_add_explicit(&stats_cells[t][status], 1, memory_order_relaxed);
+}
+
+stat_rtype stats_rtype_of(int kind_case)
+{
+	switch (kind_case) {
+	case MMF__REQUEST__KIND_EMBED_IMAGE: return RT_embed_image;
+	case MMF__REQUEST__KIND_EMBED_TEXT: return RT_embed_text;
+	case MMF__REQUEST__KIND_CLASSIFY: return RT_classify;
+	case MMF__REQUEST__KIND_SIMILARITY: return RT_similarity;
+	case MMF__REQUEST__KIND_STATS: return RT_stats;
+	case MMF__REQUEST__KIND_HEALTH: return RT_health;
+	case MMF__REQUEST__KIND_PLAN: return RT_plan;
+	default: return RT_invalid;
+	}
+}
+
+/* Levels, not running totals. */
+static int stats_is_gauge(stat_id id)
+{
+	return id == STAT_connections_open || id == STAT_queue_depth || id == STAT_prep_depth || id == STAT_in_flight || id == STAT_gpu_busy_pct ||
+	       id == STAT_gpu_memory_mmfd_bytes || id == STAT_gpu_memory_used_bytes;
 }
 
 void stats_latency(stat_hist h, int64_t ns)
@@ -93,8 +133,7 @@ int stats_snapshot(stats_value *out, int max)
 {
 	int n = 0;
 	for (int i = 0; i < stat_id_max; i++)
-		stats_put(out, max, &n, stats_names[i], "", (double)stats_get((stat_id)i),
-			  i != STAT_connections_open && i != STAT_queue_depth && i != STAT_in_flight);
+		stats_put(out, max, &n, stats_names[i], "", (double)stats_get((stat_id)i), !stats_is_gauge((stat_id)i));
 	int64_t batches = stats_get(STAT_batches);
 	stats_put(out, max, &n, "mean_batch_size", "",
 		  batches ? (double)stats_get(STAT_batch_items) / (double)batches : 0, 0);
@@ -105,6 +144,16 @@ int stats_snapshot(stats_value *out, int max)
 		stats_put(out, max, &n, hist_names[h], "_p90_ms", stats_percentile_ms((stat_hist)h, 0.90), 0);
 		stats_put(out, max, &n, hist_names[h], "_p99_ms", stats_percentile_ms((stat_hist)h, 0.99), 0);
 	}
+	for (int t = 0; t < stat_rtype_max; t++)
+		for (int st = 0; st < STATS_NSTATUS; st++) {
+			int64_t v = atomic_load_explicit(&stats_cells[t][st], memory_order_relaxed);
+			char name[64];
+			if (!v)
+				continue;
+			snprintf(name, sizeof name, "responses_by_type{type=\"%s\",status=\"%s\"}", rtype_names[t],
+				 status_names[st]);
+			stats_put(out, max, &n, name, "", (double)v, 1);
+		}
 	return n;
 }
 

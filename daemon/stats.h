@@ -37,11 +37,37 @@
 	X(connections_stalled, "connections dropped for not reading their responses")   \
 	X(frames_truncated, "connections closed in the middle of a frame")              \
 	X(queue_depth, "requests waiting for the worker")                               \
+	X(prep_depth, "requests waiting for image decoding or tokenizing")             \
 	X(in_flight, "requests the worker is computing")                                \
 	X(batches, "engine batches run")                                                \
-	X(batch_items, "images and texts embedded")
+	X(batch_items, "images and texts embedded")                                     \
+	X(steps_fused, "engine steps that ran image and text work as fused kernels")    \
+	X(steps_unfused, "engine steps that ran the towers' own kernels")               \
+	X(gpu_busy_us, "GPU time of the engine steps (CUDA events), microseconds")      \
+	X(gpu_busy_pct, "GPU time over wall time in the last second, percent")          \
+	X(gpu_memory_mmfd_bytes, "device memory mmfd holds: weights and activations")   \
+	X(gpu_memory_used_bytes, "device memory in use on the GPU, all processes")
+
+/* Request types (the Request oneof, plus frames that were not a request)
+ * and response statuses (mmf.Status, in its order): every response is
+ * counted in one (type, status) cell. */
+#define STATS_RTYPES(X) X(embed_image) X(embed_text) X(classify) X(similarity) X(stats) X(health) X(plan) X(invalid)
+#define STATS_STATUSES(X)                                                                           \
+	X(ok) X(bad_request) X(unsupported) X(queue_full) X(deadline_exceeded) X(too_large) X(bad_version) \
+	X(internal) X(shutting_down)
+
+typedef enum stat_rtype {
+#define STATS_ENUM(name) RT_##name,
+	STATS_RTYPES(STATS_ENUM)
+#undef STATS_ENUM
+	stat_rtype_max
+} stat_rtype;
+
+#define STATS_COUNT1(name) +1
+#define STATS_NSTATUS (0 STATS_STATUSES(STATS_COUNT1))
 
 #define STATS_HISTOGRAMS(X)                                                            \
+	X(latency_prep, "time a pool thread spent decoding and tokenizing a request")   \
 	X(latency_queue, "time from arrival to the worker taking the request")          \
 	X(latency_compute, "time the worker spent on the request's batch")              \
 	X(latency_total, "time from arrival to the response being queued")
@@ -67,13 +93,19 @@ typedef struct stats_value {
 } stats_value;
 
 /* Every value stats_snapshot returns: the counters, mean_batch_size,
- * uptime_s, and count/p50/p90/p99 (ms) per histogram. */
-#define STATS_VALUES_MAX (stat_id_max + 2 + 4 * stat_hist_max)
+ * uptime_s, count/p50/p90/p99 (ms) per histogram, and the (type, status)
+ * cells that are not zero, named responses_by_type{type="x",status="y"}. */
+#define STATS_VALUES_MAX (stat_id_max + 2 + 4 * stat_hist_max + stat_rtype_max * STATS_NSTATUS)
 
 void stats_init(void);
 void stats_add(stat_id id, int64_t v);
 int64_t stats_get(stat_id id);
-void stats_response(int status);	/* one response of mmf.Status `status` */
+/* One response of request type t with mmf.Status `status`. */
+void stats_response(stat_rtype t, int status);
+/* The request type of a Request's kind_case (RT_invalid for unknown). */
+stat_rtype stats_rtype_of(int kind_case);
+/* Gauge: sets a level rather than adding. */
+void stats_set(stat_id id, int64_t v);
 void stats_latency(stat_hist h, int64_t ns);
 double stats_uptime_s(void);
 double stats_percentile_ms(stat_hist h, double p);

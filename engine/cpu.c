@@ -447,6 +447,39 @@ int cpu_embed_text(cpu_engine *e, const int32_t *tokens, int n, float *emb, mmf_
 	return 0;
 }
 
+typedef struct zs_item {
+	float p;
+	int i;
+} zs_item;
+
+static int zs_cmp(const void *a, const void *b)
+{
+	const zs_item *x = a, *y = b;
+	if (x->p != y->p)
+		return x->p < y->p ? 1 : -1;
+	return x->i - y->i;	/* ties keep the labels' order */
+}
+
+int clip_zero_shot(const float *logits, int n, float *probs, int *order)
+{
+	zs_item *it = malloc((size_t)n * sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	float mx = logits[0];
+	for (int i = 1; i < n; i++)
+		mx = logits[i] > mx ? logits[i] : mx;
+	double sum = 0;
+	for (int i = 0; i < n; i++)
+		sum += exp((double)logits[i] - mx);
+	for (int i = 0; i < n; i++)
+		it[i] = (zs_item){(float)(exp((double)logits[i] - mx) / sum), i};
+	qsort(it, (size_t)n, sizeof *it, zs_cmp);
+	for (int i = 0; i < n; i++)
+		probs[i] = it[i].p, order[i] = it[i].i;
+	free(it);
+	return 0;
+}
+
 void clip_logits(const float *img, int ni, const float *txt, int nt, int dim, float logit_scale, float *logits)
 {
 	float s = expf(logit_scale);

@@ -31,6 +31,10 @@ int cpu_embed_text(cpu_engine *e, const int32_t *tokens, int n, float *emb, mmf_
 
 /* logits[i][j] = exp(logit_scale) * <img_i, txt_j> for normalised embeddings. */
 void clip_logits(const float *img, int ni, const float *txt, int nt, int dim, float logit_scale, float *logits);
+/* Zero-shot classification as open_clip computes it: the softmax of one
+ * image's n logits, sorted most likely first: probs[k] is the probability
+ * of label order[k]. Returns 0 or -ENOMEM. */
+int clip_zero_shot(const float *logits, int n, float *probs, int *order);
 
 /* Reference kernels, exported so tests (and the GPU tests) can call one op. */
 void cpu_op_run(const op *o, float *const *bufs, int batch, float *scratch);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -342,7 +343,18 @@ int model_file_hash(const char *path, char out[17], mmf_err *err)
 	return rc;
 }
 
-int plan_save(const gpu_plan *p, const char *path, mmf_err *err)
+void plan_cache_path(const char *dir, const gpu_plan *want, char *buf, size_t len)
+{
+	char g[sizeof want->gpu];
+	snprintf(g, sizeof g, "%s", want->gpu);
+	for (char *c = g; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+			*c = '_';
+	snprintf(buf, len, "%s/plan-%s-%s-%dsm-b%d-%s.json", dir, want->model_hash, g, want->sms, want->batch,
+		 fuse_strategy_name(want->strategy));
+}
+
+json_t *plan_to_json(const gpu_plan *p)
 {
 	json_t *steps = json_array();
 	for (int k = 0; k < p->nsteps; k++) {
@@ -357,14 +369,70 @@ int plan_save(const gpu_plan *p, const char *path, mmf_err *err)
 		}
 		json_array_append_new(steps, s);
 	}
-	json_t *root = json_pack("{s:i, s:s, s:s, s:i, s:i, s:s, s:i, s:i, s:f, s:f, s:i, s:o}", "version", 1, "model_hash",
-				 p->model_hash, "gpu", p->gpu, "sms", p->sms, "batch", p->batch, "strategy",
-				 fuse_strategy_name(p->strategy), "image_ops", p->nimg, "text_ops", p->ntxt, "predicted_us",
-				 p->pred_us, "alone_us", p->alone_us, "pairs_measured", p->pairs_measured, "steps", steps);
+	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:s, s:i, s:i, s:f, s:f, s:i, s:o}", "version", 1, "model_hash",
+			 p->model_hash, "gpu", p->gpu, "sms", p->sms, "batch", p->batch, "strategy",
+			 fuse_strategy_name(p->strategy), "image_ops", p->nimg, "text_ops", p->ntxt, "predicted_us",
+			 p->pred_us, "alone_us", p->alone_us, "pairs_measured", p->pairs_measured, "steps", steps);
+}
+
+int plan_save(const gpu_plan *p, const char *path, mmf_err *err)
+{
+	json_t *root = plan_to_json(p);
 	int rc = 0;
 	if (!root || json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0)
 		rc = mmf_err_set(err, -EIO, "%s: cannot write the plan", path);
 	json_decref(root);
+	return rc;
+}
+
+/* Streaming copy of `bytes` (read plus write counted) and a 4096^3 GEMM
+ * through our own tensor-core kernel, five times each after a warm-up. */
+int plan_roofline(int sms, size_t bytes, cudaStream_t s, double *tflops, double *gbs, mmf_err *err)
+{
+	void *x = NULL, *y = NULL;
+	cudaEvent_t a = NULL, b = NULL;
+	int rc = 0, n = 4096;
+	float ms;
+	if (bytes < (size_t)3 * n * n * 2)
+		bytes = (size_t)3 * n * n * 2;	/* the GEMM's A, B and C live in x */
+	if (cudaMalloc(&x, bytes) != cudaSuccess || cudaMalloc(&y, bytes) != cudaSuccess ||
+	    cudaMemsetAsync(x, 0x3c, bytes, s) != cudaSuccess ||	/* 1.0 in fp16: not zeros */
+	    cudaEventCreate(&a) != cudaSuccess || cudaEventCreate(&b) != cudaSuccess) {
+		rc = mmf_err_set(err, -ENOMEM, "roofline: cannot allocate 2 x %zu MiB on the GPU", bytes >> 20);
+		goto out;
+	}
+	if ((rc = mmf_copy_bw(x, y, bytes, sms, (mmf_stream)s)) < 0)
+		goto fail;
+	cudaEventRecord(a, s);
+	for (int i = 0; i < 5 && rc == 0; i++)
+		rc = mmf_copy_bw(x, y, bytes, sms, (mmf_stream)s);
+	cudaEventRecord(b, s);
+	if (rc < 0 || cudaEventSynchronize(b) != cudaSuccess)
+		goto fail;
+	cudaEventElapsedTime(&ms, a, b);
+	*gbs = 5.0 * 2 * bytes / (ms / 1e3) / 1e9;
+	mmf_gemm g = {.A = x, .B = (char *)x + (size_t)n * n * 2, .C = y, .M = n, .N = n, .K = n,
+		      .rps = n, .lda = n, .sstride = (long long)n * n};
+	if ((rc = mmf_gemm_f16(&g, MMF_GEMM_L, 0, (mmf_stream)s)) < 0)
+		goto fail;
+	cudaEventRecord(a, s);
+	for (int i = 0; i < 5 && rc == 0; i++)
+		rc = mmf_gemm_f16(&g, MMF_GEMM_L, 0, (mmf_stream)s);
+	cudaEventRecord(b, s);
+	if (rc < 0 || cudaEventSynchronize(b) != cudaSuccess)
+		goto fail;
+	cudaEventElapsedTime(&ms, a, b);
+	*tflops = 5.0 * 2.0 * n * n * (double)n / (ms / 1e3) / 1e12;
+	goto out;
+fail:
+	rc = mmf_err_set(err, -EIO, "roofline: a measurement kernel failed: %s", cudaGetErrorString(cudaGetLastError()));
+out:
+	cudaFree(x);
+	cudaFree(y);
+	if (a)
+		cudaEventDestroy(a);
+	if (b)
+		cudaEventDestroy(b);
 	return rc;
 }
 

@@ -72,6 +72,16 @@ void plan_free(gpu_plan *p);
  * SMs, batch, strategy, op counts) and that every op appears once in chain
  * order; any mismatch is an error whose message says why (stale or corrupt). */
 int plan_save(const gpu_plan *p, const char *path, mmf_err *err);
+/* The cache file of the plan keyed like `want` (model hash, GPU, SMs,
+ * batch, strategy) under dir. */
+void plan_cache_path(const char *dir, const gpu_plan *want, char *buf, size_t len);
+/* The plan as the JSON object plan_save writes (a new reference). */
+struct json_t;
+struct json_t *plan_to_json(const gpu_plan *p);
+/* This partition's measured ceilings for the planner: a streaming copy of
+ * `bytes` (pick it well above the L2) and a 4096^3 GEMM through our own
+ * tensor-core kernel. */
+int plan_roofline(int sms, size_t bytes, cudaStream_t s, double *tflops, double *gbs, mmf_err *err);
 int plan_load(const char *path, const gpu_plan *want, gpu_plan **out, mmf_err *err);
 /* FNV-1a of a safetensors file's size and header: changes with any tensor's
  * name, shape, dtype or offset. */

@@ -15,7 +15,9 @@ for t in test_kernels test_ops test_gemm test_part test_engine test_fuse; do
 done
 bench=$B/mmf-bench
 [ -x "$bench" ] || bench=$B/../mmf-bench
-if command -v compute-sanitizer >/dev/null 2>&1; then
+if [ "${MMF_CHECK_SANITIZERS:-1}" = 0 ]; then
+	echo "SKIP: compute-sanitizer runs (MMF_CHECK_SANITIZERS=0)"
+elif command -v compute-sanitizer >/dev/null 2>&1; then
 	for tool in memcheck racecheck; do
 		echo "== compute-sanitizer --tool $tool: one pass of each tower (small model)"
 		out=$(MMF_CACHE=${TMPDIR:-/tmp}/mmf-cs timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 \
@@ -39,20 +41,30 @@ else
 	echo "SKIP: compute-sanitizer not found"
 fi
 run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
-# The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs) serving mmfctl.
+# The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs) serving
+# mmfctl, with fusion forced on (--fuse on) so that mixed image+text load
+# runs fused steps, which the counters must show.
 mmfd=$B/mmfd mmfctl=$B/mmfctl
 if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
 	for sms in 0 8; do
 		echo "== mmfd --device cuda --sms $sms"
 		d=$(mktemp -d "${TMPDIR:-/tmp}/mmf-gpud-XXXXXX")
-		MMF_CACHE=$d "$mmfd" --foreground --device cuda --sms $sms --model small --socket "$d/s.sock" >"$d/log" 2>&1 &
+		MMF_CACHE=$d "$mmfd" --foreground --device cuda --sms $sms --model small --socket "$d/s.sock" \
+			--fuse on --max-batch 2 --plan-dir "$d/plans" >"$d/log" 2>&1 &
 		dpid=$!
-		for i in $(seq 1 300); do "$mmfctl" --socket "$d/s.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
+		for i in $(seq 1 3000); do "$mmfctl" --socket "$d/s.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
+		grep -E "planned|fused .* us" "$d/log" | head -4
 		h=$("$mmfctl" --socket "$d/s.sock" health 2>&1)
 		echo "$h" | grep device
 		case $h in *"cuda: "*) ;; *) echo "FAILED: mmfd --device cuda health: $h"; tail -5 "$d/log"; fail=1 ;; esac
 		"$mmfctl" --socket "$d/s.sock" bench --clients 4 --requests 400 --image-size 224 2>/dev/null | grep -E 'throughput|latency all' ||
 			{ echo "FAILED: mmfctl bench against mmfd --device cuda"; fail=1; }
+		st=$("$mmfctl" --socket "$d/s.sock" stats 2>&1)
+		echo "$st" | grep -E "^(steps_fused|steps_unfused|gpu_busy_us|gpu_memory_mmfd_bytes) "
+		fused=$(echo "$st" | awk '$1 == "steps_fused" {print $2}')
+		[ "${fused:-0}" != 0 ] || { echo "FAILED: --fuse on: no fused steps under image+text load"; fail=1; }
+		"$mmfctl" --socket "$d/s.sock" plan | grep -q '"image_and_text": "fused"' ||
+			{ echo "FAILED: mmfd plan does not say fused"; fail=1; }
 		kill -TERM $dpid; wait $dpid || { echo "FAILED: mmfd --device cuda exit status"; fail=1; }
 		rm -rf "$d"
 	done

@@ -33,6 +33,15 @@ for lib in $(ldd $progs | awk '/=>/ {print $3}' | sort -u); do
 	*) cp -L "$lib" "$dir/lib/" ;;
 	esac
 done
+# Photos for tools/validate_openclip.py --photo-dir (scikit-image's data
+# directory, unpacked from its PyPI wheel: see .ci/run), when PHOTOS names it.
+if [ -n "${PHOTOS:-}" ]; then
+	mkdir -p "$dir/photos"
+	for f in astronaut.png coffee.png camera.png motorcycle_left.png hubble_deep_field.jpg coins.png brick.png \
+		grass.png retina.jpg page.png; do
+		[ -f "$PHOTOS/$f" ] && cp "$PHOTOS/$f" "$dir/photos/"
+	done
+fi
 cat > "$dir/run.sh" <<'RUN'
 #!/bin/sh
 # Runs the GPU checks from a bundle made by tools/gpu-bundle.sh.

@@ -28,12 +28,18 @@
 #include "frame.h"
 #include "model.h"
 #include "synth.h"
+#include "tokenizer.h"
+
+#include <png.h>
+#include <zlib.h>
 
 #define MAX_FRAME (1u << 20)	/* the main daemon's --max-frame */
 
 static const char *g_mmfd, *g_tmp;
 static char g_model[512], g_sock[300], g_dsock[300];
 static clip_model *g_m;
+static clip_tokenizer *g_tok;
+static char g_vocab[1024];
 
 static double now_s(void)
 {
@@ -73,7 +79,8 @@ static pid_t daemon_start(const char *sock, const char *log, const char *const *
 	int n = 0;
 	for (; wrap && wrap[n]; n++)
 		argv[n] = wrap[n];
-	const char *common[] = {g_mmfd, "--foreground", "--model", g_model, "--socket", sock, "--config", "/dev/null"};
+	const char *common[] = {g_mmfd, "--foreground", "--model", g_model, "--socket", sock, "--config", "/dev/null",
+				"--vocab", g_vocab};
 	for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
 		argv[n++] = common[i];
 	for (int i = 0; extra && extra[i]; i++)
@@ -226,6 +233,44 @@ static Mmf__Request *image_req(treq *r, uint64_t id, uint32_t w, uint32_t h, uin
 	r->q.kind_case = MMF__REQUEST__KIND_EMBED_IMAGE;
 	r->q.embed_image = &r->ei;
 	return &r->q;
+}
+
+static Mmf__Request *text_str_req(treq *r, uint64_t id, const char *text)
+{
+	text_req(r, id, NULL, 0);
+	r->t.source_case = MMF__TEXT__SOURCE_TEXT;
+	r->t.text = (char *)text;
+	return &r->q;
+}
+
+static Mmf__Request *encoded_req(treq *r, uint64_t id, const uint8_t *data, size_t len)
+{
+	image_req(r, id, 0, 0, NULL, 0);
+	r->im.source_case = MMF__IMAGE__SOURCE_ENCODED;
+	r->im.encoded.data = (uint8_t *)data;
+	r->im.encoded.len = len;
+	return &r->q;
+}
+
+/* A PNG of w x h RGB pixels (libpng's simplified API); malloc'd. */
+static uint8_t *png_encode(const uint8_t *rgb, int w, int h, size_t *len)
+{
+	png_image im;
+	memset(&im, 0, sizeof im);
+	im.version = PNG_IMAGE_VERSION;
+	im.width = (png_uint_32)w;
+	im.height = (png_uint_32)h;
+	im.format = PNG_FORMAT_RGB;
+	png_alloc_size_t n = 0;
+	if (!png_image_write_to_memory(&im, NULL, &n, 0, rgb, 0, NULL))
+		return NULL;
+	uint8_t *buf = malloc(n);
+	if (buf && !png_image_write_to_memory(&im, buf, &n, 0, rgb, 0, NULL)) {
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
 }
 
 static Mmf__Request *health_req(treq *r, uint64_t id)
@@ -430,59 +475,122 @@ static void test_types(void)
 	CHECK(seen == 3, "stats lack requests_embed_text, latency_total_p99_ms or mean_batch_size");
 	mmf__response__free_unpacked(p, NULL);
 
-	/* what this build cannot serve says what is missing */
+	/* a text string: the daemon's tokenizer, then the same embedding as its ids */
 	{
+		const char *cap = "A photo of a &amp; cat!";
+		int32_t want[77];
+		mmf_err err;
+		int nt = clip_tokenize(g_tok, cap, strlen(cap), want, c->context, &err);
+		CHECK(nt > 2, "tokenizing in the test: %s", err.msg);
+		float *a = malloc(sizeof(float) * (size_t)E), *b = malloc(sizeof(float) * (size_t)E);
+		p = rpc(fd, text_str_req(&r, 7, cap));
+		CHECK(p && p->status == MMF__STATUS__OK && p->id == 7 && p->embedding && (int)p->embedding->n_values == E,
+		      "text string: %s", p ? p->error : "no response");
+		if (p && p->embedding && (int)p->embedding->n_values == E)
+			memcpy(a, p->embedding->values, sizeof(float) * (size_t)E);
+		mmf__response__free_unpacked(p, NULL);
+		p = rpc(fd, text_req(&r, 8, want, nt > 0 ? (size_t)nt : 1));
+		CHECK(p && p->status == MMF__STATUS__OK && p->embedding && (int)p->embedding->n_values == E, "its ids: %s",
+		      p ? p->error : "no response");
+		if (p && p->embedding && (int)p->embedding->n_values == E)
+			CHECK(max_diff(a, p->embedding->values, E) == 0, "text string and its ids embed differently");
+		mmf__response__free_unpacked(p, NULL);
+		free(a);
+		free(b);
+	}
+
+	/* a PNG: decoded to the same pixels as raw RGB, so the same embedding */
+	{
+		size_t pn;
+		uint8_t *png = png_encode(small, 40, 30, &pn);
+		CHECK(png != NULL, "encoding a PNG in the test");
+		float *raw_e = malloc(sizeof(float) * (size_t)E);
+		p = rpc(fd, image_req(&r, 9, 40, 30, small, sizeof small));
+		CHECK(p && p->embedding && (int)p->embedding->n_values == E, "raw 40x30: %s", p ? p->error : "no response");
+		if (p && p->embedding)
+			memcpy(raw_e, p->embedding->values, sizeof(float) * (size_t)E);
+		mmf__response__free_unpacked(p, NULL);
+		p = rpc(fd, encoded_req(&r, 10, png, pn));
+		CHECK(p && p->status == MMF__STATUS__OK && p->id == 10 && p->embedding && (int)p->embedding->n_values == E,
+		      "PNG image: %s", p ? p->error : "no response");
+		if (p && p->embedding && (int)p->embedding->n_values == E)
+			CHECK(max_diff(raw_e, p->embedding->values, E) == 0, "PNG and raw RGB of the same pixels embed differently");
+		mmf__response__free_unpacked(p, NULL);
+
+		/* classify that PNG: softmax of exp(logit_scale) * cosine over the labels, sorted */
+		const char *labels[3] = {"a photo of a cat", "a diagram", "a red car"};
+		float le[3][512], pr[3];
+		double mx = -1e30, sum = 0;
+		for (int k = 0; k < 3 && E <= 512; k++) {
+			p = rpc(fd, text_str_req(&r, 11, labels[k]));
+			CHECK(p && p->embedding && (int)p->embedding->n_values == E, "label %d: %s", k, p ? p->error : "none");
+			if (p && p->embedding)
+				memcpy(le[k], p->embedding->values, sizeof(float) * (size_t)E);
+			mmf__response__free_unpacked(p, NULL);
+			double dot = 0;
+			for (int i = 0; i < E; i++)
+				dot += (double)raw_e[i] * le[k][i];
+			pr[k] = (float)(exp(g_m->logit_scale) * dot);
+			mx = pr[k] > mx ? pr[k] : mx;
+		}
+		for (int k = 0; k < 3; k++)
+			sum += exp(pr[k] - mx);
+		for (int k = 0; k < 3; k++)
+			pr[k] = (float)(exp(pr[k] - mx) / sum);
 		Mmf__Request q;
-		Mmf__EmbedText et = MMF__EMBED_TEXT__INIT;
-		Mmf__Text t = MMF__TEXT__INIT;
-		t.source_case = MMF__TEXT__SOURCE_TEXT;
-		t.text = (char *)"a photo of a cat";
-		et.text = &t;
-		req_init(&q, 7);
-		q.kind_case = MMF__REQUEST__KIND_EMBED_TEXT;
-		q.embed_text = &et;
-		p = rpc(fd, &q);
-		CHECK(p && p->status == MMF__STATUS__UNSUPPORTED && p->id == 7 && strstr(p->error, "tokenizer"), "text string: %s",
-		      p ? p->error : "no response");
-		mmf__response__free_unpacked(p, NULL);
-
-		Mmf__EmbedImage ei = MMF__EMBED_IMAGE__INIT;
-		Mmf__Image im = MMF__IMAGE__INIT;
-		uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 'J', 'F', 'I', 'F'};
-		im.source_case = MMF__IMAGE__SOURCE_ENCODED;
-		im.encoded.data = jpeg;
-		im.encoded.len = sizeof jpeg;
-		ei.image = &im;
-		req_init(&q, 8);
-		q.kind_case = MMF__REQUEST__KIND_EMBED_IMAGE;
-		q.embed_image = &ei;
-		p = rpc(fd, &q);
-		CHECK(p && p->status == MMF__STATUS__UNSUPPORTED && strstr(p->error, "decoding"), "encoded image: %s",
-		      p ? p->error : "no response");
-		mmf__response__free_unpacked(p, NULL);
-
 		Mmf__Classify cl = MMF__CLASSIFY__INIT;
-		char *labels[] = {(char *)"cat", (char *)"dog"};
-		cl.image = &im;
-		cl.n_labels = 2;
-		cl.labels = labels;
-		req_init(&q, 9);
+		encoded_req(&r, 0, png, pn);
+		cl.image = &r.im;
+		cl.n_labels = 3;
+		cl.labels = (char **)labels;
+		req_init(&q, 12);
 		q.kind_case = MMF__REQUEST__KIND_CLASSIFY;
 		q.classify = &cl;
 		p = rpc(fd, &q);
-		CHECK(p && p->status == MMF__STATUS__UNSUPPORTED && strstr(p->error, "tokenizer"), "classify: %s",
-		      p ? p->error : "no response");
+		CHECK(p && p->status == MMF__STATUS__OK && p->id == 12 && p->probabilities && p->probabilities->n_values == 3 &&
+			      p->probabilities->n_labels == 3,
+		      "classify: %s", p ? p->error : "no response");
+		if (p && p->probabilities && p->probabilities->n_values == 3 && p->probabilities->n_labels == 3) {
+			double total = 0;
+			for (int k = 0; k < 3; k++) {
+				int li = -1;
+				for (int j = 0; j < 3; j++)
+					if (!strcmp(p->probabilities->labels[k], labels[j]))
+						li = j;
+				CHECK(li >= 0, "classify: label '%s' is not one of ours", p->probabilities->labels[k]);
+				if (li >= 0)
+					CHECK(fabsf(p->probabilities->values[k] - pr[li]) < 1e-4f, "classify: '%s' %g, expected %g",
+					      labels[li], p->probabilities->values[k], pr[li]);
+				CHECK(k == 0 || p->probabilities->values[k] <= p->probabilities->values[k - 1], "classify: not sorted");
+				total += p->probabilities->values[k];
+			}
+			CHECK(fabs(total - 1) < 1e-5, "classify: probabilities sum to %g", total);
+		}
 		mmf__response__free_unpacked(p, NULL);
+		free(raw_e);
+		free(png);
+	}
 
+	/* plan: the CPU backend says what it does */
+	{
+		Mmf__Request q;
 		Mmf__PlanRequest pl = MMF__PLAN_REQUEST__INIT;
-		req_init(&q, 10);
+		req_init(&q, 13);
 		q.kind_case = MMF__REQUEST__KIND_PLAN;
 		q.plan = &pl;
 		p = rpc(fd, &q);
-		CHECK(p && p->status == MMF__STATUS__UNSUPPORTED && strstr(p->error, "GPU"), "plan: %s",
-		      p ? p->error : "no response");
+		CHECK(p && p->status == MMF__STATUS__OK && p->id == 13 && p->plan && strstr(p->plan->json, "\"backend\": \"cpu\""),
+		      "plan: %s", p ? (p->plan ? p->plan->json : p->error) : "no response");
 		mmf__response__free_unpacked(p, NULL);
 	}
+
+	/* every response counted by request type and status */
+	CHECK(stat_value(g_sock, "responses_by_type{type=\"embed_text\",status=\"ok\"}") >= 3 &&
+		      stat_value(g_sock, "responses_by_type{type=\"classify\",status=\"ok\"}") >= 1 &&
+		      stat_value(g_sock, "responses_by_type{type=\"plan\",status=\"ok\"}") >= 1,
+	      "responses_by_type cells missing");
+	CHECK(stat_value(g_sock, "steps_unfused") >= 1 && stat_value(g_sock, "steps_fused") == 0,
+	      "steps_unfused/steps_fused on the CPU");
 	free(ref);
 	free(tok);
 	free(rgb);
@@ -642,7 +750,28 @@ static void test_bad_input(void)
 	r.im.encoded.len = 0;
 	expect_req("empty encoded image", &r.q, MMF__STATUS__BAD_REQUEST, "empty");
 	r.im.encoded.len = 200;	/* not an image format at all */
-	expect_req("corrupt encoded image", &r.q, MMF__STATUS__UNSUPPORTED, "issue 6");
+	expect_req("not an image", &r.q, MMF__STATUS__BAD_REQUEST, "not a JPEG or PNG (starts with 64 64 64 64)");
+	{
+		static const uint8_t jfif[] = {0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 'J', 'F', 'I', 'F', 0, 1};
+		expect_req("JPEG header only", encoded_req(&r, 181, jfif, sizeof jfif), MMF__STATUS__BAD_REQUEST,
+			   "JPEG data is truncated or corrupt");
+		uint8_t px[16 * 16 * 3];
+		fill_rgb(px, sizeof px, 5);
+		size_t pn;
+		uint8_t *png = png_encode(px, 16, 16, &pn);
+		expect_req("truncated PNG", encoded_req(&r, 182, png, pn / 2), MMF__STATUS__BAD_REQUEST,
+			   "PNG data is truncated or corrupt");
+		png[pn / 2] ^= 0x55;	/* a flipped byte in the compressed data: a CRC error */
+		expect_req("corrupt PNG", encoded_req(&r, 183, png, pn), MMF__STATUS__BAD_REQUEST, "PNG data is truncated or corrupt");
+		free(png);
+		/* a decompression bomb: a valid IHDR claiming 100000 x 100000, then nothing */
+		uint8_t bomb[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+				    0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 2, 0, 0, 0};
+		uLong crc = crc32(0, bomb + 12, 17);
+		bomb[29] = (uint8_t)(crc >> 24), bomb[30] = (uint8_t)(crc >> 16), bomb[31] = (uint8_t)(crc >> 8), bomb[32] = (uint8_t)crc;
+		expect_req("decompression bomb", encoded_req(&r, 184, bomb, sizeof bomb), MMF__STATUS__TOO_LARGE,
+			   "100000 x 100000 = 10000 Mpx is over the limit of 64 Mpx");
+	}
 
 	int32_t ids[100];
 	for (int i = 0; i < 100; i++)
@@ -664,13 +793,15 @@ static void test_bad_input(void)
 	text_req(&r, 24, ids, 3);
 	r.t.source_case = MMF__TEXT__SOURCE_TEXT;
 	r.t.text = big;
-	expect_req("100 kB text", &r.q, MMF__STATUS__UNSUPPORTED, "tokenizer");
+	expect_req("100 kB text", &r.q, MMF__STATUS__TOO_LARGE, "text is 100000 bytes, over the limit of 16384");
 	free(big);
+	expect_req("invalid UTF-8", text_str_req(&r, 241, "caf\xc3 au lait"), MMF__STATUS__BAD_REQUEST, "UTF-8");
+	expect_req("overlong UTF-8", text_str_req(&r, 242, "\xc0\xaf"), MMF__STATUS__BAD_REQUEST, "UTF-8");
 
 	/* EmbedText{Text{text: "a\0b\0"}} by hand: protobuf-c would stop at the NUL */
 	static const uint8_t nul_text[] = {0x08, 0x01, 0x10, 25, 0x5a, 0x08, 0x0a, 0x06, 0x0a, 0x04, 'a', 0, 'b', 0};
-	expect_raw("NUL bytes in text", buf, framed(nul_text, sizeof nul_text, buf), MMF__STATUS__UNSUPPORTED, 25,
-		   "tokenizer", 0);
+	expect_raw("NUL bytes in text", buf, framed(nul_text, sizeof nul_text, buf), MMF__STATUS__BAD_REQUEST, 25,
+		   "NUL byte at byte 1", 0);
 
 	{
 		Mmf__Request q;
@@ -685,7 +816,10 @@ static void test_bad_input(void)
 		req_init(&q, 26);
 		q.kind_case = MMF__REQUEST__KIND_CLASSIFY;
 		q.classify = &cl;
-		expect_req("10000 labels", &q, MMF__STATUS__UNSUPPORTED, "10000 labels");
+		expect_req("10000 labels", &q, MMF__STATUS__TOO_LARGE, "classify with 10000 labels, expected 1..1000");
+		cl.n_labels = 0;
+		q.id = 261;
+		expect_req("no labels", &q, MMF__STATUS__BAD_REQUEST, "0 labels");
 		free(labels);
 
 		Mmf__Similarity s = MMF__SIMILARITY__INIT;
@@ -1002,6 +1136,12 @@ int main(void)
 		return 99;
 	}
 	cpu_set_threads(1);
+	const char *srcdir = getenv("srcdir");
+	snprintf(g_vocab, sizeof g_vocab, "%s/data/bpe_simple_vocab_16e6.txt.gz", srcdir && *srcdir ? srcdir : ".");
+	if (clip_tokenizer_new(g_vocab, &g_tok, &err) < 0) {
+		fprintf(stderr, "test_mmfd: %s\n", err.msg);
+		return 99;
+	}
 
 	char log[400], mf[32];
 	snprintf(log, sizeof log, "%s/main.log", g_tmp);
@@ -1029,6 +1169,7 @@ int main(void)
 	test_socket_activation();
 
 	clip_model_free(g_m);
+	clip_tokenizer_free(g_tok);
 	if (!t_fail) {
 		char cmd[400];
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
