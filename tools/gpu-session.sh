@@ -20,7 +20,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 	>"$out/pip.log" 2>&1
 TAIL=30 step validate-cuda env PYTHONPATH=/tmp/site python3 tools/validate_openclip.py --build .gpu --device cuda \
 	--photo-dir .gpu/photos --out "$out/validate-cuda.json"
-for sms in 0 8; do
+for sms in ${SMS_LIST:-0 8}; do
 	TAIL=4 step daemon-bench-sms$sms env BIN=.gpu MMFD_ARGS="--max-batch 4" \
 		bench/daemon-bench.sh "$out/daemon-cuda-rn50-sms$sms.json" rn50 cuda $sms
 done
