@@ -38,8 +38,8 @@ else
 fi
 for c in 1 4 16; do
 	echo "daemon-bench: $c client(s)" >&2
-	"$top/mmfctl" --socket "$T/s.sock" --json bench --clients $c --requests $((400 * c)) --mix 1:0 2>/dev/null > "$T/text-$c.json"
-	"$top/mmfctl" --socket "$T/s.sock" --json bench --clients $c --requests $((200 * c)) --mix 1:1 --image-size 64 2>/dev/null > "$T/mix-$c.json"
+	"$bin/mmfctl" --socket "$T/s.sock" --json bench --clients $c --requests $((400 * c)) --mix 1:0 2>/dev/null > "$T/text-$c.json"
+	"$bin/mmfctl" --socket "$T/s.sock" --json bench --clients $c --requests $((200 * c)) --mix 1:1 --image-size 64 2>/dev/null > "$T/mix-$c.json"
 done
 "$bin/mmfctl" --socket "$T/s.sock" --json stats > "$T/stats.json"
 commit=${MMF_COMMIT:-$(cd "$top" && git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}

@@ -328,27 +328,27 @@ static int in_ranges(const ut_range *r, int n, uint32_t c)
 	return 0;
 }
 
-/* Compares an ASCII entity name with code points, in the bytewise order the
- * tables are sorted in. */
-static int ent_cmp(const char *name, const uint32_t *s, size_t len)
+/* Compares an entity's name with the code points s[0..len), followed by a
+ * ';' when semi, in the bytewise order the tables are sorted in. */
+static int ent_cmp(const ut_entity *e, const uint32_t *s, size_t len, int semi)
 {
+	const char *name = ut_entity_names + e->name;
+	size_t qlen = len + (size_t)semi;
 	for (size_t i = 0;; i++) {
-		uint32_t a = (unsigned char)name[i];
-		if (i == len)
-			return a ? 1 : 0;
-		if (!a)
-			return -1;
-		if (a != s[i])
-			return a < s[i] ? -1 : 1;
+		if (i == e->len || i == qlen)
+			return i == e->len ? (i == qlen ? 0 : -1) : 1;
+		uint32_t a = (unsigned char)name[i], q = i < len ? s[i] : ';';
+		if (a != q)
+			return a < q ? -1 : 1;
 	}
 }
 
-static const ut_entity *ent_find(const ut_entity *tab, int n, const uint32_t *s, size_t len)
+static const ut_entity *ent_find(const ut_entity *tab, int n, const uint32_t *s, size_t len, int semi)
 {
 	int lo = 0, hi = n - 1;
 	while (lo <= hi) {
 		int mid = lo + (hi - lo) / 2;
-		int c = ent_cmp(tab[mid].name, s, len);
+		int c = ent_cmp(&tab[mid], s, len, semi);
 		if (!c)
 			return &tab[mid];
 		if (c < 0)
@@ -469,10 +469,10 @@ static int html_unescape(const uint32_t *t, size_t n, ustr *out, mmf_err *err)
 			}
 			end = k < n && t[k] == ';' ? k + 1 : k;
 			/* s = t[j:end]: the whole name, else its longest prefix of 2+ characters */
-			const ut_entity *e = ent_find(ut_html5, ut_html5_n, t + j, end - j);
+			const ut_entity *e = ent_find(ut_html5, ut_html5_n, t + j, end - j, 0);
 			size_t x = end - j;
 			for (size_t len = end - j - 1; !e && len >= 2; len--) {
-				e = ent_find(ut_html5, ut_html5_n, t + j, len);
+				e = ent_find(ut_html5, ut_html5_n, t + j, len, 0);
 				x = len;
 			}
 			us_append(out, t + done, i - done);
@@ -521,7 +521,13 @@ static int fx_unescape_html(const uint32_t *t, size_t n, ustr *out)
 			continue;
 		}
 		size_t end = k + 1;
-		const ut_entity *e = hash ? NULL : ent_find(ut_ftfy_entities, ut_ftfy_entities_n, t + j, k - j);
+		/* ftfy's table is html5's names with ';' and upper-case extras */
+		const ut_entity *e = NULL;
+		if (!hash) {
+			e = ent_find(ut_html5, ut_html5_n, t + j, k - j, 1);
+			if (!e)
+				e = ent_find(ut_ftfy_entities, ut_ftfy_entities_n, t + j, k - j, 0);
+		}
 		us_append(out, t + done, i - done);
 		if (e) {
 			us_append(out, e->to, e->n);

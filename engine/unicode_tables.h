@@ -51,9 +51,11 @@ typedef struct ut_range {
 	uint32_t lo, hi;
 } ut_range;
 
+/* An HTML entity: its name, at ut_entity_names + name (len bytes, ASCII),
+ * and the n code points it stands for. */
 typedef struct ut_entity {
-	const char *name;
-	uint8_t n;
+	uint32_t name;
+	uint8_t len, n;
 	uint32_t to[3];
 } ut_entity;
 
@@ -66,6 +68,7 @@ extern const int ut_comp_n;
 extern const ut_map ut_fold_extra[];
 extern const int ut_fold_extra_n;
 
+extern const char ut_entity_names[];
 /* html.entities.html5, sorted by name (bytewise). */
 extern const ut_entity ut_html5[];
 extern const int ut_html5_n;
@@ -74,7 +77,9 @@ extern const ut_map ut_invalid_charrefs[];
 extern const int ut_invalid_charrefs_n;
 extern const ut_range ut_invalid_codepoints[];
 extern const int ut_invalid_codepoints_n;
-/* ftfy.chardata.HTML_ENTITIES without the '&' and ';', sorted by name. */
+/* ftfy.chardata.HTML_ENTITIES without the '&' and ';', sorted by name, less
+ * the names that are html5 names with ';' (which map to the same text): the
+ * upper-case names ftfy adds, such as EACUTE. */
 extern const ut_entity ut_ftfy_entities[];
 extern const int ut_ftfy_entities_n;
 /* ftfy's translate tables, sorted by code point. */

@@ -395,7 +395,8 @@ def main():
         for c in s:
             moji[c] = moji.get(c, 0) | (1 << b)
     # Every alternative needs some non-ASCII character from a set or a
-    # literal, so a text without any character of ut_moji_chars is not bad.
+    # literal, so a text without any non-ASCII character of ut_moji_chars
+    # (the C code's quick test) is not bad.
     for anchored, steps in alts:
         need = [st for st in steps if not st[2] and ((st[0] == K_LIT and st[1] >= 0x80) or
                 (st[0] == K_SET and min(sets_by_bit[st[1]]) >= 0x80))]
@@ -454,9 +455,8 @@ def main():
             records[key] = len(rec_list)
             rec_list.append(key)
         idx[c] = records[key]
-    assert len(rec_list) < 65536
 
-    # The final-sigma model, checked against str.lower() for every Σ context.
+    # The final-sigma model, checked against str.lower() on a sample.
     probe = [c for c in range(0x3000) if not is_surrogate(c)]
     for c in probe[::7]:
         ch = chr(c)
@@ -491,8 +491,12 @@ def main():
     assert all(len(v) == 1 for k, v in inv_ref)
     inv_cp = sorted(html._invalid_codepoints)
     # ftfy's unescape_html table ('&name;' -> text, including upper-cased names).
-    ftfy_ent = sorted(((k[1:-1], v) for k, v in cd.HTML_ENTITIES.items()), key=lambda kv: kv[0].encode())
     assert all(k.startswith("&") and k.endswith(";") for k in cd.HTML_ENTITIES)
+    for k, v in cd.HTML_ENTITIES.items():
+        if k[1:] in html.entities.html5:
+            assert html.entities.html5[k[1:]] == v
+    ftfy_ent = sorted(((k[1:-1], v) for k, v in cd.HTML_ENTITIES.items() if k[1:] not in html.entities.html5),
+                      key=lambda kv: kv[0].encode())
 
     # Single-byte encodings of ftfy's mojibake repair.
     encs = cd.CHARMAP_ENCODINGS
@@ -576,9 +580,11 @@ def main():
     h.w("\tuint32_t lo, hi;")
     h.w("} ut_range;")
     h.w()
+    h.w("/* An HTML entity: its name, at ut_entity_names + name (len bytes, ASCII),")
+    h.w(" * and the n code points it stands for. */")
     h.w("typedef struct ut_entity {")
-    h.w("\tconst char *name;")
-    h.w("\tuint8_t n;")
+    h.w("\tuint32_t name;")
+    h.w("\tuint8_t len, n;")
     h.w("\tuint32_t to[3];")
     h.w("} ut_entity;")
     h.w()
@@ -591,6 +597,7 @@ def main():
     h.w("extern const ut_map ut_fold_extra[];")
     h.w("extern const int ut_fold_extra_n;")
     h.w()
+    h.w("extern const char ut_entity_names[];")
     h.w("/* html.entities.html5, sorted by name (bytewise). */")
     h.w("extern const ut_entity ut_html5[];")
     h.w("extern const int ut_html5_n;")
@@ -599,7 +606,9 @@ def main():
     h.w("extern const int ut_invalid_charrefs_n;")
     h.w("extern const ut_range ut_invalid_codepoints[];")
     h.w("extern const int ut_invalid_codepoints_n;")
-    h.w("/* ftfy.chardata.HTML_ENTITIES without the '&' and ';', sorted by name. */")
+    h.w("/* ftfy.chardata.HTML_ENTITIES without the '&' and ';', sorted by name, less")
+    h.w(" * the names that are html5 names with ';' (which map to the same text): the")
+    h.w(" * upper-case names ftfy adds, such as EACUTE. */")
     h.w("extern const ut_entity ut_ftfy_entities[];")
     h.w("extern const int ut_ftfy_entities_n;")
     h.w("/* ftfy's translate tables, sorted by code point. */")
@@ -693,11 +702,22 @@ def main():
         o.w("};")
         o.w(f"const int {name}_n = {len(rs)};")
 
+    names = {}
+    pool = []
+
+    def name_off(k):
+        if k + ";" in names:  # "amp" is the start of "amp;"
+            return names[k + ";"]
+        if k not in names:
+            names[k] = sum(len(x) for x in pool)
+            pool.append(k)
+        return names[k]
+
     def entities(name, items):
         o.w(f"const ut_entity {name}[{len(items)}] = {{")
         for k, v in items:
-            assert k.isascii() and 1 <= len(v) <= 3
-            o.w(f"\t{{{c_str(k)}, {len(v)}, {{" + ", ".join(f"0x{ord(x):04x}" for x in v) + "}},")
+            assert k.isascii() and len(k) < 256 and 1 <= len(v) <= 3
+            o.w(f"\t{{{name_off(k)}, {len(k)}, {len(v)}, {{" + ", ".join(f"0x{ord(x):04x}" for x in v) + "}},")
         o.w("};")
         o.w(f"const int {name}_n = {len(items)};")
 
@@ -716,10 +736,21 @@ def main():
     o.w(f"const int ut_comp_n = {len(comp)};")
     maps("ut_fold_extra", [(c, [ord(l)]) for c, l in extras])
     o.w()
+    for k, v in html5:
+        if k.endswith(";"):
+            name_off(k)
     entities("ut_html5", html5)
     maps("ut_invalid_charrefs", [(k, [ord(v)]) for k, v in inv_ref])
     ranges("ut_invalid_codepoints", inv_cp)
     entities("ut_ftfy_entities", ftfy_ent)
+    o.w("const char ut_entity_names[] =")
+    line = ""
+    for k in pool:
+        line += k
+        if len(line) > 90:
+            o.w(f"\t{c_str(line)}")
+            line = ""
+    o.w(f"\t{c_str(line)};")
     o.w()
     maps("ut_ligatures", sorted((k, [ord(x) for x in v]) for k, v in ligatures.items()))
     maps("ut_width", sorted((k, [ord(x) for x in v]) for k, v in width.items()))
