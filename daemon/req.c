@@ -15,6 +15,8 @@
 
 /* Ids the CLIP BPE tokenizer makes: 49152 merges' worth plus SOT and EOT. */
 #define REQ_BPE_VOCAB 49408
+/* Longer texts are tokenized by the prep pool, not the loop thread. */
+#define REQ_INLINE_TEXT_BYTES 1024
 
 
 /* Strings inside the frame at `path` (field numbers from the Request down,
@@ -374,7 +376,10 @@ static int req_job(const req_ctx *ctx, Mmf__Request *q, const uint8_t *msg, size
 	j->req = q;
 	j->t_arrive = t_arrive;
 	j->t_deadline = t_arrive + (int64_t)(q->deadline_ms ? q->deadline_ms : (uint32_t)ctx->deadline_ms) * 1000000;
-	*prep = kind != JOB_EMBED_TEXT;
+	/* One short text is tokenized here (microseconds); a long one goes to
+	 * the pool: nested HTML entities make cleaning quadratic in length. */
+	*prep = kind != JOB_EMBED_TEXT || (q->embed_text->text->source_case == MMF__TEXT__SOURCE_TEXT &&
+					   strlen(q->embed_text->text->text) > REQ_INLINE_TEXT_BYTES);
 	if (!*prep && (st = req_prepare(ctx, j, err)) != MMF__STATUS__OK) {
 		j->req = NULL;	/* the caller still owns q */
 		job_free(j);

@@ -305,14 +305,20 @@ static void test_truncation(const clip_tokenizer *t)
 		big[i] = i % 6 == 5 ? ' ' : (char)('a' + i % 7);
 	m = clip_tokenize(t, big, len, ids, CTX, &err);
 	CHECK(m == CTX && ids[CTX - 1] == CLIP_TOKEN_EOT, "10 kB: %d ids, last %d", m, ids[CTX - 1]);
-	/* one 100 kB word goes through the heap BPE in reasonable time */
+	/* one 100 kB word goes through the heap BPE: O(n log n) is milliseconds,
+	 * the quadratic merge loop would take minutes */
+	free(big);
+	len = 100000;
+	big = malloc(len);
+	if (!big)
+		exit(99);
 	for (size_t i = 0; i < len; i++)
 		big[i] = (char)('a' + (i * 7 + i / 13) % 26);
 	clock_t c0 = clock();
 	m = clip_tokenize(t, big, len, ids, CTX, &err);
 	double s = (double)(clock() - c0) / CLOCKS_PER_SEC;
-	CHECK(m == CTX && ids[CTX - 1] == CLIP_TOKEN_EOT, "10 kB word: %d ids", m);
-	CHECK(s < 1.0, "10 kB word took %.2f s", s);
+	CHECK(m == CTX && ids[CTX - 1] == CLIP_TOKEN_EOT, "100 kB word: %d ids", m);
+	CHECK(s < 5.0, "100 kB word took %.2f s", s);
 	free(big);
 }
 

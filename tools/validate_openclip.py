@@ -94,12 +94,12 @@ def save_safetensors(sd, path, metadata):
     os.replace(path + ".tmp", path)
 
 
-def make_model(path, seed):
+def make_model(path, seed, arch):
     import open_clip
     from golden import randomise
 
     torch.manual_seed(seed)
-    model = open_clip.create_model("RN50-quickgelu", pretrained=None)
+    model = open_clip.create_model(arch, pretrained=None)
     randomise(model)
     model.eval()
     if not os.path.exists(path):
@@ -136,6 +136,8 @@ def main(argv=None):
     ap.add_argument("--images", nargs="*", help="photos (default: the real photos in tests/images)")
     ap.add_argument("--photo-dir", help="scikit-image's skimage/data directory: adds its photos")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--arch", default="RN50-quickgelu", choices=["RN50-quickgelu", "RN101-quickgelu"],
+                    help="open_clip architecture (the OpenAI RN50 or RN101 shape) [RN50-quickgelu]")
     ap.add_argument("--out", help="write the report as JSON here")
     a = ap.parse_args(argv)
 
@@ -144,15 +146,15 @@ def main(argv=None):
     bench = os.path.join(a.build, "mmf-bench")
     vocab = os.path.join(SRC, "data", "bpe_simple_vocab_16e6.txt.gz")
     os.makedirs(a.cache, exist_ok=True)
-    mpath = os.path.join(a.cache, f"validate-rn50-quickgelu-seed{a.seed}.safetensors")
-    print(f"model: RN50-quickgelu, seeded random weights (seed {a.seed}) -> {mpath}", flush=True)
-    model = make_model(mpath, a.seed)
-    _, preprocess = open_clip.create_model_and_transforms("RN50-quickgelu", pretrained=None)[0:3:2]
-    tokenizer = open_clip.get_tokenizer("RN50-quickgelu")
+    mpath = os.path.join(a.cache, f"validate-{a.arch.lower()}-seed{a.seed}.safetensors")
+    print(f"model: {a.arch}, seeded random weights (seed {a.seed}) -> {mpath}", flush=True)
+    model = make_model(mpath, a.seed, a.arch)
+    _, preprocess = open_clip.create_model_and_transforms(a.arch, pretrained=None)[0:3:2]
+    tokenizer = open_clip.get_tokenizer(a.arch)
     images = a.images if a.images else default_images(a.photo_dir)
     if not images:
         sys.exit("validate: no photos found under tests/images; pass --images")
-    report = {"device": a.device, "model": "RN50-quickgelu seeded random", "open_clip": open_clip.__version__,
+    report = {"device": a.device, "model": f"{a.arch} seeded random (seed {a.seed})", "open_clip": open_clip.__version__,
               "torch": torch.__version__, "images": [], "texts": []}
     ok = True
 

@@ -495,6 +495,25 @@ static void test_types(void)
 		if (p && p->embedding && (int)p->embedding->n_values == E)
 			CHECK(max_diff(a, p->embedding->values, E) == 0, "text string and its ids embed differently");
 		mmf__response__free_unpacked(p, NULL);
+		/* a long text (tokenized by the prep pool, not the loop thread):
+		 * truncated to the context as open_clip does */
+		char *longt = malloc(6001);
+		for (int i = 0; i < 6000; i++)
+			longt[i] = "word &amp; "[i % 11];
+		longt[6000] = 0;
+		nt = clip_tokenize(g_tok, longt, 6000, want, c->context, &err);
+		CHECK(nt == c->context && want[nt - 1] == 49407, "long text: %d ids", nt);
+		p = rpc(fd, text_str_req(&r, 14, longt));
+		CHECK(p && p->status == MMF__STATUS__OK && p->embedding && (int)p->embedding->n_values == E, "long text: %s",
+		      p ? p->error : "no response");
+		if (p && p->embedding && (int)p->embedding->n_values == E)
+			memcpy(a, p->embedding->values, sizeof(float) * (size_t)E);
+		mmf__response__free_unpacked(p, NULL);
+		p = rpc(fd, text_req(&r, 15, want, (size_t)c->context));
+		if (p && p->embedding && (int)p->embedding->n_values == E)
+			CHECK(max_diff(a, p->embedding->values, E) == 0, "long text and its ids embed differently");
+		mmf__response__free_unpacked(p, NULL);
+		free(longt);
 		free(a);
 		free(b);
 	}
