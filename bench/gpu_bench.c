@@ -20,6 +20,7 @@
 #include "engine/gpu.h"
 #include "engine/gpu_part.h"
 #include "engine/plan.h"
+#include "engine/trace.h"
 #include "engine/synth.h"
 #include "kernels/mmf_kernels.h"
 
@@ -452,6 +453,137 @@ static int profile_once(const gpu_bench_opts *o, run_ctx *r)
 	return rc;
 }
 
+/* The launches of one seq or fused iteration, in enqueue order, for
+ * attributing block records (trace.h). */
+static int trace_launches(run_ctx *r, int fused, trace_launch **out)
+{
+	const chain *c[2] = {gpu_tower_chain(r->tw[0]), gpu_tower_chain(r->tw[1])};
+	int n = fused ? r->plan->nsteps : c[0]->nops + c[1]->nops, k = 0;
+	trace_launch *l = calloc((size_t)n, sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	if (fused) {
+		for (int i = 0; i < r->plan->nsteps; i++, k++) {
+			const plan_step *st = &r->plan->steps[i];
+			if (st->img >= 0 && st->txt >= 0) {
+				snprintf(l[k].name, sizeof l[k].name, "%s + %s", c[0]->ops[st->img].name, c[1]->ops[st->txt].name);
+				l[k].tower = TRACE_BOTH;
+				l[k].per_block = st->fuse.strategy == MMF_FUSE_INTRA_BLOCK ? 2 : 1;
+			} else {
+				int t = st->img >= 0 ? 0 : 1;
+				snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[t ? st->txt : st->img].name);
+				l[k].tower = t, l[k].per_block = 1;
+			}
+		}
+	} else {
+		for (int t = 0; t < 2; t++)
+			for (int i = 0; i < c[t]->nops; i++, k++) {
+				snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[i].name);
+				l[k].tower = t, l[k].per_block = 1;
+			}
+	}
+	*out = l;
+	return n;
+}
+
+/* One traced iteration of seq and (with a plan) fused on one stream: SM
+ * utilisation of each, the cost of tracing, and for the first partition
+ * the Chrome trace of the fused iteration (seq without a plan). */
+static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_part, const char *gpu)
+{
+	mmf_err err = {0};
+	gpu_trace *gt = NULL;
+	trace_launch *l = NULL;
+	cudaEvent_t a = NULL, b = NULL;
+	int rc = gpu_trace_new(1 << 20, &gt, &err);
+	if (rc < 0)
+		goto fail;
+	if (o->json)
+		fprintf(o->json, ",\n      \"trace\": {");
+	for (int fused = 0; fused <= (r->plan != NULL); fused++) {
+		int mode = fused ? MODE_FUSED : MODE_SEQ, nl;
+		trace_util u;
+		free(l);
+		l = NULL;
+		if ((nl = trace_launches(r, fused, &l)) < 0) {
+			rc = mmf_err_set(&err, -ENOMEM, "trace: out of memory");
+			goto fail;
+		}
+		if ((rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
+			goto fail;
+		rc = enqueue(r, mode, WHAT_BOTH);
+		if (gpu_trace_off(gt, r->s[0], &err) < 0 || rc < 0) {
+			rc = rc < 0 ? rc : err.code;
+			goto fail;
+		}
+		if ((rc = gpu_trace_analyse(gt, l, nl, nsm, &u, &err)) < 0)
+			goto fail;
+		/* The cost of tracing: the same iteration timed 30 times each way. */
+		float on[30], off[30];
+		CUDA_OR(cudaEventCreate(&a), "events");
+		CUDA_OR(cudaEventCreate(&b), "events");
+		for (int traced = 0; traced < 2; traced++)
+			for (int it = 0; it < 30; it++) {
+				if (traced && (rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
+					goto fail;
+				CUDA_OR(cudaEventRecord(a, r->s[0]), "event");
+				if ((rc = enqueue(r, mode, WHAT_BOTH)) < 0)
+					goto out;
+				CUDA_OR(cudaEventRecord(b, r->s[0]), "event");
+				CUDA_OR(cudaEventSynchronize(b), "event");
+				CUDA_OR(cudaEventElapsedTime(traced ? &on[it] : &off[it], a, b), "event");
+				if (traced && (rc = gpu_trace_off(gt, r->s[0], &err)) < 0)
+					goto fail;
+			}
+		cudaEventDestroy(a), cudaEventDestroy(b);
+		a = b = NULL;
+		float mon = pctf(on, 30, 0.5), moff = pctf(off, 30, 0.5);
+		double cost = (mon / moff - 1) * 100;
+		printf("   trace %-5s %d launches, %d block records over %d SMs in %.1f us: SM utilisation %.1f%% "
+		       "(image %.1f%%, text %.1f%%); tracing costs %+.1f%% (%.3f vs %.3f ms)\n",
+		       fused ? "fused" : "seq", nl, u.records, u.sms_seen, u.span_us, u.total * 100, u.image * 100,
+		       u.text * 100, cost, mon, moff);
+		if (o->json)
+			fprintf(o->json, "%s\"%s\": {\"launches\": %d, \"records\": %d, \"sms_seen\": %d, \"span_us\": %.2f, "
+				"\"sm_utilisation\": %.4f, \"sm_utilisation_image\": %.4f, \"sm_utilisation_text\": %.4f, "
+				"\"traced_ms\": %.4f, \"untraced_ms\": %.4f, \"tracing_cost_pct\": %.2f}",
+				fused ? ", " : "", fused ? "fused" : "seq", nl, u.records, u.sms_seen, u.span_us, u.total, u.image,
+				u.text, mon, moff, cost);
+		if (first_part && fused == (r->plan != NULL)) {
+			/* the records of the first traced iteration are overwritten
+			 * by the timing loop: trace once more for the file */
+			if ((rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
+				goto fail;
+			rc = enqueue(r, mode, WHAT_BOTH);
+			if (gpu_trace_off(gt, r->s[0], &err) < 0 || rc < 0 || gpu_trace_analyse(gt, l, nl, nsm, &u, &err) < 0) {
+				rc = rc < 0 ? rc : -EIO;
+				goto fail;
+			}
+			char title[256];
+			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", fused ? "fused" : "seq", gpu, nsm,
+				 o->batch);
+			if ((rc = gpu_trace_write_chrome(gt, l, nl, title, o->trace, &err)) < 0)
+				goto fail;
+			printf("   trace of that %s iteration written to %s (Chrome trace JSON: open in Perfetto)\n",
+			       fused ? "fused" : "seq", o->trace);
+		}
+	}
+	if (o->json)
+		fprintf(o->json, "}");
+	rc = 0;
+	goto out;
+fail:
+	fprintf(stderr, "mmf-bench: %s\n", err.msg);
+out:
+	if (a)
+		cudaEventDestroy(a);
+	if (b)
+		cudaEventDestroy(b);
+	free(l);
+	gpu_trace_free(gt);
+	return rc;
+}
+
 /* The plan for this partition: from the cache when it matches, else
  * planned (with progress) and cached. A stale or corrupt cache file is
  * reported and replaced. */
@@ -588,7 +720,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fprintf(stderr, "mmf-bench: %s\n", err.msg);
 			goto out;
 		}
-		int want_plan = o->show_plan || (o->profile && !strcmp(o->profile, "fused"));
+		int want_plan = o->show_plan || o->trace || (o->profile && !strcmp(o->profile, "fused"));
 		for (int mi = 0; mi < nmodes; mi++)
 			want_plan |= modes[mi] == MODE_FUSED || modes[mi] == MODE_FUSED_GRAPH;
 		if (want_plan && (rc = get_plan(o, &r, n, gpu, &rf)) < 0)
@@ -654,6 +786,8 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		}
 		if (o->json)
 			fprintf(o->json, "\n      ]");
+		if (o->trace && (rc = trace_run(o, &r, n, pi == 0, gpu)) < 0)
+			goto out;
 		if (o->ops && (rc = per_op_table(&r, &rf, B, o->iters, o->json)) < 0)
 			goto out;
 		if (o->pairs) {

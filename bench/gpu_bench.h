@@ -22,6 +22,7 @@ typedef struct gpu_bench_opts {
 	int tune_sms;		/* tune GEMM shapes on a partition of this many SMs (0: the one run on) */
 	const char *profile;	/* seq or fused: one iteration between cudaProfilerStart/Stop */
 	const char *profile_ops;	/* where to write that iteration's kernel -> op list (CSV) */
+	const char *trace;	/* Chrome trace of the first partition's fused (else seq) iteration; NULL: no tracing */
 	FILE *json;		/* may be NULL */
 } gpu_bench_opts;
 

@@ -61,6 +61,10 @@ static void usage(FILE *fp)
 		"                      between cudaProfilerStart/Stop (for ncu --profile-from-start\n"
 		"                      off; see tools/ncu_metrics.sh) and list its launches in\n"
 		"                      --profile-ops FILE [profile-ops.csv]\n"
+		"  --trace FILE        cuda: per-block records of one seq and one fused iteration\n"
+		"                      of every partition: SM utilisation (total, per tower) and\n"
+		"                      the cost of tracing; the first partition's fused iteration\n"
+		"                      written to FILE as Chrome trace JSON (open in Perfetto)\n"
 		"  --pairs             cuda: also time each stage's 3x3 conv paired with the text\n"
 		"                      QKV GEMM, MLP GEMM and attention (and conv x conv) in\n"
 		"                      sequence, on two streams and fused by each strategy\n"
@@ -239,7 +243,7 @@ int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
 	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_IMAGE, O_TEXT,
-	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON };
+	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -253,7 +257,7 @@ int main(int argc, char **argv)
 		{"image", required_argument, 0, O_IMAGE}, {"text", required_argument, 0, O_TEXT},
 		{"labels", required_argument, 0, O_LABELS}, {"vocab", required_argument, 0, O_VOCAB},
 		{"out", required_argument, 0, O_OUT}, {"tokenize", no_argument, 0, O_TOKENIZE},
-		{"texts-json", required_argument, 0, O_TEXTS_JSON},
+		{"texts-json", required_argument, 0, O_TEXTS_JSON}, {"trace", required_argument, 0, O_TRACE},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	/* --image and --text/--labels collect at most one per argument */
@@ -263,7 +267,7 @@ int main(int argc, char **argv)
 	images = calloc((size_t)argc, sizeof *images);
 	texts = calloc((size_t)argc * 2 + 1, sizeof *texts);
 	int nimages = 0, ntexts = 0, nlabels_copy = 0;
-	const char *vocab = NULL, *out_path = NULL, *texts_json = NULL;
+	const char *vocab = NULL, *out_path = NULL, *texts_json = NULL, *trace = NULL;
 	int tokenize = 0;
 	if (!images || !texts) {
 		fprintf(stderr, "mmf-bench: out of memory\n");
@@ -277,7 +281,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
 		if (!cuda_only && (c == O_SMS || c == O_MODES || c == O_NOTUNE || c == O_TUNE_SMS || c == O_STRATEGY ||
-				   c == O_PLAN || c == O_PAIRS || c == O_PROFILE || c == O_PROFILE_OPS))
+				   c == O_PLAN || c == O_PAIRS || c == O_PROFILE || c == O_PROFILE_OPS || c == O_TRACE))
 			for (const struct option *q = opts; q->name; q++)
 				if (q->val == c)
 					cuda_only = q->name;
@@ -349,6 +353,7 @@ int main(int argc, char **argv)
 		case O_OUT: out_path = optarg; break;
 		case O_TOKENIZE: tokenize = 1; break;
 		case O_TEXTS_JSON: texts_json = optarg; break;
+		case O_TRACE: trace = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -449,7 +454,7 @@ int main(int argc, char **argv)
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
 				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
-				     .tune_sms = tune_sms};
+				     .tune_sms = tune_sms, .trace = trace};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");

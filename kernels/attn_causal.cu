@@ -19,7 +19,7 @@ __global__ void __launch_bounds__(ATTN_CAUSAL_TEAM, BLOCKS) attn_causal_kernel(a
 	const int tiles = attn_causal_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		attn_causal_tile_fit<KS, KK>(p, t, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 static int attn_causal_launch(const attn_causal_params &p, cudaStream_t stream)
@@ -65,3 +65,4 @@ extern "C" int mmf_attn_causal_launch_desc(const mmf_opdesc *d, mmf_stream strea
 	return attn_causal_launch(*reinterpret_cast<const attn_causal_params *>(d->params), (cudaStream_t)stream);
 }
 
+MMF_TRACE_TU(attn_causal)

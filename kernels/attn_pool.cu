@@ -16,7 +16,7 @@ __global__ void __launch_bounds__(ATTN_POOL_TEAM, 8) attn_pool_kernel(attn_pool_
 	const int tiles = attn_pool_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		attn_pool_tile(p, t, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 static int attn_pool_launch(const attn_pool_params &p, cudaStream_t stream)
@@ -57,3 +57,4 @@ extern "C" int mmf_attn_pool_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 	return attn_pool_launch(*reinterpret_cast<const attn_pool_params *>(d->params), (cudaStream_t)stream);
 }
 
+MMF_TRACE_TU(attn_pool)

@@ -14,7 +14,7 @@ __global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_par
 	const int tiles = avgpool2_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		avgpool2_tile(p, t, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
@@ -49,3 +49,4 @@ extern "C" int mmf_avgpool2_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 	return avgpool2_launch(*reinterpret_cast<const avgpool2_params *>(d->params), (cudaStream_t)stream);
 }
 
+MMF_TRACE_TU(avgpool2)

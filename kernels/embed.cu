@@ -13,7 +13,7 @@ __global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p)
 	const int tiles = embed_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		embed_tile(p, t, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 static int embed_launch(const embed_params &p, cudaStream_t stream)
@@ -50,3 +50,4 @@ extern "C" int mmf_embed_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 	return embed_launch(*reinterpret_cast<const embed_params *>(d->params), (cudaStream_t)stream);
 }
 
+MMF_TRACE_TU(embed)

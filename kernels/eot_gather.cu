@@ -13,7 +13,7 @@ __global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gath
 	const int tiles = eot_gather_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		eot_gather_tile(p, t, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 static int eot_gather_launch(const eot_gather_params &p, cudaStream_t stream)
@@ -48,3 +48,4 @@ extern "C" int mmf_eot_gather_launch_desc(const mmf_opdesc *d, mmf_stream stream
 	return eot_gather_launch(*reinterpret_cast<const eot_gather_params *>(d->params), (cudaStream_t)stream);
 }
 
+MMF_TRACE_TU(eot_gather)

@@ -114,11 +114,14 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_con
 	const bool is_a = blockIdx.x < (unsigned)f.grid_a;
 	const mmf_opdesc &d = is_a ? f.a : f.b;
 	const int blk = is_a ? blockIdx.x : blockIdx.x - f.grid_a, nblk = is_a ? f.grid_a : f.grid_b;
+	const unsigned long long t0 = mmf_trace_now();
 	if ((int)threadIdx.x < d.team) {
 		mmf_team t = make_team(threadIdx.x, d.team, 1, smem);
 		for (int tile = blk; tile < d.tiles; tile += nblk)
 			op_tile(d, tile, t);
 	}
+	if (threadIdx.x == 0)
+		mmf_trace_write(t0, is_a ? 1 : 2);
 	mmf_pdl_trigger();
 }
 
@@ -128,17 +131,22 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __gr
 	mmf_pdl_wait();
 	int tid = threadIdx.x;
 	const int na = f.teams_a * f.a.team;
+	const unsigned long long t0 = mmf_trace_now();
 	if (tid < na) {
 		int j = tid / f.a.team;
 		mmf_team t = make_team(tid - j * f.a.team, f.a.team, 1 + j, smem + j * f.slice_a);
 		for (int tile = blockIdx.x * f.teams_a + j; tile < f.a.tiles; tile += gridDim.x * f.teams_a)
 			op_tile(f.a, tile, t);
+		if (tid == 0)	/* the first team of each op records that op's span */
+			mmf_trace_write(t0, 1);
 	} else {
 		tid -= na;
 		int j = tid / f.b.team, slice_b = (f.b.smem + 127) & ~127;
 		mmf_team t = make_team(tid - j * f.b.team, f.b.team, 1 + f.teams_a + j, smem + f.teams_a * f.slice_a + j * slice_b);
 		for (int tile = blockIdx.x * f.teams_b + j; tile < f.b.tiles; tile += gridDim.x * f.teams_b)
 			op_tile(f.b, tile, t);
+		if (tid == 0)
+			mmf_trace_write(t0, 2);
 	}
 	mmf_pdl_trigger();
 }
@@ -151,6 +159,7 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __g
 	mmf_team ta = make_team(tid, f.a.team, 1, smem), tb = make_team(tid, f.b.team, 2, smem);
 	/* The whole padded block, to hand the shared memory from A to B. */
 	mmf_team all = make_team(tid, f.block, 3, smem);
+	const unsigned long long t0 = mmf_trace_now();
 	for (int i = blockIdx.x; i < n; i += gridDim.x) {
 		if (i < f.a.tiles && tid < f.a.team)
 			op_tile(f.a, i, ta);
@@ -159,6 +168,8 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __g
 			op_tile(f.b, i, tb);
 		team_sync(all);
 	}
+	if (tid == 0)
+		mmf_trace_write(t0, 3);
 	mmf_pdl_trigger();
 }
 
@@ -295,3 +306,5 @@ extern "C" const char *mmf_op_kind_name(int kind)
 					      "attn_pool", "pool_tokens", "embed", "eot_gather", "l2norm", "avgpool2"};
 	return kind >= 0 && kind < MMF_OP_KINDS ? n[kind] : "?";
 }
+
+MMF_TRACE_TU(fuse)

@@ -16,7 +16,7 @@ __global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p)
 	int tiles = gemm_tiles<Cfg>(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		gemm_tile<Cfg>(p, t, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 template <class Cfg>
@@ -156,3 +156,5 @@ extern "C" int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream str
 	default: return -EINVAL;
 	}
 }
+
+MMF_TRACE_TU(gemm)

@@ -12,7 +12,7 @@ __global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p)
 	const int tiles = l2norm_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		l2norm_tile(p, t, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
@@ -45,3 +45,4 @@ extern "C" int mmf_l2norm_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 	return l2norm_launch(*reinterpret_cast<const l2norm_params *>(d->params), (cudaStream_t)stream);
 }
 
+MMF_TRACE_TU(l2norm)

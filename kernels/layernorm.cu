@@ -17,7 +17,7 @@ __global__ void __launch_bounds__(LN_THREADS) layernorm_kernel(layernorm_params 
 	mmf_team team = team_whole_block(reinterpret_cast<char *>(smem));
 	for (int row = blockIdx.x; row < p.rows; row += gridDim.x)
 		layernorm_tile(p, row, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 static int layernorm_launch(const layernorm_params &p, cudaStream_t stream)
@@ -53,3 +53,4 @@ extern "C" int mmf_layernorm_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 	return layernorm_launch(*reinterpret_cast<const layernorm_params *>(d->params), (cudaStream_t)stream);
 }
 
+MMF_TRACE_TU(layernorm)

@@ -14,7 +14,7 @@ __global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_t
 	const int tiles = pool_tokens_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		pool_tokens_tile(p, t, team);
-	mmf_pdl_trigger();
+	mmf_kernel_end();
 }
 
 static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
@@ -51,3 +51,4 @@ extern "C" int mmf_pool_tokens_launch_desc(const mmf_opdesc *d, mmf_stream strea
 	return pool_tokens_launch(*reinterpret_cast<const pool_tokens_params *>(d->params), (cudaStream_t)stream);
 }
 
+MMF_TRACE_TU(pool_tokens)

@@ -15,6 +15,8 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "mmf_trace.h"
+
 struct mmf_team {
 	int tid;	/* thread index within the team */
 	int size;	/* threads in the team, a multiple of 32 */
@@ -47,11 +49,59 @@ __device__ __forceinline__ void mmf_pdl_trigger()
 #endif
 }
 
+/* Block tracing (mmf_trace.h): when on, every block's first thread writes
+ * one record (start and end %globaltimer, %smid, block, which part of a
+ * fused kernel) to a device buffer. Each translation unit has its own copy
+ * of the control (no relocatable device code), set by the setter that
+ * MMF_TRACE_TU defines; off, a block pays one cached load and a branch. */
+static __device__ mmf_trace_ctl mmf_trace_tu;
+
+__device__ __forceinline__ unsigned long long mmf_trace_now()
+{
+	unsigned long long t;
+	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+	return t;
+}
+
+/* part: 0 a plain kernel, 1 / 2 the first / second op of a fused kernel,
+ * 3 both (intra-thread: the block runs one op's tile, then the other's). */
+__device__ __forceinline__ void mmf_trace_write(unsigned long long t0, unsigned int part)
+{
+	mmf_trace_rec *b = mmf_trace_tu.buf;
+	if (!b)
+		return;
+	unsigned long long t1 = mmf_trace_now();
+	unsigned int sm, i = atomicAdd(mmf_trace_tu.count, 1u);
+	asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+	if (i < mmf_trace_tu.cap) {
+		b[i].t0 = t0, b[i].t1 = t1;
+		b[i].sm = sm, b[i].block = blockIdx.x, b[i].part = part, b[i].grid = gridDim.x;
+	}
+}
+
+/* A plain kernel's start time, kept in shared memory until its end. */
+__device__ __forceinline__ unsigned long long &mmf_trace_t0()
+{
+	__shared__ unsigned long long t0;
+	return t0;
+}
+
+/* The end of every plain kernel: the block's record, then PDL's trigger. */
+__device__ __forceinline__ void mmf_kernel_end()
+{
+	if (threadIdx.x == 0)
+		mmf_trace_write(mmf_trace_t0(), 0);
+	mmf_pdl_trigger();
+}
+
 /* The team of a plain (unfused) launch: the whole block, barrier 0. Every
- * kernel starts here, so this is also where it waits for its predecessor. */
+ * kernel starts here, so this is also where it waits for its predecessor
+ * (and where its traced time starts). */
 __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 {
 	mmf_pdl_wait();
+	if (threadIdx.x == 0 && mmf_trace_tu.buf)
+		mmf_trace_t0() = mmf_trace_now();
 	mmf_team t;
 	t.tid = threadIdx.x;
 	t.size = blockDim.x;
@@ -65,6 +115,14 @@ __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 #include <utility>
 
 #include "mmf_kernels.h"
+
+/* Defines this translation unit's tracing setter, extern "C" name
+ * mmf_trace_set_<name> (called for every unit by mmf_trace_set). */
+#define MMF_TRACE_TU(name)                                                              \
+	extern "C" int mmf_trace_set_##name(const mmf_trace_ctl *c)                     \
+	{                                                                               \
+		return cudaMemcpyToSymbol(mmf_trace_tu, c, sizeof *c) == cudaSuccess ? 0 : -5; \
+	}
 
 /* Packs an op's parameters into a descriptor. */
 template <class P>

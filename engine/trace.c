@@ -1,0 +1,237 @@
+/* Per-block GPU timelines (trace.h). */
+#include "config.h"
+#include "trace.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gpu_trace {
+	mmf_trace_rec *dbuf;
+	unsigned *dcount;
+	unsigned cap, n, claimed;
+	mmf_trace_rec *rec;	/* host copy, sorted by start after analyse */
+	int *launch;		/* per record: its launch */
+};
+
+int gpu_trace_new(unsigned cap, gpu_trace **out, mmf_err *err)
+{
+	gpu_trace *t = calloc(1, sizeof *t);
+	if (!t || !(t->rec = malloc((size_t)cap * sizeof *t->rec)) || !(t->launch = malloc((size_t)cap * sizeof(int)))) {
+		gpu_trace_free(t);
+		return mmf_err_set(err, -ENOMEM, "trace: out of memory for %u records", cap);
+	}
+	t->cap = cap;
+	if (cudaMalloc((void **)&t->dbuf, (size_t)cap * sizeof *t->dbuf) != cudaSuccess ||
+	    cudaMalloc((void **)&t->dcount, sizeof *t->dcount) != cudaSuccess) {
+		gpu_trace_free(t);
+		return mmf_err_set(err, -ENOMEM, "trace: cannot allocate %u records on the GPU", cap);
+	}
+	*out = t;
+	return 0;
+}
+
+void gpu_trace_free(gpu_trace *t)
+{
+	if (!t)
+		return;
+	cudaFree(t->dbuf);
+	cudaFree(t->dcount);
+	free(t->rec);
+	free(t->launch);
+	free(t);
+}
+
+int gpu_trace_on(gpu_trace *t, cudaStream_t s, mmf_err *err)
+{
+	mmf_trace_ctl c = {t->dbuf, t->cap, t->dcount};
+	if (cudaMemsetAsync(t->dcount, 0, sizeof *t->dcount, s) != cudaSuccess || cudaStreamSynchronize(s) != cudaSuccess ||
+	    mmf_trace_set(&c) < 0)
+		return mmf_err_set(err, -EIO, "trace: cannot turn tracing on: %s", cudaGetErrorString(cudaGetLastError()));
+	return 0;
+}
+
+int gpu_trace_off(gpu_trace *t, cudaStream_t s, mmf_err *err)
+{
+	mmf_trace_ctl off = {NULL, 0, NULL};
+	if (cudaStreamSynchronize(s) != cudaSuccess || mmf_trace_set(&off) < 0 ||
+	    cudaMemcpy(&t->claimed, t->dcount, sizeof t->claimed, cudaMemcpyDeviceToHost) != cudaSuccess)
+		return mmf_err_set(err, -EIO, "trace: cannot turn tracing off: %s", cudaGetErrorString(cudaGetLastError()));
+	t->n = t->claimed < t->cap ? t->claimed : t->cap;
+	if (t->n && cudaMemcpy(t->rec, t->dbuf, (size_t)t->n * sizeof *t->rec, cudaMemcpyDeviceToHost) != cudaSuccess)
+		return mmf_err_set(err, -EIO, "trace: cannot read the records: %s", cudaGetErrorString(cudaGetLastError()));
+	return 0;
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+	const mmf_trace_rec *x = a, *y = b;
+	if (x->t0 != y->t0)
+		return x->t0 < y->t0 ? -1 : 1;
+	return (x->part > y->part) - (x->part < y->part);
+}
+
+typedef struct span {
+	unsigned long long t0, t1;
+} span;
+
+static int span_cmp(const void *a, const void *b)
+{
+	const span *x = a, *y = b;
+	return (x->t0 > y->t0) - (x->t0 < y->t0);
+}
+
+/* Busy time of one SM: the union of its intervals. */
+static double union_ns(span *s, int n)
+{
+	if (!n)
+		return 0;
+	qsort(s, (size_t)n, sizeof *s, span_cmp);
+	double busy = 0;
+	unsigned long long a = s[0].t0, b = s[0].t1;
+	for (int i = 1; i < n; i++) {
+		if (s[i].t0 > b) {
+			busy += (double)(b - a);
+			a = s[i].t0, b = s[i].t1;
+		} else if (s[i].t1 > b) {
+			b = s[i].t1;
+		}
+	}
+	return busy + (double)(b - a);
+}
+
+/* The tower a record's block worked for. */
+static int rec_tower(const mmf_trace_rec *r, const trace_launch *l)
+{
+	if (r->part == 1)
+		return TRACE_IMAGE;
+	if (r->part == 2)
+		return TRACE_TEXT;
+	return r->part == 3 ? TRACE_BOTH : l->tower;
+}
+
+int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trace_util *u, mmf_err *err)
+{
+	memset(u, 0, sizeof *u);
+	if (t->claimed > t->cap)
+		return mmf_err_set(err, -ENOSPC, "trace: %u records for a buffer of %u", t->claimed, t->cap);
+	qsort(t->rec, t->n, sizeof *t->rec, rec_cmp);
+	unsigned k = 0;
+	for (int i = 0; i < nl; i++) {
+		if (k >= t->n)
+			return mmf_err_set(err, -EINVAL, "trace: records end at launch %d of %d ('%s')", i, nl, l[i].name);
+		unsigned want = t->rec[k].grid * (unsigned)l[i].per_block;
+		if (k + want > t->n)
+			return mmf_err_set(err, -EINVAL, "trace: launch %d ('%s') of grid %u has only %u of its %u records", i,
+					   l[i].name, t->rec[k].grid, t->n - k, want);
+		for (unsigned j = k; j < k + want; j++) {
+			if (t->rec[j].grid != t->rec[k].grid)
+				return mmf_err_set(err, -EINVAL,
+						   "trace: launch %d ('%s'): a block of grid %u among grid %u: launches overlap "
+						   "(more than one stream?)",
+						   i, l[i].name, t->rec[j].grid, t->rec[k].grid);
+			t->launch[j] = i;
+		}
+		k += want;
+	}
+	if (k != t->n)
+		return mmf_err_set(err, -EINVAL, "trace: %u records left after the %d launches", t->n - k, nl);
+	if (!t->n)
+		return 0;
+	unsigned long long lo = t->rec[0].t0, hi = 0;
+	int maxsm = 0;
+	for (unsigned i = 0; i < t->n; i++) {
+		hi = t->rec[i].t1 > hi ? t->rec[i].t1 : hi;
+		maxsm = (int)t->rec[i].sm > maxsm ? (int)t->rec[i].sm : maxsm;
+	}
+	span *s = malloc((size_t)t->n * sizeof *s);
+	if (!s)
+		return mmf_err_set(err, -ENOMEM, "trace: out of memory");
+	double busy[3] = {0, 0, 0};
+	for (int sm = 0; sm <= maxsm; sm++)
+		for (int w = -1; w < 2; w++) {	/* -1: any tower */
+			int n = 0;
+			for (unsigned i = 0; i < t->n; i++) {
+				const mmf_trace_rec *r = &t->rec[i];
+				int tw = rec_tower(r, &l[t->launch[i]]);
+				if ((int)r->sm == sm && (w < 0 || tw == w || tw == TRACE_BOTH))
+					s[n++] = (span){r->t0, r->t1};
+			}
+			if (w < 0 && n)
+				u->sms_seen++;
+			busy[w + 1] += union_ns(s, n);
+		}
+	free(s);
+	double denom = (double)nsm * (double)(hi - lo);
+	u->span_us = (double)(hi - lo) / 1e3;
+	u->records = (int)t->n;
+	if (denom > 0) {
+		u->total = busy[0] / denom;
+		u->image = busy[1] / denom;
+		u->text = busy[2] / denom;
+	}
+	return 0;
+}
+
+static void json_str(FILE *fp, const char *s)
+{
+	fputc('"', fp);
+	for (; *s; s++)
+		if (*s == '"' || *s == '\\')
+			fprintf(fp, "\\%c", *s);
+		else if ((unsigned char)*s >= 0x20)
+			fputc(*s, fp);
+	fputc('"', fp);
+}
+
+int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const char *title, const char *path,
+			   mmf_err *err)
+{
+	static const char *const towers[3] = {"image", "text", "image+text"};
+	FILE *fp = fopen(path, "w");
+	if (!fp)
+		return mmf_err_set(err, -errno, "%s: cannot write: %s", path, strerror(errno));
+	unsigned long long lo = t->n ? t->rec[0].t0 : 0;
+	int maxsm = 0;
+	for (unsigned i = 0; i < t->n; i++)
+		maxsm = (int)t->rec[i].sm > maxsm ? (int)t->rec[i].sm : maxsm;
+	fputs("{\"displayTimeUnit\": \"ns\", \"otherData\": {\"title\": ", fp);
+	json_str(fp, title);
+	fputs("},\n\"traceEvents\": [\n", fp);
+	fputs("{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": 1, \"args\": {\"name\": \"launches (one stream)\"}}", fp);
+	fputs(",\n{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": 2, \"args\": {\"name\": \"SMs (block records)\"}}", fp);
+	for (int sm = 0; sm <= maxsm; sm++)
+		fprintf(fp, ",\n{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 2, \"tid\": %d, \"args\": {\"name\": \"SM %d\"}}",
+			sm, sm);
+	/* one interval per launch: its first block's start to its last block's end */
+	for (int i = 0; i < nl; i++) {
+		unsigned long long a = ~0ull, b = 0;
+		for (unsigned j = 0; j < t->n; j++)
+			if (t->launch[j] == i) {
+				a = t->rec[j].t0 < a ? t->rec[j].t0 : a;
+				b = t->rec[j].t1 > b ? t->rec[j].t1 : b;
+			}
+		if (b < a)
+			continue;
+		fputs(",\n{\"name\": ", fp);
+		json_str(fp, l[i].name);
+		fprintf(fp, ", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": 1, \"tid\": 0, \"ts\": %.3f, \"dur\": %.3f, "
+			"\"args\": {\"launch\": %d}}", towers[l[i].tower], (double)(a - lo) / 1e3, (double)(b - a) / 1e3, i);
+	}
+	for (unsigned j = 0; j < t->n; j++) {
+		const mmf_trace_rec *r = &t->rec[j];
+		const trace_launch *L = &l[t->launch[j]];
+		int tw = rec_tower(r, L);
+		fputs(",\n{\"name\": ", fp);
+		json_str(fp, L->name);
+		fprintf(fp, ", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": 2, \"tid\": %u, \"ts\": %.3f, \"dur\": %.3f, "
+			"\"args\": {\"tower\": \"%s\", \"block\": %u, \"grid\": %u, \"launch\": %d}}",
+			towers[tw], r->sm, (double)(r->t0 - lo) / 1e3, (double)(r->t1 - r->t0) / 1e3, towers[tw], r->block,
+			r->grid, t->launch[j]);
+	}
+	fputs("\n]}\n", fp);
+	if (fclose(fp))
+		return mmf_err_set(err, -EIO, "%s: cannot write: %s", path, strerror(errno));
+	return 0;
+}

@@ -1,0 +1,50 @@
+/* trace: per-block GPU timelines. With tracing on, every kernel's blocks
+ * write a record (kernels/mmf_trace.h: %globaltimer start and end, %smid,
+ * block, grid, which part of a fused kernel). For one iteration enqueued on
+ * one stream, records are attributed to launches by time: a kernel's
+ * blocks all start after the previous kernel's blocks have finished (stream
+ * order; with PDL, after its griddepcontrol.wait), so sorted by start they
+ * come launch by launch, each launch's count known from its grid.
+ *
+ * From them: SM utilisation (the fraction of SM-time covered by blocks, in
+ * total and per tower) and a Chrome trace-event JSON (Perfetto) with one
+ * row per SM and one row of launches. */
+#ifndef MMF_TRACE_HOST_H
+#define MMF_TRACE_HOST_H
+
+#include <cuda_runtime.h>
+
+#include "err.h"
+#include "kernels/mmf_trace.h"
+
+enum { TRACE_IMAGE = 0, TRACE_TEXT = 1, TRACE_BOTH = 2 };
+
+typedef struct trace_launch {
+	char name[96];		/* "layer1.0.conv2" or "layer1.0.conv2 + block3.attn" */
+	int tower;		/* TRACE_IMAGE, TRACE_TEXT, or TRACE_BOTH for a fused kernel */
+	int per_block;		/* records each block writes: 2 for intra-block fusion, else 1 */
+} trace_launch;
+
+typedef struct trace_util {
+	double total, image, text;	/* fractions of nsm x span */
+	double span_us;			/* first block start to last block end */
+	int records, sms_seen;
+} trace_util;
+
+typedef struct gpu_trace gpu_trace;
+
+int gpu_trace_new(unsigned cap, gpu_trace **out, mmf_err *err);
+void gpu_trace_free(gpu_trace *t);
+/* Clears the buffer (on s) and turns recording on in every kernel. */
+int gpu_trace_on(gpu_trace *t, cudaStream_t s, mmf_err *err);
+/* Waits for s, turns recording off and copies the records to the host. */
+int gpu_trace_off(gpu_trace *t, cudaStream_t s, mmf_err *err);
+/* Attributes the records to the nl launches of the iteration (in enqueue
+ * order) and computes utilisation over nsm SMs. -EINVAL (message says
+ * where) when the records do not match the launches. */
+int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trace_util *u, mmf_err *err);
+/* After gpu_trace_analyse: the Chrome trace-event JSON. */
+int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const char *title, const char *path,
+			   mmf_err *err);
+
+#endif
