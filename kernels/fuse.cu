@@ -110,17 +110,18 @@ __device__ __forceinline__ mmf_team make_team(int tid, int size, int barrier, ch
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
+	const bool trace_on = mmf_trace_tu.buf != nullptr;	/* loaded before the wait */
 	mmf_pdl_wait();
 	const bool is_a = blockIdx.x < (unsigned)f.grid_a;
 	const mmf_opdesc &d = is_a ? f.a : f.b;
 	const int blk = is_a ? blockIdx.x : blockIdx.x - f.grid_a, nblk = is_a ? f.grid_a : f.grid_b;
-	const unsigned long long t0 = mmf_trace_now();
+	const unsigned long long t0 = trace_on ? mmf_trace_now() : 0;
 	if ((int)threadIdx.x < d.team) {
 		mmf_team t = make_team(threadIdx.x, d.team, 1, smem);
 		for (int tile = blk; tile < d.tiles; tile += nblk)
 			op_tile(d, tile, t);
 	}
-	if (threadIdx.x == 0)
+	if (trace_on && threadIdx.x == 0)
 		mmf_trace_write(t0, is_a ? 1 : 2);
 	mmf_pdl_trigger();
 }
@@ -128,16 +129,17 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_con
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
+	const bool trace_on = mmf_trace_tu.buf != nullptr;	/* loaded before the wait */
 	mmf_pdl_wait();
 	int tid = threadIdx.x;
 	const int na = f.teams_a * f.a.team;
-	const unsigned long long t0 = mmf_trace_now();
+	const unsigned long long t0 = trace_on ? mmf_trace_now() : 0;
 	if (tid < na) {
 		int j = tid / f.a.team;
 		mmf_team t = make_team(tid - j * f.a.team, f.a.team, 1 + j, smem + j * f.slice_a);
 		for (int tile = blockIdx.x * f.teams_a + j; tile < f.a.tiles; tile += gridDim.x * f.teams_a)
 			op_tile(f.a, tile, t);
-		if (tid == 0)	/* the first team of each op records that op's span */
+		if (trace_on && tid == 0)	/* the first team of each op records that op's span */
 			mmf_trace_write(t0, 1);
 	} else {
 		tid -= na;
@@ -145,7 +147,7 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __gr
 		mmf_team t = make_team(tid - j * f.b.team, f.b.team, 1 + f.teams_a + j, smem + f.teams_a * f.slice_a + j * slice_b);
 		for (int tile = blockIdx.x * f.teams_b + j; tile < f.b.tiles; tile += gridDim.x * f.teams_b)
 			op_tile(f.b, tile, t);
-		if (tid == 0)
+		if (trace_on && tid == 0)
 			mmf_trace_write(t0, 2);
 	}
 	mmf_pdl_trigger();
@@ -154,12 +156,13 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __gr
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
+	const bool trace_on = mmf_trace_tu.buf != nullptr;	/* loaded before the wait */
 	mmf_pdl_wait();
 	const int tid = threadIdx.x, n = f.a.tiles > f.b.tiles ? f.a.tiles : f.b.tiles;
 	mmf_team ta = make_team(tid, f.a.team, 1, smem), tb = make_team(tid, f.b.team, 2, smem);
 	/* The whole padded block, to hand the shared memory from A to B. */
 	mmf_team all = make_team(tid, f.block, 3, smem);
-	const unsigned long long t0 = mmf_trace_now();
+	const unsigned long long t0 = trace_on ? mmf_trace_now() : 0;
 	for (int i = blockIdx.x; i < n; i += gridDim.x) {
 		if (i < f.a.tiles && tid < f.a.team)
 			op_tile(f.a, i, ta);
@@ -168,7 +171,7 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __g
 			op_tile(f.b, i, tb);
 		team_sync(all);
 	}
-	if (tid == 0)
+	if (trace_on && tid == 0)
 		mmf_trace_write(t0, 3);
 	mmf_pdl_trigger();
 }

@@ -15,10 +15,15 @@ typedef struct mmf_trace_rec {
 	unsigned int sm, block, part, grid;
 } mmf_trace_rec;
 
+/* Records go to one slice of the buffer per SM (%smid), each with its own
+ * counter: one counter for all blocks serialised every kernel's end on one
+ * L2 atomic (measured: +5.8% on a whole H200). */
+#define MMF_TRACE_SMS 256	/* %smid values the buffer has slices for */
+
 typedef struct mmf_trace_ctl {
-	mmf_trace_rec *buf;	/* device memory, cap records; NULL: tracing off */
-	unsigned int cap;
-	unsigned int *count;	/* device counter of records claimed (may exceed cap) */
+	mmf_trace_rec *buf;	/* device memory, MMF_TRACE_SMS x per_sm records; NULL: off */
+	unsigned int per_sm;
+	unsigned int *count;	/* device, MMF_TRACE_SMS counters of records claimed (may exceed per_sm) */
 } mmf_trace_ctl;
 
 /* Sets the control in every kernel translation unit. 0 or -EIO. */

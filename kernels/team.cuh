@@ -71,11 +71,15 @@ __device__ __forceinline__ void mmf_trace_write(unsigned long long t0, unsigned 
 	if (!b)
 		return;
 	unsigned long long t1 = mmf_trace_now();
-	unsigned int sm, i = atomicAdd(mmf_trace_tu.count, 1u);
+	unsigned int sm;
 	asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-	if (i < mmf_trace_tu.cap) {
-		b[i].t0 = t0, b[i].t1 = t1;
-		b[i].sm = sm, b[i].block = blockIdx.x, b[i].part = part, b[i].grid = gridDim.x;
+	if (sm >= MMF_TRACE_SMS)
+		return;
+	unsigned int i = atomicAdd(mmf_trace_tu.count + sm, 1u);
+	if (i < mmf_trace_tu.per_sm) {
+		b += (size_t)sm * mmf_trace_tu.per_sm + i;
+		b->t0 = t0, b->t1 = t1;
+		b->sm = sm, b->block = blockIdx.x, b->part = part, b->grid = gridDim.x;
 	}
 }
 
@@ -86,12 +90,20 @@ __device__ __forceinline__ unsigned long long &mmf_trace_t0()
 	return t0;
 }
 
-/* The end of every plain kernel: the block's record, then PDL's trigger. */
+/* A plain kernel's record, out of line and without arguments: inlined into
+ * every kernel's tail it made the tightest ones spill (sm_110). */
+static __device__ __noinline__ void mmf_trace_write_plain()
+{
+	mmf_trace_write(mmf_trace_t0(), 0);
+}
+
+/* The end of every plain kernel: PDL's trigger, then the block's record
+ * (when its start was taken). */
 __device__ __forceinline__ void mmf_kernel_end()
 {
-	if (threadIdx.x == 0)
-		mmf_trace_write(mmf_trace_t0(), 0);
 	mmf_pdl_trigger();
+	if (threadIdx.x == 0 && mmf_trace_t0())
+		mmf_trace_write_plain();
 }
 
 /* The team of a plain (unfused) launch: the whole block, barrier 0. Every
@@ -99,9 +111,11 @@ __device__ __forceinline__ void mmf_kernel_end()
  * (and where its traced time starts). */
 __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 {
+	/* loaded before the wait, so its latency hides behind it */
+	const bool on = threadIdx.x == 0 && mmf_trace_tu.buf != nullptr;
 	mmf_pdl_wait();
-	if (threadIdx.x == 0 && mmf_trace_tu.buf)
-		mmf_trace_t0() = mmf_trace_now();
+	if (threadIdx.x == 0)
+		mmf_trace_t0() = on ? mmf_trace_now() : 0;
 	mmf_team t;
 	t.tid = threadIdx.x;
 	t.size = blockDim.x;
