@@ -7,20 +7,21 @@
 #include "check.h"
 #include "mmf_ops.h"
 
+template <bool TR>
 __global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_params p)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block(smem);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = avgpool2_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		avgpool2_tile(p, t, team);
-	mmf_kernel_end();
+	mmf_kernel_end<TR>();
 }
 
 static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
 {
 	const int tiles = avgpool2_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch(avgpool2_kernel, tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? avgpool2_kernel<true> : avgpool2_kernel<false>, tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

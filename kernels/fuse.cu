@@ -107,62 +107,65 @@ __device__ __forceinline__ mmf_team make_team(int tid, int size, int barrier, ch
 	return t;
 }
 
+template <bool TR>
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
-	const bool trace_on = mmf_trace_tu.buf != nullptr;	/* loaded before the wait */
 	mmf_pdl_wait();
 	const bool is_a = blockIdx.x < (unsigned)f.grid_a;
 	const mmf_opdesc &d = is_a ? f.a : f.b;
 	const int blk = is_a ? blockIdx.x : blockIdx.x - f.grid_a, nblk = is_a ? f.grid_a : f.grid_b;
-	const unsigned long long t0 = trace_on ? mmf_trace_now() : 0;
+	const unsigned int slot = TR && threadIdx.x == 0 ? mmf_trace_claim() : ~0u;
+	const unsigned long long t0 = TR ? mmf_trace_now() : 0;
 	if ((int)threadIdx.x < d.team) {
 		mmf_team t = make_team(threadIdx.x, d.team, 1, smem);
 		for (int tile = blk; tile < d.tiles; tile += nblk)
 			op_tile(d, tile, t);
 	}
-	if (trace_on && threadIdx.x == 0)
-		mmf_trace_write(t0, is_a ? 1 : 2);
+	if (TR && threadIdx.x == 0)
+		mmf_trace_write(slot, t0, is_a ? 1 : 2);
 	mmf_pdl_trigger();
 }
 
+template <bool TR>
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
-	const bool trace_on = mmf_trace_tu.buf != nullptr;	/* loaded before the wait */
 	mmf_pdl_wait();
 	int tid = threadIdx.x;
 	const int na = f.teams_a * f.a.team;
-	const unsigned long long t0 = trace_on ? mmf_trace_now() : 0;
+	const unsigned int slot = TR && ((int)threadIdx.x == 0 || (int)threadIdx.x == na) ? mmf_trace_claim() : ~0u;
+	const unsigned long long t0 = TR ? mmf_trace_now() : 0;
 	if (tid < na) {
 		int j = tid / f.a.team;
 		mmf_team t = make_team(tid - j * f.a.team, f.a.team, 1 + j, smem + j * f.slice_a);
 		for (int tile = blockIdx.x * f.teams_a + j; tile < f.a.tiles; tile += gridDim.x * f.teams_a)
 			op_tile(f.a, tile, t);
-		if (trace_on && tid == 0)	/* the first team of each op records that op's span */
-			mmf_trace_write(t0, 1);
+		if (TR && tid == 0)	/* the first team of each op records that op's span */
+			mmf_trace_write(slot, t0, 1);
 	} else {
 		tid -= na;
 		int j = tid / f.b.team, slice_b = (f.b.smem + 127) & ~127;
 		mmf_team t = make_team(tid - j * f.b.team, f.b.team, 1 + f.teams_a + j, smem + f.teams_a * f.slice_a + j * slice_b);
 		for (int tile = blockIdx.x * f.teams_b + j; tile < f.b.tiles; tile += gridDim.x * f.teams_b)
 			op_tile(f.b, tile, t);
-		if (trace_on && tid == 0)
-			mmf_trace_write(t0, 2);
+		if (TR && tid == 0)
+			mmf_trace_write(slot, t0, 2);
 	}
 	mmf_pdl_trigger();
 }
 
+template <bool TR>
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
-	const bool trace_on = mmf_trace_tu.buf != nullptr;	/* loaded before the wait */
 	mmf_pdl_wait();
 	const int tid = threadIdx.x, n = f.a.tiles > f.b.tiles ? f.a.tiles : f.b.tiles;
 	mmf_team ta = make_team(tid, f.a.team, 1, smem), tb = make_team(tid, f.b.team, 2, smem);
 	/* The whole padded block, to hand the shared memory from A to B. */
 	mmf_team all = make_team(tid, f.block, 3, smem);
-	const unsigned long long t0 = trace_on ? mmf_trace_now() : 0;
+	const unsigned int slot = TR && threadIdx.x == 0 ? mmf_trace_claim() : ~0u;
+	const unsigned long long t0 = TR ? mmf_trace_now() : 0;
 	for (int i = blockIdx.x; i < n; i += gridDim.x) {
 		if (i < f.a.tiles && tid < f.a.team)
 			op_tile(f.a, i, ta);
@@ -171,8 +174,8 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __g
 			op_tile(f.b, i, tb);
 		team_sync(all);
 	}
-	if (trace_on && tid == 0)
-		mmf_trace_write(t0, 3);
+	if (TR && tid == 0)
+		mmf_trace_write(slot, t0, 3);
 	mmf_pdl_trigger();
 }
 
@@ -228,10 +231,12 @@ extern "C" int mmf_fused_launch(const mmf_opdesc *a, const mmf_opdesc *b, const 
 	if (rc < 0)
 		return rc;
 	static bool attr_set[3];
-	void (*kernels[3])(fuse_args) = {fused_inter, fused_intra_block, fused_intra_thread};
-	void (*k)(fuse_args) = kernels[f->strategy];
+	void (*plain[3])(fuse_args) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
+	void (*traced[3])(fuse_args) = {fused_inter<true>, fused_intra_block<true>, fused_intra_thread<true>};
+	void (*k)(fuse_args) = (mmf_trace_on ? traced : plain)[f->strategy];
 	if (!attr_set[f->strategy]) {
-		MMF_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(plain[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(traced[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
 		attr_set[f->strategy] = true;
 	}
 	fuse_args x = {};
@@ -267,7 +272,7 @@ extern "C" int mmf_fused_attrs(int strategy, int *regs, int *local_bytes)
 {
 	if (strategy < 0 || strategy > 2)
 		return -EINVAL;
-	void (*kernels[3])(fuse_args) = {fused_inter, fused_intra_block, fused_intra_thread};
+	void (*kernels[3])(fuse_args) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
 	cudaFuncAttributes fa;
 	MMF_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernels[strategy]));
 	*regs = fa.numRegs;
@@ -280,7 +285,7 @@ extern "C" int mmf_fused_occupancy(const mmf_opdesc *a, const mmf_opdesc *b, con
 	int th, sm, rc = mmf_fuse_check(a, b, f, &th, &sm);
 	if (rc < 0)
 		return rc;
-	void (*kernels[3])(fuse_args) = {fused_inter, fused_intra_block, fused_intra_thread};
+	void (*kernels[3])(fuse_args) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
 	MMF_CUDA_CHECK(cudaFuncSetAttribute(kernels[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
 	MMF_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernels[f->strategy], th, sm));
 	return 0;

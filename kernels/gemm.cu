@@ -8,15 +8,15 @@
 #include "gemm.cuh"
 #include "mmf_kernels.h"
 
-template <class Cfg>
+template <class Cfg, bool TR>
 __global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block(smem);
+	mmf_team team = team_whole_block<TR>(smem);
 	int tiles = gemm_tiles<Cfg>(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		gemm_tile<Cfg>(p, t, team);
-	mmf_kernel_end();
+	mmf_kernel_end<TR>();
 }
 
 template <class Cfg>
@@ -24,13 +24,15 @@ static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
 {
 	static bool attr_set = false;	/* per configuration; set once before first launch */
 	if (!attr_set) {
-		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
 		attr_set = true;
 	}
 	int tiles = gemm_tiles<Cfg>(p);
 	if (grid <= 0 || grid > tiles)
 		grid = tiles;
-	MMF_CUDA_CHECK(mmf_launch(gemm_kernel<Cfg>, grid, Cfg::THREADS, Cfg::SMEM, stream, p));
+	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? gemm_kernel<Cfg, true> : gemm_kernel<Cfg, false>, grid, Cfg::THREADS, Cfg::SMEM,
+				  stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

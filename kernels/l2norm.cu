@@ -5,20 +5,21 @@
 #include "l2norm.cuh"
 #include "mmf_ops.h"
 
+template <bool TR>
 __global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block(smem);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = l2norm_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		l2norm_tile(p, t, team);
-	mmf_kernel_end();
+	mmf_kernel_end<TR>();
 }
 
 static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
 {
 	const int tiles = l2norm_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch(l2norm_kernel, tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? l2norm_kernel<true> : l2norm_kernel<false>, tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

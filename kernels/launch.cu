@@ -22,8 +22,11 @@ extern "C" int mmf_trace_set_pool_tokens(const mmf_trace_ctl *c);
 extern "C" int mmf_trace_set_gemm(const mmf_trace_ctl *c);
 extern "C" int mmf_trace_set_fuse(const mmf_trace_ctl *c);
 
+bool mmf_trace_on = false;
+
 extern "C" int mmf_trace_set(const mmf_trace_ctl *c)
 {
+	mmf_trace_on = c && c->buf;
 	return mmf_trace_set_attn_causal(c) == 0 &&
 	    mmf_trace_set_attn_pool(c) == 0 &&
 	    mmf_trace_set_avgpool2(c) == 0 &&

@@ -7,20 +7,21 @@
 #include "mmf_ops.h"
 #include "pool_tokens.cuh"
 
+template <bool TR>
 __global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_tokens_params p)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block(smem);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = pool_tokens_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		pool_tokens_tile(p, t, team);
-	mmf_kernel_end();
+	mmf_kernel_end<TR>();
 }
 
 static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
 {
 	const int tiles = pool_tokens_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch(pool_tokens_kernel, tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? pool_tokens_kernel<true> : pool_tokens_kernel<false>, tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -49,11 +49,13 @@ __device__ __forceinline__ void mmf_pdl_trigger()
 #endif
 }
 
-/* Block tracing (mmf_trace.h): when on, every block's first thread writes
- * one record (start and end %globaltimer, %smid, block, which part of a
- * fused kernel) to a device buffer. Each translation unit has its own copy
- * of the control (no relocatable device code), set by the setter that
- * MMF_TRACE_TU defines; off, a block pays one cached load and a branch. */
+/* Block tracing (mmf_trace.h): every kernel has a traced instance (template
+ * argument TR) whose blocks' first thread writes one record (start and end
+ * %globaltimer, %smid, block, which part of a fused kernel) to a device
+ * buffer; launchers pick it while mmf_trace_on, so with tracing off the
+ * kernels run are exactly the untraced code. Each translation unit has its
+ * own copy of the control (no relocatable device code), set by the setter
+ * that MMF_TRACE_TU defines. */
 static __device__ mmf_trace_ctl mmf_trace_tu;
 
 __device__ __forceinline__ unsigned long long mmf_trace_now()
@@ -63,59 +65,63 @@ __device__ __forceinline__ unsigned long long mmf_trace_now()
 	return t;
 }
 
-/* part: 0 a plain kernel, 1 / 2 the first / second op of a fused kernel,
- * 3 both (intra-thread: the block runs one op's tile, then the other's). */
-__device__ __forceinline__ void mmf_trace_write(unsigned long long t0, unsigned int part)
+/* A record's slot, claimed when the block starts (so that the atomic's
+ * round trip overlaps the block's work instead of delaying its exit): the
+ * SM's slice index, or ~0u when the slice is full or tracing is off. */
+__device__ __forceinline__ unsigned int mmf_trace_claim()
 {
-	mmf_trace_rec *b = mmf_trace_tu.buf;
-	if (!b)
-		return;
-	unsigned long long t1 = mmf_trace_now();
 	unsigned int sm;
 	asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-	if (sm >= MMF_TRACE_SMS)
-		return;
+	if (!mmf_trace_tu.buf || sm >= MMF_TRACE_SMS)
+		return ~0u;
 	unsigned int i = atomicAdd(mmf_trace_tu.count + sm, 1u);
-	if (i < mmf_trace_tu.per_sm) {
-		b += (size_t)sm * mmf_trace_tu.per_sm + i;
-		b->t0 = t0, b->t1 = t1;
-		b->sm = sm, b->block = blockIdx.x, b->part = part, b->grid = gridDim.x;
-	}
+	return i < mmf_trace_tu.per_sm ? sm * mmf_trace_tu.per_sm + i : ~0u;
 }
 
-/* A plain kernel's start time, kept in shared memory until its end. */
-__device__ __forceinline__ unsigned long long &mmf_trace_t0()
+/* part: 0 a plain kernel, 1 / 2 the first / second op of a fused kernel,
+ * 3 both (intra-thread: the block runs one op's tile, then the other's).
+ * Plain stores only: the block exits without waiting for them. */
+__device__ __forceinline__ void mmf_trace_write(unsigned int slot, unsigned long long t0, unsigned int part)
 {
-	__shared__ unsigned long long t0;
-	return t0;
+	if (slot == ~0u)
+		return;
+	mmf_trace_rec *r = mmf_trace_tu.buf + slot;
+	r->t0 = t0, r->t1 = mmf_trace_now();
+	r->sm = slot / mmf_trace_tu.per_sm, r->block = blockIdx.x, r->part = part, r->grid = gridDim.x;
 }
 
-/* A plain kernel's record, out of line and without arguments: inlined into
- * every kernel's tail it made the tightest ones spill (sm_110). */
-static __device__ __noinline__ void mmf_trace_write_plain()
+/* A plain kernel's start and slot, kept in shared memory until its end. */
+struct mmf_trace_start {
+	unsigned long long t0;
+	unsigned int slot;
+};
+__device__ __forceinline__ mmf_trace_start &mmf_trace_st()
 {
-	mmf_trace_write(mmf_trace_t0(), 0);
+	__shared__ mmf_trace_start st;
+	return st;
 }
 
-/* The end of every plain kernel: PDL's trigger, then the block's record
- * (when its start was taken). */
+/* The end of every plain kernel: PDL's trigger, then (TR: the traced
+ * instance of the kernel) the block's record. */
+template <bool TR>
 __device__ __forceinline__ void mmf_kernel_end()
 {
 	mmf_pdl_trigger();
-	if (threadIdx.x == 0 && mmf_trace_t0())
-		mmf_trace_write_plain();
+	if (TR && threadIdx.x == 0)
+		mmf_trace_write(mmf_trace_st().slot, mmf_trace_st().t0, 0);
 }
 
 /* The team of a plain (unfused) launch: the whole block, barrier 0. Every
  * kernel starts here, so this is also where it waits for its predecessor
- * (and where its traced time starts). */
+ * (and where the traced instance's time starts). */
+template <bool TR>
 __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 {
-	/* loaded before the wait, so its latency hides behind it */
-	const bool on = threadIdx.x == 0 && mmf_trace_tu.buf != nullptr;
 	mmf_pdl_wait();
-	if (threadIdx.x == 0)
-		mmf_trace_t0() = on ? mmf_trace_now() : 0;
+	if (TR && threadIdx.x == 0) {
+		mmf_trace_st().t0 = mmf_trace_now();
+		mmf_trace_st().slot = mmf_trace_claim();
+	}
 	mmf_team t;
 	t.tid = threadIdx.x;
 	t.size = blockDim.x;
@@ -167,6 +173,9 @@ static inline cudaError_t mmf_launch(void (*k)(KArgs...), dim3 grid, dim3 block,
 	cfg.numAttrs = mmf_pdl_on ? 1 : 0;
 	return cudaLaunchKernelEx(&cfg, k, std::forward<Args>(args)...);
 }
+
+/* Set by mmf_trace_set (launch.cu): launchers pick kernels' traced instances. */
+extern bool mmf_trace_on;
 #endif
 
 /* Sum over the team; scratch holds one float per warp of the team. */
