@@ -111,11 +111,11 @@ template <bool TR>
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
+	const unsigned int slot = TR && threadIdx.x == 0 ? mmf_trace_claim() : ~0u;	/* before the wait: hidden by it */
 	mmf_pdl_wait();
 	const bool is_a = blockIdx.x < (unsigned)f.grid_a;
 	const mmf_opdesc &d = is_a ? f.a : f.b;
 	const int blk = is_a ? blockIdx.x : blockIdx.x - f.grid_a, nblk = is_a ? f.grid_a : f.grid_b;
-	const unsigned int slot = TR && threadIdx.x == 0 ? mmf_trace_claim() : ~0u;
 	const unsigned long long t0 = TR ? mmf_trace_now() : 0;
 	if ((int)threadIdx.x < d.team) {
 		mmf_team t = make_team(threadIdx.x, d.team, 1, smem);
@@ -131,10 +131,10 @@ template <bool TR>
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_pdl_wait();
 	int tid = threadIdx.x;
 	const int na = f.teams_a * f.a.team;
 	const unsigned int slot = TR && ((int)threadIdx.x == 0 || (int)threadIdx.x == na) ? mmf_trace_claim() : ~0u;
+	mmf_pdl_wait();
 	const unsigned long long t0 = TR ? mmf_trace_now() : 0;
 	if (tid < na) {
 		int j = tid / f.a.team;
@@ -159,12 +159,12 @@ template <bool TR>
 __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __grid_constant__ fuse_args f)
 {
 	extern __shared__ __align__(16) char smem[];
+	const unsigned int slot = TR && threadIdx.x == 0 ? mmf_trace_claim() : ~0u;
 	mmf_pdl_wait();
 	const int tid = threadIdx.x, n = f.a.tiles > f.b.tiles ? f.a.tiles : f.b.tiles;
 	mmf_team ta = make_team(tid, f.a.team, 1, smem), tb = make_team(tid, f.b.team, 2, smem);
 	/* The whole padded block, to hand the shared memory from A to B. */
 	mmf_team all = make_team(tid, f.block, 3, smem);
-	const unsigned int slot = TR && threadIdx.x == 0 ? mmf_trace_claim() : ~0u;
 	const unsigned long long t0 = TR ? mmf_trace_now() : 0;
 	for (int i = blockIdx.x; i < n; i += gridDim.x) {
 		if (i < f.a.tiles && tid < f.a.team)

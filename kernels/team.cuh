@@ -65,9 +65,10 @@ __device__ __forceinline__ unsigned long long mmf_trace_now()
 	return t;
 }
 
-/* A record's slot, claimed when the block starts (so that the atomic's
- * round trip overlaps the block's work instead of delaying its exit): the
- * SM's slice index, or ~0u when the slice is full or tracing is off. */
+/* A record's slot, claimed when the block starts, before it waits for its
+ * predecessor (so that the atomic's round trip overlaps that wait rather
+ * than delaying the block's exit): the SM's slice index, or ~0u when the
+ * slice is full or tracing is off. */
 __device__ __forceinline__ unsigned int mmf_trace_claim()
 {
 	unsigned int sm;
@@ -117,11 +118,13 @@ __device__ __forceinline__ void mmf_kernel_end()
 template <bool TR>
 __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 {
-	mmf_pdl_wait();
-	if (TR && threadIdx.x == 0) {
-		mmf_trace_st().t0 = mmf_trace_now();
+	/* the slot is claimed before the wait, which hides the atomic's round
+	 * trip when the block was launched early (PDL) */
+	if (TR && threadIdx.x == 0)
 		mmf_trace_st().slot = mmf_trace_claim();
-	}
+	mmf_pdl_wait();
+	if (TR && threadIdx.x == 0)
+		mmf_trace_st().t0 = mmf_trace_now();
 	mmf_team t;
 	t.tid = threadIdx.x;
 	t.size = blockDim.x;
