@@ -9,8 +9,7 @@
 
 struct gpu_trace {
 	mmf_trace_rec *dbuf;
-	unsigned *dcount;
-	unsigned cap, per_sm, n, claimed, overflow;
+	unsigned cap, n, claimed;
 	mmf_trace_rec *rec;	/* host copy, sorted by start after analyse */
 	int *launch;		/* per record: its launch */
 };
@@ -22,10 +21,8 @@ int gpu_trace_new(unsigned cap, gpu_trace **out, mmf_err *err)
 		gpu_trace_free(t);
 		return mmf_err_set(err, -ENOMEM, "trace: out of memory for %u records", cap);
 	}
-	t->per_sm = cap / MMF_TRACE_SMS;
-	t->cap = t->per_sm * MMF_TRACE_SMS;
-	if (cudaMalloc((void **)&t->dbuf, (size_t)t->cap * sizeof *t->dbuf) != cudaSuccess ||
-	    cudaMalloc((void **)&t->dcount, MMF_TRACE_SMS * sizeof *t->dcount) != cudaSuccess) {
+	t->cap = cap;
+	if (cudaMalloc((void **)&t->dbuf, (size_t)t->cap * sizeof *t->dbuf) != cudaSuccess) {
 		gpu_trace_free(t);
 		return mmf_err_set(err, -ENOMEM, "trace: cannot allocate %u records on the GPU", cap);
 	}
@@ -38,7 +35,6 @@ void gpu_trace_free(gpu_trace *t)
 	if (!t)
 		return;
 	cudaFree(t->dbuf);
-	cudaFree(t->dcount);
 	free(t->rec);
 	free(t->launch);
 	free(t);
@@ -46,31 +42,21 @@ void gpu_trace_free(gpu_trace *t)
 
 int gpu_trace_on(gpu_trace *t, cudaStream_t s, mmf_err *err)
 {
-	mmf_trace_ctl c = {t->dbuf, t->per_sm, t->dcount};
-	if (cudaMemsetAsync(t->dcount, 0, MMF_TRACE_SMS * sizeof *t->dcount, s) != cudaSuccess || cudaStreamSynchronize(s) != cudaSuccess ||
-	    mmf_trace_set(&c) < 0)
+	mmf_trace_ctl c = {t->dbuf, t->cap};
+	if (cudaStreamSynchronize(s) != cudaSuccess || mmf_trace_set(&c) < 0)
 		return mmf_err_set(err, -EIO, "trace: cannot turn tracing on: %s", cudaGetErrorString(cudaGetLastError()));
 	return 0;
 }
 
 int gpu_trace_off(gpu_trace *t, cudaStream_t s, mmf_err *err)
 {
-	mmf_trace_ctl off = {NULL, 0, NULL};
-	unsigned cnt[MMF_TRACE_SMS];
-	if (cudaStreamSynchronize(s) != cudaSuccess || mmf_trace_set(&off) < 0 ||
-	    cudaMemcpy(cnt, t->dcount, sizeof cnt, cudaMemcpyDeviceToHost) != cudaSuccess)
+	mmf_trace_ctl off = {NULL, 0};
+	if (cudaStreamSynchronize(s) != cudaSuccess || mmf_trace_set(&off) < 0)
 		return mmf_err_set(err, -EIO, "trace: cannot turn tracing off: %s", cudaGetErrorString(cudaGetLastError()));
-	/* each SM's slice, packed */
-	t->n = t->claimed = t->overflow = 0;
-	for (int sm = 0; sm < MMF_TRACE_SMS; sm++) {
-		unsigned k = cnt[sm] < t->per_sm ? cnt[sm] : t->per_sm;
-		t->claimed += cnt[sm];
-		t->overflow |= cnt[sm] > t->per_sm;
-		if (k && cudaMemcpy(t->rec + t->n, t->dbuf + (size_t)sm * t->per_sm, (size_t)k * sizeof *t->rec,
-				    cudaMemcpyDeviceToHost) != cudaSuccess)
-			return mmf_err_set(err, -EIO, "trace: cannot read the records: %s", cudaGetErrorString(cudaGetLastError()));
-		t->n += k;
-	}
+	t->claimed = mmf_trace_slots();
+	t->n = t->claimed < t->cap ? t->claimed : t->cap;
+	if (t->n && cudaMemcpy(t->rec, t->dbuf, (size_t)t->n * sizeof *t->rec, cudaMemcpyDeviceToHost) != cudaSuccess)
+		return mmf_err_set(err, -EIO, "trace: cannot read the records: %s", cudaGetErrorString(cudaGetLastError()));
 	return 0;
 }
 
@@ -124,9 +110,8 @@ static int rec_tower(const mmf_trace_rec *r, const trace_launch *l)
 int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trace_util *u, mmf_err *err)
 {
 	memset(u, 0, sizeof *u);
-	if (t->overflow)
-		return mmf_err_set(err, -ENOSPC, "trace: an SM wrote more than the %u records of its slice (%u in all)",
-				   t->per_sm, t->claimed);
+	if (t->claimed > t->cap)
+		return mmf_err_set(err, -ENOSPC, "trace: %u records for a buffer of %u", t->claimed, t->cap);
 	qsort(t->rec, t->n, sizeof *t->rec, rec_cmp);
 	unsigned k = 0;
 	for (int i = 0; i < nl; i++) {

@@ -35,7 +35,8 @@ typedef struct gpu_trace gpu_trace;
 
 int gpu_trace_new(unsigned cap, gpu_trace **out, mmf_err *err);
 void gpu_trace_free(gpu_trace *t);
-/* Clears the buffer (on s) and turns recording on in every kernel. */
+/* Waits for s and turns recording on in every kernel (the launchers hand
+ * out slots from 0). */
 int gpu_trace_on(gpu_trace *t, cudaStream_t s, mmf_err *err);
 /* Waits for s, turns recording off and copies the records to the host. */
 int gpu_trace_off(gpu_trace *t, cudaStream_t s, mmf_err *err);

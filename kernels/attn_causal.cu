@@ -12,10 +12,10 @@
  * blocks), which both variants fit without spills (12 blocks, at 80
  * registers, spilled 20 bytes). */
 template <int KS, int KK, int BLOCKS, bool TR>
-__global__ void __launch_bounds__(ATTN_CAUSAL_TEAM, BLOCKS) attn_causal_kernel(attn_causal_params p)
+__global__ void __launch_bounds__(ATTN_CAUSAL_TEAM, BLOCKS) attn_causal_kernel(attn_causal_params p, unsigned trace_base)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
+	mmf_team team = team_whole_block<TR>(smem, trace_base);
 	const int tiles = attn_causal_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		attn_causal_tile_fit<KS, KK>(p, t, team);
@@ -26,11 +26,10 @@ static int attn_causal_launch(const attn_causal_params &p, cudaStream_t stream)
 {
 	const int tiles = attn_causal_tiles(p), grid = tiles < 65535 ? tiles : 65535, smem = attn_causal_smem_bytes(p);
 	if (attn_causal_small(p))
-		MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? attn_causal_kernel<5, 4, 10, true> : attn_causal_kernel<5, 4, 10, false>,
+		MMF_CUDA_CHECK(mmf_launch_traced(attn_causal_kernel<5, 4, 10, true>, attn_causal_kernel<5, 4, 10, false>,
 					  grid, ATTN_CAUSAL_TEAM, smem, stream, p));
 	else
-		MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? attn_causal_kernel<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16, 8, true>
-						       : attn_causal_kernel<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16, 8, false>,
+		MMF_CUDA_CHECK(mmf_launch_traced(attn_causal_kernel<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16, 8, true>, attn_causal_kernel<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16, 8, false>,
 					  grid, ATTN_CAUSAL_TEAM, smem, stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;

@@ -8,10 +8,10 @@
 #include "mmf_ops.h"
 
 template <bool TR>
-__global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_params p)
+__global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_params p, unsigned trace_base)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
+	mmf_team team = team_whole_block<TR>(smem, trace_base);
 	const int tiles = avgpool2_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		avgpool2_tile(p, t, team);
@@ -21,7 +21,7 @@ __global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_par
 static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
 {
 	const int tiles = avgpool2_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? avgpool2_kernel<true> : avgpool2_kernel<false>, tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(avgpool2_kernel<true>, avgpool2_kernel<false>, tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

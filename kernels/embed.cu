@@ -7,10 +7,10 @@
 #include "mmf_ops.h"
 
 template <bool TR>
-__global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p)
+__global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p, unsigned trace_base)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
+	mmf_team team = team_whole_block<TR>(smem, trace_base);
 	const int tiles = embed_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		embed_tile(p, t, team);
@@ -20,7 +20,7 @@ __global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p)
 static int embed_launch(const embed_params &p, cudaStream_t stream)
 {
 	const int tiles = embed_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? embed_kernel<true> : embed_kernel<false>, tiles < 65535 ? tiles : 65535, EMBED_TEAM, embed_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(embed_kernel<true>, embed_kernel<false>, tiles < 65535 ? tiles : 65535, EMBED_TEAM, embed_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -7,10 +7,10 @@
 #include "mmf_ops.h"
 
 template <bool TR>
-__global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gather_params p)
+__global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gather_params p, unsigned trace_base)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
+	mmf_team team = team_whole_block<TR>(smem, trace_base);
 	const int tiles = eot_gather_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		eot_gather_tile(p, t, team);
@@ -20,7 +20,7 @@ __global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gath
 static int eot_gather_launch(const eot_gather_params &p, cudaStream_t stream)
 {
 	const int tiles = eot_gather_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? eot_gather_kernel<true> : eot_gather_kernel<false>, tiles < 65535 ? tiles : 65535, EOT_GATHER_TEAM, eot_gather_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(eot_gather_kernel<true>, eot_gather_kernel<false>, tiles < 65535 ? tiles : 65535, EOT_GATHER_TEAM, eot_gather_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -9,10 +9,10 @@
 #include "mmf_kernels.h"
 
 template <class Cfg, bool TR>
-__global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p)
+__global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p, unsigned trace_base)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
+	mmf_team team = team_whole_block<TR>(smem, trace_base);
 	int tiles = gemm_tiles<Cfg>(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		gemm_tile<Cfg>(p, t, team);
@@ -31,7 +31,7 @@ static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
 	int tiles = gemm_tiles<Cfg>(p);
 	if (grid <= 0 || grid > tiles)
 		grid = tiles;
-	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? gemm_kernel<Cfg, true> : gemm_kernel<Cfg, false>, grid, Cfg::THREADS, Cfg::SMEM,
+	MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true>, gemm_kernel<Cfg, false>, grid, Cfg::THREADS, Cfg::SMEM,
 				  stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;

@@ -6,10 +6,10 @@
 #include "mmf_ops.h"
 
 template <bool TR>
-__global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p)
+__global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p, unsigned trace_base)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
+	mmf_team team = team_whole_block<TR>(smem, trace_base);
 	const int tiles = l2norm_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		l2norm_tile(p, t, team);
@@ -19,7 +19,7 @@ __global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p)
 static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
 {
 	const int tiles = l2norm_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? l2norm_kernel<true> : l2norm_kernel<false>, tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(l2norm_kernel<true>, l2norm_kernel<false>, tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

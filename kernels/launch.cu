@@ -23,10 +23,22 @@ extern "C" int mmf_trace_set_gemm(const mmf_trace_ctl *c);
 extern "C" int mmf_trace_set_fuse(const mmf_trace_ctl *c);
 
 bool mmf_trace_on = false;
+static unsigned int mmf_trace_count;
+
+unsigned int mmf_trace_next(unsigned int n)
+{
+	unsigned int b = mmf_trace_count;
+	mmf_trace_count += n;
+	return b;
+}
+
+extern "C" unsigned int mmf_trace_slots(void) { return mmf_trace_count; }
 
 extern "C" int mmf_trace_set(const mmf_trace_ctl *c)
 {
 	mmf_trace_on = c && c->buf;
+	if (mmf_trace_on)
+		mmf_trace_count = 0;
 	return mmf_trace_set_attn_causal(c) == 0 &&
 	    mmf_trace_set_attn_pool(c) == 0 &&
 	    mmf_trace_set_avgpool2(c) == 0 &&

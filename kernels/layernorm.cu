@@ -12,10 +12,10 @@
 #include "layernorm.cuh"
 
 template <bool TR>
-__global__ void __launch_bounds__(LN_THREADS) layernorm_kernel(layernorm_params p)
+__global__ void __launch_bounds__(LN_THREADS) layernorm_kernel(layernorm_params p, unsigned trace_base)
 {
 	__shared__ float smem[layernorm_smem_bytes(LN_THREADS) / 4];
-	mmf_team team = team_whole_block<TR>(reinterpret_cast<char *>(smem));
+	mmf_team team = team_whole_block<TR>(reinterpret_cast<char *>(smem), trace_base);
 	for (int row = blockIdx.x; row < p.rows; row += gridDim.x)
 		layernorm_tile(p, row, team);
 	mmf_kernel_end<TR>();
@@ -24,7 +24,7 @@ __global__ void __launch_bounds__(LN_THREADS) layernorm_kernel(layernorm_params 
 static int layernorm_launch(const layernorm_params &p, cudaStream_t stream)
 {
 	int grid = p.rows < 65535 ? p.rows : 65535;
-	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? layernorm_kernel<true> : layernorm_kernel<false>, grid, LN_THREADS, 0, stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(layernorm_kernel<true>, layernorm_kernel<false>, grid, LN_THREADS, 0, stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -15,19 +15,20 @@ typedef struct mmf_trace_rec {
 	unsigned int sm, block, part, grid;
 } mmf_trace_rec;
 
-/* Records go to one slice of the buffer per SM (%smid), each with its own
- * counter: one counter for all blocks serialised every kernel's end on one
- * L2 atomic (measured: +5.8% on a whole H200). */
-#define MMF_TRACE_SMS 256	/* %smid values the buffer has slices for */
-
+/* A launch's records go to the slots [base, base + grid * per_block), base
+ * handed to its traced kernel instance by the launcher (mmf_launch_traced,
+ * team.cuh), counted on the host: no atomics on the device. */
 typedef struct mmf_trace_ctl {
-	mmf_trace_rec *buf;	/* device memory, MMF_TRACE_SMS x per_sm records; NULL: off */
-	unsigned int per_sm;
-	unsigned int *count;	/* device, MMF_TRACE_SMS counters of records claimed (may exceed per_sm) */
+	mmf_trace_rec *buf;	/* device memory, cap records; NULL: off */
+	unsigned int cap;
 } mmf_trace_ctl;
 
-/* Sets the control in every kernel translation unit. 0 or -EIO. */
+/* Sets the control in every kernel translation unit, turns the launchers'
+ * choice of traced instances on (buf non-NULL) or off, and restarts the
+ * slot count. 0 or -EIO. */
 int mmf_trace_set(const mmf_trace_ctl *c);
+/* Slots handed out since mmf_trace_set turned tracing on. */
+unsigned int mmf_trace_slots(void);
 
 #ifdef __cplusplus
 }

@@ -8,10 +8,10 @@
 #include "pool_tokens.cuh"
 
 template <bool TR>
-__global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_tokens_params p)
+__global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_tokens_params p, unsigned trace_base)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
+	mmf_team team = team_whole_block<TR>(smem, trace_base);
 	const int tiles = pool_tokens_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		pool_tokens_tile(p, t, team);
@@ -21,7 +21,7 @@ __global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_t
 static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
 {
 	const int tiles = pool_tokens_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch(mmf_trace_on ? pool_tokens_kernel<true> : pool_tokens_kernel<false>, tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(pool_tokens_kernel<true>, pool_tokens_kernel<false>, tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

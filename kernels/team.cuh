@@ -53,9 +53,10 @@ __device__ __forceinline__ void mmf_pdl_trigger()
  * argument TR) whose blocks' first thread writes one record (start and end
  * %globaltimer, %smid, block, which part of a fused kernel) to a device
  * buffer; launchers pick it while mmf_trace_on, so with tracing off the
- * kernels run are exactly the untraced code. Each translation unit has its
- * own copy of the control (no relocatable device code), set by the setter
- * that MMF_TRACE_TU defines. */
+ * kernels run are exactly the untraced code. A block's record goes to the
+ * slot its launch was handed plus its index: no atomics. Each translation
+ * unit has its own copy of the control (no relocatable device code), set by
+ * the setter that MMF_TRACE_TU defines. */
 static __device__ mmf_trace_ctl mmf_trace_tu;
 
 __device__ __forceinline__ unsigned long long mmf_trace_now()
@@ -65,30 +66,18 @@ __device__ __forceinline__ unsigned long long mmf_trace_now()
 	return t;
 }
 
-/* A record's slot, claimed when the block starts, before it waits for its
- * predecessor (so that the atomic's round trip overlaps that wait rather
- * than delaying the block's exit): the SM's slice index, or ~0u when the
- * slice is full or tracing is off. */
-__device__ __forceinline__ unsigned int mmf_trace_claim()
-{
-	unsigned int sm;
-	asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-	if (!mmf_trace_tu.buf || sm >= MMF_TRACE_SMS)
-		return ~0u;
-	unsigned int i = atomicAdd(mmf_trace_tu.count + sm, 1u);
-	return i < mmf_trace_tu.per_sm ? sm * mmf_trace_tu.per_sm + i : ~0u;
-}
-
 /* part: 0 a plain kernel, 1 / 2 the first / second op of a fused kernel,
  * 3 both (intra-thread: the block runs one op's tile, then the other's).
  * Plain stores only: the block exits without waiting for them. */
 __device__ __forceinline__ void mmf_trace_write(unsigned int slot, unsigned long long t0, unsigned int part)
 {
-	if (slot == ~0u)
+	if (!mmf_trace_tu.buf || slot >= mmf_trace_tu.cap)
 		return;
+	unsigned int sm;
+	asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
 	mmf_trace_rec *r = mmf_trace_tu.buf + slot;
 	r->t0 = t0, r->t1 = mmf_trace_now();
-	r->sm = slot / mmf_trace_tu.per_sm, r->block = blockIdx.x, r->part = part, r->grid = gridDim.x;
+	r->sm = sm, r->block = blockIdx.x, r->part = part, r->grid = gridDim.x;
 }
 
 /* A plain kernel's start and slot, kept in shared memory until its end. */
@@ -116,15 +105,13 @@ __device__ __forceinline__ void mmf_kernel_end()
  * kernel starts here, so this is also where it waits for its predecessor
  * (and where the traced instance's time starts). */
 template <bool TR>
-__device__ __forceinline__ mmf_team team_whole_block(char *smem)
+__device__ __forceinline__ mmf_team team_whole_block(char *smem, unsigned int trace_base)
 {
-	/* the slot is claimed before the wait, which hides the atomic's round
-	 * trip when the block was launched early (PDL) */
-	if (TR && threadIdx.x == 0)
-		mmf_trace_st().slot = mmf_trace_claim();
 	mmf_pdl_wait();
-	if (TR && threadIdx.x == 0)
+	if (TR && threadIdx.x == 0) {
+		mmf_trace_st().slot = trace_base + blockIdx.x;
 		mmf_trace_st().t0 = mmf_trace_now();
+	}
 	mmf_team t;
 	t.tid = threadIdx.x;
 	t.size = blockDim.x;
@@ -179,6 +166,20 @@ static inline cudaError_t mmf_launch(void (*k)(KArgs...), dim3 grid, dim3 block,
 
 /* Set by mmf_trace_set (launch.cu): launchers pick kernels' traced instances. */
 extern bool mmf_trace_on;
+/* The first of n record slots for the next traced launch (launch.cu). */
+unsigned int mmf_trace_next(unsigned int n);
+
+/* Launches the traced instance kt (with the first of its grid * per_block
+ * record slots) while tracing is on, else the plain instance kp. Every
+ * kernel takes (params, unsigned trace_base); the plain one ignores it. */
+template <class P>
+static inline cudaError_t mmf_launch_traced(void (*kt)(P, unsigned int), void (*kp)(P, unsigned int), dim3 grid, dim3 block,
+					    size_t smem, cudaStream_t stream, const P &p, unsigned int per_block = 1)
+{
+	if (mmf_trace_on)
+		return mmf_launch(kt, grid, block, smem, stream, p, mmf_trace_next(grid.x * per_block));
+	return mmf_launch(kp, grid, block, smem, stream, p, 0u);
+}
 #endif
 
 /* Sum over the team; scratch holds one float per warp of the team. */
