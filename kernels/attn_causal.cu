@@ -12,14 +12,14 @@
  * blocks), which both variants fit without spills (12 blocks, at 80
  * registers, spilled 20 bytes). */
 template <int KS, int KK, int BLOCKS, bool TR>
-__global__ void __launch_bounds__(ATTN_CAUSAL_TEAM, BLOCKS) attn_causal_kernel(attn_causal_params p, unsigned trace_base)
+__global__ void __launch_bounds__(ATTN_CAUSAL_TEAM, BLOCKS) attn_causal_kernel(attn_causal_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem, trace_base);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = attn_causal_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		attn_causal_tile_fit<KS, KK>(p, t, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 static int attn_causal_launch(const attn_causal_params &p, cudaStream_t stream)
@@ -65,5 +65,3 @@ extern "C" int mmf_attn_causal_launch_desc(const mmf_opdesc *d, mmf_stream strea
 {
 	return attn_causal_launch(*reinterpret_cast<const attn_causal_params *>(d->params), (cudaStream_t)stream);
 }
-
-MMF_TRACE_TU(attn_causal)

@@ -10,14 +10,14 @@
 /* Naming 8 blocks an SM lets ptxas keep the unrolled loads in registers
  * (without it, ptxas for sm_87 spilled at 40 registers). */
 template <bool TR>
-__global__ void __launch_bounds__(ATTN_POOL_TEAM, 8) attn_pool_kernel(attn_pool_params p, unsigned trace_base)
+__global__ void __launch_bounds__(ATTN_POOL_TEAM, 8) attn_pool_kernel(attn_pool_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem, trace_base);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = attn_pool_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		attn_pool_tile(p, t, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 static int attn_pool_launch(const attn_pool_params &p, cudaStream_t stream)
@@ -57,5 +57,3 @@ extern "C" int mmf_attn_pool_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	return attn_pool_launch(*reinterpret_cast<const attn_pool_params *>(d->params), (cudaStream_t)stream);
 }
-
-MMF_TRACE_TU(attn_pool)

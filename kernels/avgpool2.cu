@@ -8,14 +8,14 @@
 #include "mmf_ops.h"
 
 template <bool TR>
-__global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_params p, unsigned trace_base)
+__global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem, trace_base);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = avgpool2_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		avgpool2_tile(p, t, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
@@ -49,5 +49,3 @@ extern "C" int mmf_avgpool2_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	return avgpool2_launch(*reinterpret_cast<const avgpool2_params *>(d->params), (cudaStream_t)stream);
 }
-
-MMF_TRACE_TU(avgpool2)

@@ -7,14 +7,14 @@
 #include "mmf_ops.h"
 
 template <bool TR>
-__global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p, unsigned trace_base)
+__global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem, trace_base);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = embed_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		embed_tile(p, t, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 static int embed_launch(const embed_params &p, cudaStream_t stream)
@@ -50,5 +50,3 @@ extern "C" int mmf_embed_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	return embed_launch(*reinterpret_cast<const embed_params *>(d->params), (cudaStream_t)stream);
 }
-
-MMF_TRACE_TU(embed)

@@ -7,14 +7,14 @@
 #include "mmf_ops.h"
 
 template <bool TR>
-__global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gather_params p, unsigned trace_base)
+__global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gather_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem, trace_base);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = eot_gather_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		eot_gather_tile(p, t, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 static int eot_gather_launch(const eot_gather_params &p, cudaStream_t stream)
@@ -48,5 +48,3 @@ extern "C" int mmf_eot_gather_launch_desc(const mmf_opdesc *d, mmf_stream stream
 {
 	return eot_gather_launch(*reinterpret_cast<const eot_gather_params *>(d->params), (cudaStream_t)stream);
 }
-
-MMF_TRACE_TU(eot_gather)

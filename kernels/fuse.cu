@@ -108,10 +108,10 @@ __device__ __forceinline__ mmf_team make_team(int tid, int size, int barrier, ch
 }
 
 template <bool TR>
-__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_constant__ fuse_args f, unsigned int trace_base)
+__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_constant__ fuse_args f, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	const unsigned int slot = trace_base + blockIdx.x;
+	mmf_trace_rec *const slot = TR && trace ? trace + blockIdx.x : nullptr;
 	mmf_pdl_wait();
 	const bool is_a = blockIdx.x < (unsigned)f.grid_a;
 	const mmf_opdesc &d = is_a ? f.a : f.b;
@@ -128,12 +128,12 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_inter(const __grid_con
 }
 
 template <bool TR>
-__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __grid_constant__ fuse_args f, unsigned int trace_base)
+__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __grid_constant__ fuse_args f, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	int tid = threadIdx.x;
 	const int na = f.teams_a * f.a.team;
-	const unsigned int slot = trace_base + 2 * blockIdx.x + ((int)threadIdx.x < na ? 0 : 1);	/* two per block */
+	mmf_trace_rec *const slot = TR && trace ? trace + 2 * blockIdx.x + ((int)threadIdx.x < na ? 0 : 1) : nullptr;	/* two per block */
 	mmf_pdl_wait();
 	const unsigned long long t0 = TR ? mmf_trace_now() : 0;
 	if (tid < na) {
@@ -156,10 +156,10 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_block(const __gr
 }
 
 template <bool TR>
-__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __grid_constant__ fuse_args f, unsigned int trace_base)
+__global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __grid_constant__ fuse_args f, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	const unsigned int slot = trace_base + blockIdx.x;
+	mmf_trace_rec *const slot = TR && trace ? trace + blockIdx.x : nullptr;
 	mmf_pdl_wait();
 	const int tid = threadIdx.x, n = f.a.tiles > f.b.tiles ? f.a.tiles : f.b.tiles;
 	mmf_team ta = make_team(tid, f.a.team, 1, smem), tb = make_team(tid, f.b.team, 2, smem);
@@ -231,8 +231,8 @@ extern "C" int mmf_fused_launch(const mmf_opdesc *a, const mmf_opdesc *b, const 
 	if (rc < 0)
 		return rc;
 	static bool attr_set[3];
-	void (*plain[3])(fuse_args, unsigned int) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
-	void (*traced[3])(fuse_args, unsigned int) = {fused_inter<true>, fused_intra_block<true>, fused_intra_thread<true>};
+	void (*plain[3])(fuse_args, mmf_trace_rec *) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
+	void (*traced[3])(fuse_args, mmf_trace_rec *) = {fused_inter<true>, fused_intra_block<true>, fused_intra_thread<true>};
 	if (!attr_set[f->strategy]) {
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(plain[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(traced[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
@@ -272,7 +272,7 @@ extern "C" int mmf_fused_attrs(int strategy, int *regs, int *local_bytes)
 {
 	if (strategy < 0 || strategy > 2)
 		return -EINVAL;
-	void (*kernels[3])(fuse_args, unsigned int) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
+	void (*kernels[3])(fuse_args, mmf_trace_rec *) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
 	cudaFuncAttributes fa;
 	MMF_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernels[strategy]));
 	*regs = fa.numRegs;
@@ -285,7 +285,7 @@ extern "C" int mmf_fused_occupancy(const mmf_opdesc *a, const mmf_opdesc *b, con
 	int th, sm, rc = mmf_fuse_check(a, b, f, &th, &sm);
 	if (rc < 0)
 		return rc;
-	void (*kernels[3])(fuse_args, unsigned int) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
+	void (*kernels[3])(fuse_args, mmf_trace_rec *) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
 	MMF_CUDA_CHECK(cudaFuncSetAttribute(kernels[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
 	MMF_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernels[f->strategy], th, sm));
 	return 0;
@@ -314,5 +314,3 @@ extern "C" const char *mmf_op_kind_name(int kind)
 					      "attn_pool", "pool_tokens", "embed", "eot_gather", "l2norm", "avgpool2"};
 	return kind >= 0 && kind < MMF_OP_KINDS ? n[kind] : "?";
 }
-
-MMF_TRACE_TU(fuse)

@@ -9,14 +9,14 @@
 #include "mmf_kernels.h"
 
 template <class Cfg, bool TR>
-__global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p, unsigned trace_base)
+__global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem, trace_base);
+	mmf_team team = team_whole_block<TR>(smem);
 	int tiles = gemm_tiles<Cfg>(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		gemm_tile<Cfg>(p, t, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 template <class Cfg>
@@ -158,5 +158,3 @@ extern "C" int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream str
 	default: return -EINVAL;
 	}
 }
-
-MMF_TRACE_TU(gemm)

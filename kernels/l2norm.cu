@@ -6,14 +6,14 @@
 #include "mmf_ops.h"
 
 template <bool TR>
-__global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p, unsigned trace_base)
+__global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem, trace_base);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = l2norm_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		l2norm_tile(p, t, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
@@ -45,5 +45,3 @@ extern "C" int mmf_l2norm_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	return l2norm_launch(*reinterpret_cast<const l2norm_params *>(d->params), (cudaStream_t)stream);
 }
-
-MMF_TRACE_TU(l2norm)

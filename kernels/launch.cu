@@ -10,26 +10,17 @@ bool mmf_pdl_on = false;
 extern "C" void mmf_set_pdl(int on) { mmf_pdl_on = on != 0; }
 extern "C" int mmf_get_pdl(void) { return mmf_pdl_on; }
 
-/* Every kernel unit's tracing control (team.cuh: MMF_TRACE_TU). */
-extern "C" int mmf_trace_set_attn_causal(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_attn_pool(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_avgpool2(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_embed(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_eot_gather(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_l2norm(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_layernorm(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_pool_tokens(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_gemm(const mmf_trace_ctl *c);
-extern "C" int mmf_trace_set_fuse(const mmf_trace_ctl *c);
-
+/* Tracing (team.cuh: mmf_launch_traced): the buffer, its size, and the
+ * records handed out since tracing was turned on. */
 bool mmf_trace_on = false;
+static mmf_trace_ctl mmf_trace_buf;
 static unsigned int mmf_trace_count;
 
-unsigned int mmf_trace_next(unsigned int n)
+mmf_trace_rec *mmf_trace_next(unsigned int n)
 {
 	unsigned int b = mmf_trace_count;
 	mmf_trace_count += n;
-	return b;
+	return mmf_trace_count <= mmf_trace_buf.cap ? mmf_trace_buf.buf + b : nullptr;
 }
 
 extern "C" unsigned int mmf_trace_slots(void) { return mmf_trace_count; }
@@ -37,16 +28,9 @@ extern "C" unsigned int mmf_trace_slots(void) { return mmf_trace_count; }
 extern "C" int mmf_trace_set(const mmf_trace_ctl *c)
 {
 	mmf_trace_on = c && c->buf;
-	if (mmf_trace_on)
+	if (mmf_trace_on) {
+		mmf_trace_buf = *c;
 		mmf_trace_count = 0;
-	return mmf_trace_set_attn_causal(c) == 0 &&
-	    mmf_trace_set_attn_pool(c) == 0 &&
-	    mmf_trace_set_avgpool2(c) == 0 &&
-	    mmf_trace_set_embed(c) == 0 &&
-	    mmf_trace_set_eot_gather(c) == 0 &&
-	    mmf_trace_set_l2norm(c) == 0 &&
-	    mmf_trace_set_layernorm(c) == 0 &&
-	    mmf_trace_set_pool_tokens(c) == 0 &&
-	    mmf_trace_set_gemm(c) == 0 &&
-	    mmf_trace_set_fuse(c) == 0 ? 0 : -5;	/* -EIO */
+	}
+	return 0;
 }

@@ -12,13 +12,13 @@
 #include "layernorm.cuh"
 
 template <bool TR>
-__global__ void __launch_bounds__(LN_THREADS) layernorm_kernel(layernorm_params p, unsigned trace_base)
+__global__ void __launch_bounds__(LN_THREADS) layernorm_kernel(layernorm_params p, mmf_trace_rec *trace)
 {
 	__shared__ float smem[layernorm_smem_bytes(LN_THREADS) / 4];
-	mmf_team team = team_whole_block<TR>(reinterpret_cast<char *>(smem), trace_base);
+	mmf_team team = team_whole_block<TR>(reinterpret_cast<char *>(smem));
 	for (int row = blockIdx.x; row < p.rows; row += gridDim.x)
 		layernorm_tile(p, row, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 static int layernorm_launch(const layernorm_params &p, cudaStream_t stream)
@@ -53,5 +53,3 @@ extern "C" int mmf_layernorm_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	return layernorm_launch(*reinterpret_cast<const layernorm_params *>(d->params), (cudaStream_t)stream);
 }
-
-MMF_TRACE_TU(layernorm)

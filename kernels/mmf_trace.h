@@ -15,17 +15,16 @@ typedef struct mmf_trace_rec {
 	unsigned int sm, block, part, grid;
 } mmf_trace_rec;
 
-/* A launch's records go to the slots [base, base + grid * per_block), base
- * handed to its traced kernel instance by the launcher (mmf_launch_traced,
- * team.cuh), counted on the host: no atomics on the device. */
+/* A launch's grid * per_block records follow the previous launch's in the
+ * buffer: the launcher (mmf_launch_traced, team.cuh) hands its traced
+ * kernel instance a pointer to its first, counted on the host. */
 typedef struct mmf_trace_ctl {
 	mmf_trace_rec *buf;	/* device memory, cap records; NULL: off */
 	unsigned int cap;
 } mmf_trace_ctl;
 
-/* Sets the control in every kernel translation unit, turns the launchers'
- * choice of traced instances on (buf non-NULL) or off, and restarts the
- * slot count. 0 or -EIO. */
+/* Turns the launchers' choice of traced instances on (buf non-NULL: the
+ * records go there, counted from 0) or off. Returns 0. */
 int mmf_trace_set(const mmf_trace_ctl *c);
 /* Slots handed out since mmf_trace_set turned tracing on. */
 unsigned int mmf_trace_slots(void);

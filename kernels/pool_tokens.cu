@@ -8,14 +8,14 @@
 #include "pool_tokens.cuh"
 
 template <bool TR>
-__global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_tokens_params p, unsigned trace_base)
+__global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_tokens_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem, trace_base);
+	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = pool_tokens_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
 		pool_tokens_tile(p, t, team);
-	mmf_kernel_end<TR>();
+	mmf_kernel_end<TR>(trace);
 }
 
 static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
@@ -51,5 +51,3 @@ extern "C" int mmf_pool_tokens_launch_desc(const mmf_opdesc *d, mmf_stream strea
 {
 	return pool_tokens_launch(*reinterpret_cast<const pool_tokens_params *>(d->params), (cudaStream_t)stream);
 }
-
-MMF_TRACE_TU(pool_tokens)

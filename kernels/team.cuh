@@ -49,16 +49,13 @@ __device__ __forceinline__ void mmf_pdl_trigger()
 #endif
 }
 
-/* Block tracing (mmf_trace.h): every kernel has a traced instance (template
- * argument TR) whose blocks' first thread writes one record (start and end
- * %globaltimer, %smid, block, which part of a fused kernel) to a device
- * buffer; launchers pick it while mmf_trace_on, so with tracing off the
- * kernels run are exactly the untraced code. A block's record goes to the
- * slot its launch was handed plus its index: no atomics. Each translation
- * unit has its own copy of the control (no relocatable device code), set by
- * the setter that MMF_TRACE_TU defines. */
-static __device__ mmf_trace_ctl mmf_trace_tu;
-
+/* Block tracing (mmf_trace.h): every kernel has a traced template instance
+ * (TR) and takes a record pointer after its parameters: the launcher
+ * (mmf_launch_traced) picks the traced instance while tracing is on and
+ * hands it the first of its launch's records (NULL past the buffer's end);
+ * a block's first thread writes the record at that pointer plus its index.
+ * No atomics and no global loads; with tracing off the kernels run are
+ * exactly the untraced code. */
 __device__ __forceinline__ unsigned long long mmf_trace_now()
 {
 	unsigned long long t;
@@ -69,49 +66,42 @@ __device__ __forceinline__ unsigned long long mmf_trace_now()
 /* part: 0 a plain kernel, 1 / 2 the first / second op of a fused kernel,
  * 3 both (intra-thread: the block runs one op's tile, then the other's).
  * Plain stores only: the block exits without waiting for them. */
-__device__ __forceinline__ void mmf_trace_write(unsigned int slot, unsigned long long t0, unsigned int part)
+__device__ __forceinline__ void mmf_trace_write(mmf_trace_rec *r, unsigned long long t0, unsigned int part)
 {
-	if (!mmf_trace_tu.buf || slot >= mmf_trace_tu.cap)
+	if (!r)
 		return;
 	unsigned int sm;
 	asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-	mmf_trace_rec *r = mmf_trace_tu.buf + slot;
 	r->t0 = t0, r->t1 = mmf_trace_now();
 	r->sm = sm, r->block = blockIdx.x, r->part = part, r->grid = gridDim.x;
 }
 
-/* A plain kernel's start and slot, kept in shared memory until its end. */
-struct mmf_trace_start {
-	unsigned long long t0;
-	unsigned int slot;
-};
-__device__ __forceinline__ mmf_trace_start &mmf_trace_st()
+/* A plain kernel's start time, kept in shared memory until its end. */
+__device__ __forceinline__ unsigned long long &mmf_trace_t0()
 {
-	__shared__ mmf_trace_start st;
-	return st;
+	__shared__ unsigned long long t0;
+	return t0;
 }
 
 /* The end of every plain kernel: PDL's trigger, then (TR: the traced
  * instance of the kernel) the block's record. */
 template <bool TR>
-__device__ __forceinline__ void mmf_kernel_end()
+__device__ __forceinline__ void mmf_kernel_end(mmf_trace_rec *trace)
 {
 	mmf_pdl_trigger();
-	if (TR && threadIdx.x == 0)
-		mmf_trace_write(mmf_trace_st().slot, mmf_trace_st().t0, 0);
+	if (TR && threadIdx.x == 0 && trace)
+		mmf_trace_write(trace + blockIdx.x, mmf_trace_t0(), 0);
 }
 
 /* The team of a plain (unfused) launch: the whole block, barrier 0. Every
  * kernel starts here, so this is also where it waits for its predecessor
  * (and where the traced instance's time starts). */
 template <bool TR>
-__device__ __forceinline__ mmf_team team_whole_block(char *smem, unsigned int trace_base)
+__device__ __forceinline__ mmf_team team_whole_block(char *smem)
 {
 	mmf_pdl_wait();
-	if (TR && threadIdx.x == 0) {
-		mmf_trace_st().slot = trace_base + blockIdx.x;
-		mmf_trace_st().t0 = mmf_trace_now();
-	}
+	if (TR && threadIdx.x == 0)
+		mmf_trace_t0() = mmf_trace_now();
 	mmf_team t;
 	t.tid = threadIdx.x;
 	t.size = blockDim.x;
@@ -125,14 +115,6 @@ __device__ __forceinline__ mmf_team team_whole_block(char *smem, unsigned int tr
 #include <utility>
 
 #include "mmf_kernels.h"
-
-/* Defines this translation unit's tracing setter, extern "C" name
- * mmf_trace_set_<name> (called for every unit by mmf_trace_set). */
-#define MMF_TRACE_TU(name)                                                              \
-	extern "C" int mmf_trace_set_##name(const mmf_trace_ctl *c)                     \
-	{                                                                               \
-		return cudaMemcpyToSymbol(mmf_trace_tu, c, sizeof *c) == cudaSuccess ? 0 : -5; \
-	}
 
 /* Packs an op's parameters into a descriptor. */
 template <class P>
@@ -166,19 +148,20 @@ static inline cudaError_t mmf_launch(void (*k)(KArgs...), dim3 grid, dim3 block,
 
 /* Set by mmf_trace_set (launch.cu): launchers pick kernels' traced instances. */
 extern bool mmf_trace_on;
-/* The first of n record slots for the next traced launch (launch.cu). */
-unsigned int mmf_trace_next(unsigned int n);
+/* The first of n records for the next traced launch, NULL when they pass
+ * the buffer's end (launch.cu). */
+mmf_trace_rec *mmf_trace_next(unsigned int n);
 
 /* Launches the traced instance kt (with the first of its grid * per_block
- * record slots) while tracing is on, else the plain instance kp. Every
- * kernel takes (params, unsigned trace_base); the plain one ignores it. */
+ * records) while tracing is on, else the plain instance kp. Every kernel
+ * takes (params, mmf_trace_rec *); the plain one ignores it. */
 template <class P>
-static inline cudaError_t mmf_launch_traced(void (*kt)(P, unsigned int), void (*kp)(P, unsigned int), dim3 grid, dim3 block,
-					    size_t smem, cudaStream_t stream, const P &p, unsigned int per_block = 1)
+static inline cudaError_t mmf_launch_traced(void (*kt)(P, mmf_trace_rec *), void (*kp)(P, mmf_trace_rec *), dim3 grid,
+					    dim3 block, size_t smem, cudaStream_t stream, const P &p, unsigned int per_block = 1)
 {
 	if (mmf_trace_on)
 		return mmf_launch(kt, grid, block, smem, stream, p, mmf_trace_next(grid.x * per_block));
-	return mmf_launch(kp, grid, block, smem, stream, p, 0u);
+	return mmf_launch(kp, grid, block, smem, stream, p, (mmf_trace_rec *)nullptr);
 }
 #endif
 
