@@ -30,11 +30,26 @@ int gpu_trace_new(unsigned cap, gpu_trace **out, mmf_err *err)
 	return 0;
 }
 
+int gpu_trace_from_records(const mmf_trace_rec *r, unsigned n, gpu_trace **out, mmf_err *err)
+{
+	gpu_trace *t = calloc(1, sizeof *t);
+	if (!t || !(t->rec = malloc((size_t)(n ? n : 1) * sizeof *t->rec)) ||
+	    !(t->launch = malloc((size_t)(n ? n : 1) * sizeof(int)))) {
+		gpu_trace_free(t);
+		return mmf_err_set(err, -ENOMEM, "trace: out of memory for %u records", n);
+	}
+	memcpy(t->rec, r, (size_t)n * sizeof *r);
+	t->cap = t->n = t->claimed = n;
+	*out = t;
+	return 0;
+}
+
 void gpu_trace_free(gpu_trace *t)
 {
 	if (!t)
 		return;
-	cudaFree(t->dbuf);
+	if (t->dbuf)
+		cudaFree(t->dbuf);
 	free(t->rec);
 	free(t->launch);
 	free(t);

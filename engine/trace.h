@@ -35,6 +35,9 @@ typedef struct gpu_trace gpu_trace;
 
 int gpu_trace_new(unsigned cap, gpu_trace **out, mmf_err *err);
 void gpu_trace_free(gpu_trace *t);
+/* A trace of records already on the host (no GPU involved): for tests and
+ * for records read back some other way. */
+int gpu_trace_from_records(const mmf_trace_rec *r, unsigned n, gpu_trace **out, mmf_err *err);
 /* Waits for s and turns recording on in every kernel (the launchers hand
  * out slots from 0). */
 int gpu_trace_on(gpu_trace *t, cudaStream_t s, mmf_err *err);

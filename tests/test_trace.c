@@ -1,0 +1,112 @@
+/* engine/trace.c without a GPU: attributing block records to launches by
+ * start time and grid, SM utilisation (interval unions per SM, per tower),
+ * the refusals (a grid that does not fit, records left over or missing),
+ * and the Chrome trace JSON being valid JSON with one row per SM. */
+#include "config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "trace.h"
+
+static mmf_trace_rec rec(unsigned long long t0, unsigned long long t1, unsigned sm, unsigned block, unsigned part,
+			 unsigned grid)
+{
+	mmf_trace_rec r = {t0, t1, sm, block, part, grid};
+	return r;
+}
+
+static int analyse(const mmf_trace_rec *r, unsigned n, const trace_launch *l, int nl, int nsm, trace_util *u, mmf_err *err,
+		   gpu_trace **keep)
+{
+	gpu_trace *t = NULL;
+	int rc = gpu_trace_from_records(r, n, &t, err);
+	if (rc == 0)
+		rc = gpu_trace_analyse(t, l, nl, nsm, u, err);
+	if (keep && rc == 0)
+		*keep = t;
+	else
+		gpu_trace_free(t);
+	return rc;
+}
+
+int main(void)
+{
+	mmf_err err = {0};
+	trace_util u;
+	/* Two SMs. Launch 0 (image, grid 2): SM0 [0,100), SM1 [0,50).
+	 * Launch 1 (text, grid 1): SM0 [120,200). Launch 2 (fused inter,
+	 * grid 2): SM0 image part [200,260), SM1 text part [210,300).
+	 * Records are given out of order, as the device writes them. */
+	mmf_trace_rec r[] = {
+		rec(210, 300, 1, 1, 2, 2), rec(0, 50, 1, 1, 0, 2), rec(120, 200, 0, 0, 0, 1),
+		rec(0, 100, 0, 0, 0, 2), rec(200, 260, 0, 0, 1, 2),
+	};
+	trace_launch l[3] = {{"conv1", TRACE_IMAGE, 1}, {"block0.ln1", TRACE_TEXT, 1}, {"conv2 + block0.qkv", TRACE_BOTH, 1}};
+	gpu_trace *t = NULL;
+	int rc = analyse(r, 5, l, 3, 2, &u, &err, &t);
+	CHECK(rc == 0, "analyse: %s", err.msg);
+	/* span 300; SM0 busy [0,100)+[120,260) = 240, SM1 [0,50)+[210,300) = 140 */
+	CHECK(fabs(u.span_us - 0.3) < 1e-9, "span %g us", u.span_us);
+	CHECK(fabs(u.total - 380.0 / 600) < 1e-9, "total %g, expected %g", u.total, 380.0 / 600);
+	/* image: SM0 [0,100)+[200,260) = 160, SM1 [0,50) = 50; text: SM0 [120,200) = 80, SM1 [210,300) = 90 */
+	CHECK(fabs(u.image - 210.0 / 600) < 1e-9, "image %g", u.image);
+	CHECK(fabs(u.text - 170.0 / 600) < 1e-9, "text %g", u.text);
+	CHECK(u.records == 5 && u.sms_seen == 2, "records %d, SMs %d", u.records, u.sms_seen);
+
+	/* the Chrome trace: valid JSON, a row name per SM, one slice per record and per launch */
+	char path[] = "/tmp/mmf-test-trace-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd >= 0)
+		close(fd);
+	rc = gpu_trace_write_chrome(t, l, 3, "test \"trace\"", path, &err);
+	CHECK(rc == 0, "write: %s", err.msg);
+	json_error_t je;
+	json_t *j = json_load_file(path, 0, &je);
+	CHECK(j != NULL, "trace JSON does not parse: %s (line %d)", je.text, je.line);
+	int slices = 0, sm_rows = 0, launches = 0;
+	json_t *ev = json_object_get(j, "traceEvents");
+	for (size_t i = 0; i < json_array_size(ev); i++) {
+		json_t *e = json_array_get(ev, i);
+		const char *ph = json_string_value(json_object_get(e, "ph"));
+		int pid = (int)json_integer_value(json_object_get(e, "pid"));
+		if (ph && !strcmp(ph, "X") && pid == 2)
+			slices++;
+		if (ph && !strcmp(ph, "X") && pid == 1)
+			launches++;
+		if (ph && !strcmp(ph, "M") && !strcmp(json_string_value(json_object_get(e, "name")), "thread_name"))
+			sm_rows++;
+	}
+	CHECK(slices == 5 && launches == 3 && sm_rows == 2, "%d slices, %d launches, %d SM rows", slices, launches, sm_rows);
+	json_decref(j);
+	unlink(path);
+	gpu_trace_free(t);
+
+	/* intra-block fusion: two records per block */
+	mmf_trace_rec ib[] = {rec(0, 10, 0, 0, 1, 1), rec(0, 20, 0, 0, 2, 1)};
+	trace_launch lib[1] = {{"a + b", TRACE_BOTH, 2}};
+	CHECK(analyse(ib, 2, lib, 1, 1, &u, &err, NULL) == 0, "intra-block: %s", err.msg);
+	CHECK(fabs(u.total - 1) < 1e-9 && fabs(u.image - 0.5) < 1e-9 && fabs(u.text - 1) < 1e-9, "intra-block %g %g %g",
+	      u.total, u.image, u.text);
+
+	/* refusals, each with its message */
+	trace_launch two[2] = {{"x", TRACE_IMAGE, 1}, {"y", TRACE_TEXT, 1}};
+	mmf_trace_rec mixed[] = {rec(0, 10, 0, 0, 0, 2), rec(1, 11, 0, 0, 0, 3), rec(20, 30, 0, 0, 0, 1)};
+	CHECK(analyse(mixed, 3, two, 2, 1, &u, &err, NULL) == -EINVAL, "overlapping launches accepted");
+	CHECK_MSG(err.msg, "launch 0 ('x')", "launches overlap");
+	mmf_trace_rec few[] = {rec(0, 10, 0, 0, 0, 3)};
+	CHECK(analyse(few, 1, two, 2, 1, &u, &err, NULL) == -EINVAL, "missing records accepted");
+	CHECK_MSG(err.msg, "has only 1 of its 3 records");
+	mmf_trace_rec extra[] = {rec(0, 10, 0, 0, 0, 1), rec(20, 30, 0, 0, 0, 1), rec(40, 50, 0, 0, 0, 1)};
+	CHECK(analyse(extra, 3, two, 2, 1, &u, &err, NULL) == -EINVAL, "records left over accepted");
+	CHECK_MSG(err.msg, "1 records left after the 2 launches");
+	CHECK(analyse(extra, 0, two, 2, 1, &u, &err, NULL) == -EINVAL, "no records accepted");
+	CHECK_MSG(err.msg, "records end at launch 0 of 2");
+	return test_done("test_trace");
+}
