@@ -486,7 +486,7 @@ static int trace_launches(run_ctx *r, int fused, trace_launch **out)
 	return n;
 }
 
-/* One traced iteration of seq and (with a plan) fused on one stream: SM
+/* One traced iteration of seq, streams and (with a plan) fused: SM
  * utilisation of each, the cost of tracing, and for the first partition
  * the Chrome trace of the fused iteration (seq without a plan). */
 static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_part, const char *gpu)
@@ -500,8 +500,12 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		goto fail;
 	if (o->json)
 		fprintf(o->json, ",\n      \"trace\": {");
-	for (int fused = 0; fused <= (r->plan != NULL); fused++) {
-		int mode = fused ? MODE_FUSED : MODE_SEQ, nl;
+	static const int tmodes[3] = {MODE_SEQ, MODE_STREAMS, MODE_FUSED};
+	for (int ti = 0; ti < 3; ti++) {
+		int mode = tmodes[ti], fused = mode == MODE_FUSED, nl;
+		const char *mname = mode_names[mode];
+		if (fused && !r->plan)
+			break;
 		trace_util u;
 		free(l);
 		l = NULL;
@@ -539,17 +543,17 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		a = b = NULL;
 		float mon = pctf(on, 30, 0.5), moff = pctf(off, 30, 0.5);
 		double cost = (mon / moff - 1) * 100;
-		printf("   trace %-5s %d launches, %d block records over %d SMs in %.1f us: SM utilisation %.1f%% "
+		printf("   trace %-7s %d launches, %d block records over %d SMs in %.1f us: SM utilisation %.1f%% "
 		       "(image %.1f%%, text %.1f%%); tracing costs %+.1f%% (%.3f vs %.3f ms)\n",
-		       fused ? "fused" : "seq", nl, u.records, u.sms_seen, u.span_us, u.total * 100, u.image * 100,
+		       mname, nl, u.records, u.sms_seen, u.span_us, u.total * 100, u.image * 100,
 		       u.text * 100, cost, mon, moff);
 		if (o->json)
 			fprintf(o->json, "%s\"%s\": {\"launches\": %d, \"records\": %d, \"sms_seen\": %d, \"span_us\": %.2f, "
 				"\"sm_utilisation\": %.4f, \"sm_utilisation_image\": %.4f, \"sm_utilisation_text\": %.4f, "
 				"\"traced_ms\": %.4f, \"untraced_ms\": %.4f, \"tracing_cost_pct\": %.2f}",
-				fused ? ", " : "", fused ? "fused" : "seq", nl, u.records, u.sms_seen, u.span_us, u.total, u.image,
+				ti ? ", " : "", mname, nl, u.records, u.sms_seen, u.span_us, u.total, u.image,
 				u.text, mon, moff, cost);
-		if (first_part && fused == (r->plan != NULL)) {
+		if (first_part && (fused || (!r->plan && mode == MODE_SEQ))) {
 			/* the records of the first traced iteration are overwritten
 			 * by the timing loop: trace once more for the file */
 			if ((rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
@@ -560,12 +564,12 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 				goto fail;
 			}
 			char title[256];
-			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", fused ? "fused" : "seq", gpu, nsm,
+			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", mname, gpu, nsm,
 				 o->batch);
 			if ((rc = gpu_trace_write_chrome(gt, l, nl, title, o->trace, &err)) < 0)
 				goto fail;
 			printf("   trace of that %s iteration written to %s (Chrome trace JSON: open in Perfetto)\n",
-			       fused ? "fused" : "seq", o->trace);
+			       mname, o->trace);
 		}
 	}
 	if (o->json)

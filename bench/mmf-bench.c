@@ -61,7 +61,7 @@ static void usage(FILE *fp)
 		"                      between cudaProfilerStart/Stop (for ncu --profile-from-start\n"
 		"                      off; see tools/ncu_metrics.sh) and list its launches in\n"
 		"                      --profile-ops FILE [profile-ops.csv]\n"
-		"  --trace FILE        cuda: per-block records of one seq and one fused iteration\n"
+		"  --trace FILE        cuda: per-block records of one seq, streams and fused iteration\n"
 		"                      of every partition: SM utilisation (total, per tower) and\n"
 		"                      the cost of tracing; the first partition's fused iteration\n"
 		"                      written to FILE as Chrome trace JSON (open in Perfetto)\n"

@@ -75,14 +75,6 @@ int gpu_trace_off(gpu_trace *t, cudaStream_t s, mmf_err *err)
 	return 0;
 }
 
-static int rec_cmp(const void *a, const void *b)
-{
-	const mmf_trace_rec *x = a, *y = b;
-	if (x->t0 != y->t0)
-		return x->t0 < y->t0 ? -1 : 1;
-	return (x->part > y->part) - (x->part < y->part);
-}
-
 typedef struct span {
 	unsigned long long t0, t1;
 } span;
@@ -127,7 +119,6 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
 	memset(u, 0, sizeof *u);
 	if (t->claimed > t->cap)
 		return mmf_err_set(err, -ENOSPC, "trace: %u records for a buffer of %u", t->claimed, t->cap);
-	qsort(t->rec, t->n, sizeof *t->rec, rec_cmp);
 	unsigned k = 0;
 	for (int i = 0; i < nl; i++) {
 		if (k >= t->n)
@@ -139,8 +130,8 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
 		for (unsigned j = k; j < k + want; j++) {
 			if (t->rec[j].grid != t->rec[k].grid)
 				return mmf_err_set(err, -EINVAL,
-						   "trace: launch %d ('%s'): a block of grid %u among grid %u: launches overlap "
-						   "(more than one stream?)",
+						   "trace: launch %d ('%s'): a record of grid %u among grid %u: the records do not "
+						   "follow the launches",
 						   i, l[i].name, t->rec[j].grid, t->rec[k].grid);
 			t->launch[j] = i;
 		}
@@ -150,9 +141,10 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
 		return mmf_err_set(err, -EINVAL, "trace: %u records left after the %d launches", t->n - k, nl);
 	if (!t->n)
 		return 0;
-	unsigned long long lo = t->rec[0].t0, hi = 0;
+	unsigned long long lo = ~0ull, hi = 0;
 	int maxsm = 0;
 	for (unsigned i = 0; i < t->n; i++) {
+		lo = t->rec[i].t0 < lo ? t->rec[i].t0 : lo;
 		hi = t->rec[i].t1 > hi ? t->rec[i].t1 : hi;
 		maxsm = (int)t->rec[i].sm > maxsm ? (int)t->rec[i].sm : maxsm;
 	}
@@ -203,10 +195,12 @@ int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, co
 	FILE *fp = fopen(path, "w");
 	if (!fp)
 		return mmf_err_set(err, -errno, "%s: cannot write: %s", path, strerror(errno));
-	unsigned long long lo = t->n ? t->rec[0].t0 : 0;
+	unsigned long long lo = ~0ull;
 	int maxsm = 0;
-	for (unsigned i = 0; i < t->n; i++)
+	for (unsigned i = 0; i < t->n; i++) {
 		maxsm = (int)t->rec[i].sm > maxsm ? (int)t->rec[i].sm : maxsm;
+		lo = t->rec[i].t0 < lo ? t->rec[i].t0 : lo;
+	}
 	fputs("{\"displayTimeUnit\": \"ns\", \"otherData\": {\"title\": ", fp);
 	json_str(fp, title);
 	fputs("},\n\"traceEvents\": [\n", fp);

@@ -1,10 +1,8 @@
 /* trace: per-block GPU timelines. With tracing on, every kernel's blocks
  * write a record (kernels/mmf_trace.h: %globaltimer start and end, %smid,
- * block, grid, which part of a fused kernel). For one iteration enqueued on
- * one stream, records are attributed to launches by time: a kernel's
- * blocks all start after the previous kernel's blocks have finished (stream
- * order; with PDL, after its griddepcontrol.wait), so sorted by start they
- * come launch by launch, each launch's count known from its grid.
+ * block, grid, which part of a fused kernel) into the slots its launcher
+ * handed out in host enqueue order, so the records come launch by launch,
+ * each launch's count known from its grid, whatever the streams.
  *
  * From them: SM utilisation (the fraction of SM-time covered by blocks, in
  * total and per tower) and a Chrome trace-event JSON (Perfetto) with one
@@ -43,9 +41,9 @@ int gpu_trace_from_records(const mmf_trace_rec *r, unsigned n, gpu_trace **out, 
 int gpu_trace_on(gpu_trace *t, cudaStream_t s, mmf_err *err);
 /* Waits for s, turns recording off and copies the records to the host. */
 int gpu_trace_off(gpu_trace *t, cudaStream_t s, mmf_err *err);
-/* Attributes the records to the nl launches of the iteration (in enqueue
- * order) and computes utilisation over nsm SMs. -EINVAL (message says
- * where) when the records do not match the launches. */
+/* Attributes the records (in slot order) to the nl launches of the
+ * iteration (in host enqueue order) and computes utilisation over nsm SMs.
+ * -EINVAL (message says where) when the records do not match the launches. */
 int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trace_util *u, mmf_err *err);
 /* After gpu_trace_analyse: the Chrome trace-event JSON. */
 int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const char *title, const char *path,

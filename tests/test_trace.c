@@ -1,5 +1,5 @@
-/* engine/trace.c without a GPU: attributing block records to launches by
- * start time and grid, SM utilisation (interval unions per SM, per tower),
+/* engine/trace.c without a GPU: attributing block records (in slot order)
+ * to launches by grid, SM utilisation (interval unions per SM, per tower),
  * the refusals (a grid that does not fit, records left over or missing),
  * and the Chrome trace JSON being valid JSON with one row per SM. */
 #include "config.h"
@@ -41,12 +41,12 @@ int main(void)
 	mmf_err err = {0};
 	trace_util u;
 	/* Two SMs. Launch 0 (image, grid 2): SM0 [0,100), SM1 [0,50).
-	 * Launch 1 (text, grid 1): SM0 [120,200). Launch 2 (fused inter,
-	 * grid 2): SM0 image part [200,260), SM1 text part [210,300).
-	 * Records are given out of order, as the device writes them. */
+	 * Launch 1 (text, grid 1): SM0 [120,200). Launch 2 (fused inter, grid 2):
+	 * SM0 image part [200,260), SM1 text part [210,300). Records are in
+	 * slot order (launch by launch), times as they fell. */
 	mmf_trace_rec r[] = {
-		rec(210, 300, 1, 1, 2, 2), rec(0, 50, 1, 1, 0, 2), rec(120, 200, 0, 0, 0, 1),
-		rec(0, 100, 0, 0, 0, 2), rec(200, 260, 0, 0, 1, 2),
+		rec(0, 100, 0, 0, 0, 2), rec(0, 50, 1, 1, 0, 2), rec(120, 200, 0, 0, 0, 1),
+		rec(200, 260, 0, 0, 1, 2), rec(210, 300, 1, 1, 2, 2),
 	};
 	trace_launch l[3] = {{"conv1", TRACE_IMAGE, 1}, {"block0.ln1", TRACE_TEXT, 1}, {"conv2 + block0.qkv", TRACE_BOTH, 1}};
 	gpu_trace *t = NULL;
@@ -95,11 +95,19 @@ int main(void)
 	CHECK(fabs(u.total - 1) < 1e-9 && fabs(u.image - 0.5) < 1e-9 && fabs(u.text - 1) < 1e-9, "intra-block %g %g %g",
 	      u.total, u.image, u.text);
 
+	/* two streams: a text launch whose block ran during the image launch
+	 * (its slot still comes after the image launch's) */
+	mmf_trace_rec st[] = {rec(0, 100, 0, 0, 0, 1), rec(10, 60, 1, 0, 0, 1)};
+	trace_launch lst[2] = {{"conv1", TRACE_IMAGE, 1}, {"block0.ln1", TRACE_TEXT, 1}};
+	CHECK(analyse(st, 2, lst, 2, 2, &u, &err, NULL) == 0, "two streams: %s", err.msg);
+	CHECK(fabs(u.total - 150.0 / 200) < 1e-9 && fabs(u.image - 0.5) < 1e-9 && fabs(u.text - 0.25) < 1e-9,
+	      "two streams %g %g %g", u.total, u.image, u.text);
+
 	/* refusals, each with its message */
 	trace_launch two[2] = {{"x", TRACE_IMAGE, 1}, {"y", TRACE_TEXT, 1}};
 	mmf_trace_rec mixed[] = {rec(0, 10, 0, 0, 0, 2), rec(1, 11, 0, 0, 0, 3), rec(20, 30, 0, 0, 0, 1)};
 	CHECK(analyse(mixed, 3, two, 2, 1, &u, &err, NULL) == -EINVAL, "overlapping launches accepted");
-	CHECK_MSG(err.msg, "launch 0 ('x')", "launches overlap");
+	CHECK_MSG(err.msg, "launch 0 ('x')", "do not follow the launches");
 	mmf_trace_rec few[] = {rec(0, 10, 0, 0, 0, 3)};
 	CHECK(analyse(few, 1, two, 2, 1, &u, &err, NULL) == -EINVAL, "missing records accepted");
 	CHECK_MSG(err.msg, "has only 1 of its 3 records");
