@@ -15,14 +15,6 @@
 #include "engine/synth.h"
 #include "testutil.h"
 
-static const char *tmp(const char *name)
-{
-	static char buf[8][512];
-	static int k;
-	char *b = buf[k++ % 8];
-	snprintf(b, 512, "%s/%s", test_tmpdir(), name);
-	return b;
-}
 
 static int same_config(const clip_config *a, const clip_config *b)
 {
@@ -32,7 +24,7 @@ static int same_config(const clip_config *a, const clip_config *b)
 static void test_infer(const char *name, const clip_config *cfg, st_dtype dt)
 {
 	mmf_err err = {0};
-	const char *p = tmp("infer.safetensors");
+	const char *p = test_tmp("infer.safetensors");
 	int rc = clip_synth_write(cfg, 7, dt, p, &err);
 	CHECK(rc == 0, "%s: %s", name, err.msg);
 	clip_model *m = NULL;
@@ -134,7 +126,7 @@ static void test_bad_models(void)
 	clip_config_named("tiny", &cfg);
 	cfg.vocab = 300;
 	mmf_err err = {0};
-	const char *good = tmp("good.safetensors"), *bad = tmp("bad.safetensors");
+	const char *good = test_tmp("good.safetensors"), *bad = test_tmp("bad.safetensors");
 	CHECK(clip_synth_write(&cfg, 3, ST_F16, good, &err) == 0, "%s", err.msg);
 	int64_t s44[2] = {4, 4}, s1[1] = {64}, s0[1] = {0};
 	printf("malformed models:\n");
@@ -169,7 +161,7 @@ static void test_bad_models(void)
 	poke(good, bad, "text_projection", 0, NAN);
 	expect_load_error("NaN weight", bad, -EINVAL, "'text_projection'", "non-finite value at element 0");
 	expect_load_error("not a file", test_tmpdir(), -EISDIR, "is a directory", "");
-	expect_load_error("no such file", tmp("nope.safetensors"), -ENOENT, "cannot open", "nope.safetensors");
+	expect_load_error("no such file", test_tmp("nope.safetensors"), -ENOENT, "cannot open", "nope.safetensors");
 }
 
 /* conv + BN computed from the raw state dict, directly in NHWC, against the
@@ -180,7 +172,7 @@ static void test_bn_folding(void)
 	clip_config_named("tiny", &cfg);
 	cfg.vocab = 100;
 	mmf_err err = {0};
-	const char *p = tmp("fold.safetensors");
+	const char *p = test_tmp("fold.safetensors");
 	CHECK(clip_synth_write(&cfg, 11, ST_F32, p, &err) == 0, "%s", err.msg);
 	clip_model *m;
 	chain *c;
@@ -282,7 +274,7 @@ static void test_activations(const char *name, st_dtype dt)
 	clip_config cfg;
 	clip_config_named(name, &cfg);
 	mmf_err err = {0};
-	const char *p = tmp("act.safetensors");
+	const char *p = test_tmp("act.safetensors");
 	CHECK(clip_synth_write(&cfg, 1, dt, p, &err) == 0, "%s", err.msg);
 	clip_model *m;
 	if (clip_model_load(p, &m, &err)) {

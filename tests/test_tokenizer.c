@@ -324,14 +324,6 @@ static void test_truncation(const clip_tokenizer *t)
 
 /* ------------------------------------------------------------ vocabulary files */
 
-static const char *tmp(const char *name)
-{
-	static char buf[8][512];
-	static int k;
-	char *b = buf[k++ % 8];
-	snprintf(b, 512, "%s/%s", test_tmpdir(), name);
-	return b;
-}
 
 static void write_file(const char *path, const void *p, size_t n)
 {
@@ -383,7 +375,7 @@ static void expect_load_error(const char *path, int code, const char *sub1, cons
 
 static void test_vocab_errors(const char *vocab)
 {
-	const char *missing = tmp("missing.txt.gz");
+	const char *missing = test_tmp("missing.txt.gz");
 	expect_load_error(missing, -ENOENT, "no such file", "open_clip_torch as open_clip/bpe_simple_vocab_16e6.txt.gz");
 	char want[1024];
 	snprintf(want, sizeof want,
@@ -397,13 +389,13 @@ static void test_vocab_errors(const char *vocab)
 
 	size_t len;
 	uint8_t *gz = read_all(vocab, &len);
-	const char *p = tmp("truncated.txt.gz");
+	const char *p = test_tmp("truncated.txt.gz");
 	write_file(p, gz, len / 2);
 	expect_load_error(p, -EINVAL, "truncated gzip", "expected more");
-	p = tmp("header.txt.gz");
+	p = test_tmp("header.txt.gz");
 	write_file(p, gz, 10);
 	expect_load_error(p, -EINVAL, "truncated", "");
-	p = tmp("empty.txt.gz");
+	p = test_tmp("empty.txt.gz");
 	write_file(p, gz, 0);
 	expect_load_error(p, -EINVAL, "truncated", "");
 	uint8_t *bad = malloc(len);
@@ -412,33 +404,33 @@ static void test_vocab_errors(const char *vocab)
 	memcpy(bad, gz, len);
 	for (size_t i = len / 3; i < len / 3 + 64; i++)
 		bad[i] ^= 0x5a;
-	p = tmp("corrupt.txt.gz");
+	p = test_tmp("corrupt.txt.gz");
 	write_file(p, bad, len);
 	expect_load_error(p, -EINVAL, "corrupt gzip data", "zlib: ");
 	memcpy(bad, gz, len);
 	bad[len - 6] ^= 1; /* the CRC32 of the trailer */
-	p = tmp("crc.txt.gz");
+	p = test_tmp("crc.txt.gz");
 	write_file(p, bad, len);
 	expect_load_error(p, -EINVAL, "corrupt gzip data", "incorrect data check");
-	p = tmp("plain.txt");
+	p = test_tmp("plain.txt");
 	write_file(p, "#version: 0.2\ni n\n", 18);
 	expect_load_error(p, -EINVAL, "corrupt gzip data", "incorrect header check");
 	free(bad);
 	free(gz);
 
-	p = tmp("short.txt.gz");
+	p = test_tmp("short.txt.gz");
 	write_gz(p, "\"bpe_simple_vocab_16e6.txt#version: 0.2\ni n\nt h\n");
 	expect_load_error(p, -EINVAL, "has 2 merge lines", "expected at least 48894");
-	p = tmp("threeparts.txt.gz");
+	p = test_tmp("threeparts.txt.gz");
 	write_gz(p, "#version\ni n\nt h e\n");
 	expect_load_error(p, -EINVAL, "line 3: 't h e'", "expected two symbols separated by one space");
-	p = tmp("unknown.txt.gz");
+	p = test_tmp("unknown.txt.gz");
 	write_gz(p, "#version\ni n\nin xyz\n");
 	expect_load_error(p, -EINVAL, "line 3: symbol 'xyz'", "neither a byte nor made by an earlier merge");
-	p = tmp("twice.txt.gz");
+	p = test_tmp("twice.txt.gz");
 	write_gz(p, "#version\ni n\ni n\n");
 	expect_load_error(p, -EINVAL, "line 3: symbol 'in' is made a second time", "");
-	p = tmp("random.txt.gz");
+	p = test_tmp("random.txt.gz");
 	write_gz(p, "this is not a merges file at all, just words\n");
 	expect_load_error(p, -EINVAL, "merge lines", "");
 

@@ -60,6 +60,16 @@ static inline const char *test_tmpdir(void)
 	return dir;
 }
 
+/* A file name under test_tmpdir(); the last eight stay valid. */
+static inline const char *test_tmp(const char *name)
+{
+	static char buf[8][512];
+	static int k;
+	char *b = buf[k++ % 8];
+	snprintf(b, 512, "%s/%s", test_tmpdir(), name);
+	return b;
+}
+
 /* Cosine similarity and max abs difference of two float vectors. */
 static inline double test_cosine(const float *a, const float *b, int n)
 {
