@@ -522,6 +522,13 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		}
 		if ((rc = gpu_trace_analyse(gt, l, nl, nsm, &u, &err)) < 0)
 			goto fail;
+		if (first_part && (fused || (!r->plan && mode == MODE_SEQ))) {
+			char title[256];
+			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", mname, gpu, nsm, o->batch);
+			if ((rc = gpu_trace_write_chrome(gt, l, nl, title, o->trace, &err)) < 0)
+				goto fail;
+			printf("   trace of the %s iteration written to %s (Chrome trace JSON: open in Perfetto)\n", mname, o->trace);
+		}
 		/* The cost of tracing: the same iteration timed 30 times each way. */
 		float on[30], off[30];
 		CUDA_OR(cudaEventCreate(&a), "events");
@@ -553,24 +560,6 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 				"\"traced_ms\": %.4f, \"untraced_ms\": %.4f, \"tracing_cost_pct\": %.2f}",
 				ti ? ", " : "", mname, nl, u.records, u.sms_seen, u.span_us, u.total, u.image,
 				u.text, mon, moff, cost);
-		if (first_part && (fused || (!r->plan && mode == MODE_SEQ))) {
-			/* the records of the first traced iteration are overwritten
-			 * by the timing loop: trace once more for the file */
-			if ((rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
-				goto fail;
-			rc = enqueue(r, mode, WHAT_BOTH);
-			if (gpu_trace_off(gt, r->s[0], &err) < 0 || rc < 0 || gpu_trace_analyse(gt, l, nl, nsm, &u, &err) < 0) {
-				rc = rc < 0 ? rc : -EIO;
-				goto fail;
-			}
-			char title[256];
-			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", mname, gpu, nsm,
-				 o->batch);
-			if ((rc = gpu_trace_write_chrome(gt, l, nl, title, o->trace, &err)) < 0)
-				goto fail;
-			printf("   trace of that %s iteration written to %s (Chrome trace JSON: open in Perfetto)\n",
-			       mname, o->trace);
-		}
 	}
 	if (o->json)
 		fprintf(o->json, "}");

@@ -263,10 +263,9 @@ int main(int argc, char **argv)
 	/* --image and --text/--labels collect at most one per argument */
 	/* static: still reachable (not a leak) when an option error returns early */
 	static const char **images, **texts;
-	static char *labels_copy[64];
 	images = calloc((size_t)argc, sizeof *images);
 	texts = calloc((size_t)argc * 2 + 1, sizeof *texts);
-	int nimages = 0, ntexts = 0, nlabels_copy = 0;
+	int nimages = 0, ntexts = 0;
 	const char *vocab = NULL, *out_path = NULL, *texts_json = NULL, *trace = NULL;
 	int tokenize = 0;
 	if (!images || !texts) {
@@ -336,12 +335,9 @@ int main(int argc, char **argv)
 		case O_IMAGE: images[nimages++] = optarg; break;
 		case O_TEXT: texts[ntexts++] = optarg; break;
 		case O_LABELS: {
-			if (nlabels_copy == 64) {
-				fprintf(stderr, "mmf-bench: more than 64 --labels options\n");
-				return 2;
-			}
-			char *l = labels_copy[nlabels_copy++] = strdup(optarg), *save = NULL;
-			for (char *t = strtok_r(l, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			/* split in place: argv's strings are ours to modify */
+			char *save = NULL;
+			for (char *t = strtok_r(optarg, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 				while (*t == ' ')
 					t++;
 				if (*t && ntexts < argc * 2)
@@ -508,8 +504,6 @@ int main(int argc, char **argv)
 	}
 	rc = ok ? 0 : 1;
 out:
-	for (int i = 0; i < nlabels_copy; i++)
-		free(labels_copy[i]);
 	free(images);
 	free(texts);
 	free(emb[0]);

@@ -3,6 +3,7 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,15 +178,13 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
 	return 0;
 }
 
+/* A JSON string through jansson's escaping. */
 static void json_str(FILE *fp, const char *s)
 {
-	fputc('"', fp);
-	for (; *s; s++)
-		if (*s == '"' || *s == '\\')
-			fprintf(fp, "\\%c", *s);
-		else if ((unsigned char)*s >= 0x20)
-			fputc(*s, fp);
-	fputc('"', fp);
+	json_t *j = json_string(s);
+	if (!j || json_dumpf(j, fp, JSON_ENCODE_ANY) < 0)
+		fputs("\"(not UTF-8)\"", fp);
+	json_decref(j);
 }
 
 int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const char *title, const char *path,
