@@ -19,14 +19,23 @@
 
 #define INFER_BATCH 8
 
+/* A JSON string: jansson's escaping for UTF-8; a text that is not UTF-8
+ * (a tokenizer error case) has its bytes written one by one as \u00XX,
+ * so that the file stays valid JSON. */
 static void js_str_n(FILE *fp, const char *s, size_t n)
 {
+	json_t *j = json_stringn(s, n);
+	if (j && json_dumpf(j, fp, JSON_ENCODE_ANY) == 0) {
+		json_decref(j);
+		return;
+	}
+	json_decref(j);
 	fputc('"', fp);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '"' || c == '\\')
 			fprintf(fp, "\\%c", c);
-		else if (c < 0x20)
+		else if (c < 0x20 || c >= 0x80)
 			fprintf(fp, "\\u%04x", c);
 		else
 			fputc(c, fp);

@@ -42,5 +42,25 @@ grep -q '"median_ms"' "$T/r.json" && ok || bad "bench JSON lacks median_ms"
 MMF_CACHE=$T/cache expect 0 "writing synthetic tiny model to $T/cache/tiny-seed3.safetensors" -- "$B/mmf-bench" --model tiny --seed 3 --iters 1 --warmup 0
 MMF_CACHE=$T/cache expect 0 "embedding check: ok" -- "$B/mmf-bench" --model tiny --seed 3 --iters 1 --warmup 0 --ops
 
+# Real inputs in process (--image/--text/--labels, --tokenize) and their errors.
+S=${srcdir:-.}
+V=$S/data/bpe_simple_vocab_16e6.txt.gz
+P=$S/tests/images/photo_chelsea.png
+MMF_CACHE=$T/cache expect 0 "a photo of a cat" -- "$B/mmf-bench" --model tiny --seed 3 --vocab "$V" --image "$P" --labels "a photo of a cat,a diagram"
+MMF_CACHE=$T/cache expect 0 "1 image and 1 text embeddings (float32, 64 values each) written to $T/e.f32" -- \
+	"$B/mmf-bench" --model tiny --seed 3 --vocab "$V" --image "$P" --text "a cat" --out "$T/e.f32"
+[ "$(wc -c < "$T/e.f32")" -eq 512 ] && ok || bad "--out: expected 2 x 64 floats"
+MMF_CACHE=$T/cache expect 1 "$T/none.jpg: cannot open: No such file or directory" -- "$B/mmf-bench" --model tiny --seed 3 --image "$T/none.jpg"
+printf 'GIF89a not an image' > "$T/x.gif"
+MMF_CACHE=$T/cache expect 1 "image: not a JPEG or PNG (starts with 47 49 46 38)" -- "$B/mmf-bench" --model tiny --seed 3 --image "$T/x.gif"
+MMF_CACHE=$T/cache expect 1 "$T/none.gz: no such file" -- "$B/mmf-bench" --model tiny --seed 3 --vocab "$T/none.gz" --text "a cat"
+expect 1 "text 0: token 49406 is outside the model's vocabulary of 1000" -- "$B/mmf-bench" --model "$T/t.safetensors" --vocab "$V" --text "a cat"
+expect 2 "--out goes with --image or --text" -- "$B/mmf-bench" --model "$T/t.safetensors" --out "$T/o.f32" --iters 1
+expect 2 "--tokenize takes texts only" -- "$B/mmf-bench" --tokenize --image "$P"
+expect 0 '"ids": [49406, 320, 2368, 49407]' -- "$B/mmf-bench" --tokenize --vocab "$V" --text "A cat"
+expect 0 '"error": "text: invalid UTF-8 at byte offset 3 (byte 0xc3): truncated sequence' -- "$B/mmf-bench" --tokenize --vocab "$V" --text "$(printf 'caf\303')"
+"$B/mmf-bench" --tokenize --vocab "$V" --text "$(printf 'caf\303')" --json "$T/tok.json" >/dev/null 2>&1
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/tok.json" 2>/dev/null && ok || bad "--tokenize JSON of a non-UTF-8 text does not parse"
+
 echo "test_tools: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
