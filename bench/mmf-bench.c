@@ -48,6 +48,11 @@ static void usage(FILE *fp)
 		"                      (tiny, small, rn50, rn101, rn50x4: written once with seeded\n"
 		"                      weights under $MMF_CACHE, default /tmp/mmf-cache) [rn50]\n"
 		"  --device cpu|cuda   backend [cpu]\n"
+		"  --weights W         auto, fp16 or int8: int8 quantises every convolution and\n"
+		"                      linear weight per output channel at load (the CPU then\n"
+		"                      computes with the dequantised values; CUDA runs int8\n"
+		"                      weights); auto is int8 for a file written by\n"
+		"                      mmf-mkmodel --quantize, else fp16 [auto]\n"
 		"  --sms LIST          cuda: SM partitions to run in, e.g. 8,16,32,all; each is a\n"
 		"                      green context of that many SMs (L2 and DRAM bandwidth are\n"
 		"                      not partitioned) [all]\n"
@@ -243,7 +248,7 @@ int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
 	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_IMAGE, O_TEXT,
-	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE };
+	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -258,6 +263,7 @@ int main(int argc, char **argv)
 		{"labels", required_argument, 0, O_LABELS}, {"vocab", required_argument, 0, O_VOCAB},
 		{"out", required_argument, 0, O_OUT}, {"tokenize", no_argument, 0, O_TOKENIZE},
 		{"texts-json", required_argument, 0, O_TEXTS_JSON}, {"trace", required_argument, 0, O_TRACE},
+		{"weights", required_argument, 0, O_WEIGHTS},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	/* --image and --text/--labels collect at most one per argument */
@@ -276,6 +282,7 @@ int main(int argc, char **argv)
 		   *profile_ops = "profile-ops.csv";
 	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, tune_sms = 0, c;
 	unsigned long long seed = 1;
+	clip_weights weights = CLIP_WEIGHTS_AUTO;
 	const char *cuda_only = NULL;	/* the first CUDA-only option given */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
@@ -350,6 +357,12 @@ int main(int argc, char **argv)
 		case O_TOKENIZE: tokenize = 1; break;
 		case O_TEXTS_JSON: texts_json = optarg; break;
 		case O_TRACE: trace = optarg; break;
+		case O_WEIGHTS:
+			if (clip_weights_parse(optarg, &weights) < 0) {
+				fprintf(stderr, "mmf-bench: --weights '%s': expected auto, fp16 or int8\n", optarg);
+				return 2;
+			}
+			break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -390,7 +403,9 @@ int main(int argc, char **argv)
 	chain *ch[2] = {NULL, NULL};
 	float *emb[2] = {NULL, NULL};
 	int rc = 1;
-	if (clip_model_resolve(model_arg, seed, path, sizeof path, note_stderr, &err) < 0 || clip_model_load(path, &m, &err) < 0 ||
+	int int8 = 0;
+	if (clip_model_resolve(model_arg, seed, path, sizeof path, note_stderr, &err) < 0 ||
+	    clip_model_load_w(path, weights, &m, &int8, &err) < 0 ||
 	    chain_build(m, TOWER_IMAGE, &ch[0], &err) < 0 || chain_build(m, TOWER_TEXT, &ch[1], &err) < 0) {
 		fprintf(stderr, "mmf-bench: %s\n", err.msg);
 		goto out;
@@ -398,6 +413,10 @@ int main(int argc, char **argv)
 	char desc[256];
 	clip_config_str(&m->cfg, desc, sizeof desc);
 	printf("model: %s\n  %s\n  %.1f M parameters\n", path, desc, m->nparams / 1e6);
+	if (m->nint8 || int8)
+		printf("  weights: %s (%d of %d convolution and linear weights int8, per output channel%s)\n",
+		       int8 ? "int8" : "fp16, dequantised from int8", m->nint8, m->nweights,
+		       cuda ? "" : "; the CPU computes with their dequantised values");
 	if (show_chain) {
 		for (int t = 0; t < 2; t++) {
 			printf("\n");
@@ -419,7 +438,8 @@ int main(int argc, char **argv)
 			}
 		}
 		infer_opts io = {.images = images, .nimages = nimages, .texts = texts, .ntexts = ntexts, .vocab = vocab,
-				 .cuda = cuda, .sms = sms_n, .threads = threads, .out = out_path, .json = json};
+				 .cuda = cuda, .sms = sms_n, .threads = threads, .out = out_path, .json = json,
+				 .int8 = int8};
 		rc = infer_run(&io, m, path, ch);
 		goto out;
 	}
@@ -443,14 +463,14 @@ int main(int argc, char **argv)
 		}
 		if (jf)
 			fprintf(jf, "{\n  \"benchmark\": \"mmf-bench\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n  \"device\": \"cuda\",\n"
-				"  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n  \"host_cpu\": \"%s\",\n",
-				date, commit, model_arg, desc, batch, iters, warmup, cpu);
+				"  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"weights\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n  \"host_cpu\": \"%s\",\n",
+				date, commit, model_arg, desc, int8 ? "int8" : "fp16", batch, iters, warmup, cpu);
 		int strat = fuse_strategy_parse(strategy);	/* validated with the options */
 		gpu_bench_opts go = {.sms = sms, .modes = modes, .batch = batch, .iters = iters, .warmup = warmup,
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
 				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
-				     .tune_sms = tune_sms, .trace = trace};
+				     .tune_sms = tune_sms, .trace = trace, .int8 = int8};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");
@@ -492,8 +512,8 @@ int main(int argc, char **argv)
 		}
 		fprintf(fp, "{\n  \"benchmark\": \"mmf-bench\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n", date, commit);
 		fprintf(fp, "  \"device\": \"cpu\",\n  \"cpu\": \"%s\",\n  \"threads\": %d,\n", cpu, nthreads);
-		fprintf(fp, "  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n",
-			model_arg, desc, batch, iters, warmup);
+		fprintf(fp, "  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"weights\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n",
+			model_arg, desc, m->nint8 ? "int8 (dequantised on the CPU)" : "fp32", batch, iters, warmup);
 		fprintf(fp, "  \"towers\": {\n");
 		for (int t = 0; t < 2; t++)
 			fprintf(fp, "    \"%s\": {\"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"gflop\": %.4f}%s\n",

@@ -26,6 +26,7 @@ void conf_defaults(conf *c)
 	c->stall_timeout_ms = 30000;
 	snprintf(c->device, sizeof c->device, "cpu");
 	snprintf(c->fuse, sizeof c->fuse, "auto");
+	snprintf(c->weights, sizeof c->weights, "auto");
 	snprintf(c->plan_dir, sizeof c->plan_dir, "%s", CONF_DEFAULT_PLAN_DIR);
 	c->max_image_pixels = 64LL * 1000 * 1000;
 	c->prep_threads = 2;
@@ -93,6 +94,12 @@ static int conf_set(conf *c, const char *key, const char *v, const char *where, 
 		if (strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off"))
 			return mmf_err_set(err, -EINVAL, "%s: fuse '%s': expected auto, on or off", where, v);
 		snprintf(c->fuse, sizeof c->fuse, "%s", v);
+		return 0;
+	}
+	if (strcmp(key, "weights") == 0) {
+		if (strcmp(v, "auto") && strcmp(v, "fp16") && strcmp(v, "int8"))
+			return mmf_err_set(err, -EINVAL, "%s: weights '%s': expected auto, fp16 or int8", where, v);
+		snprintf(c->weights, sizeof c->weights, "%s", v);
 		return 0;
 	}
 	if (strcmp(key, "device") == 0) {
@@ -191,6 +198,7 @@ static const struct option conf_options[] = {
 	{"sms", required_argument, NULL, OPT_VALUE},
 	{"fuse", required_argument, NULL, OPT_VALUE},
 	{"plan-dir", required_argument, NULL, OPT_VALUE},
+	{"weights", required_argument, NULL, OPT_VALUE},
 	{"vocab", required_argument, NULL, OPT_VALUE},
 	{"max-image-pixels", required_argument, NULL, OPT_VALUE},
 	{"prep-threads", required_argument, NULL, OPT_VALUE},
@@ -266,13 +274,18 @@ void conf_usage(FILE *fp)
 		"  --max-frame BYTES     largest request frame (default 16777216)\n"
 		"  --deadline-ms N       default request deadline (default 10000)\n"
 		"  --threads N           engine threads, 0 for all cores (default 0)\n"
-		"  --device cpu|cuda     backend (default cpu); cuda keeps the fp16 model resident on\n"
+		"  --device cpu|cuda     backend (default cpu); cuda keeps the model resident on\n"
 		"                        the GPU (builds with CUDA only)\n"
 		"  --sms N               cuda: run in a green-context partition of N SMs (0: all)\n"
 		"  --fuse auto|on|off    cuda: image+text steps as fused kernels: auto plans fusion per\n"
 		"                        batch size and keeps it only where it measures faster than\n"
 		"                        the two towers on two streams (default auto)\n"
 		"  --plan-dir DIR        cuda: fusion plan cache (default %s; \"\" for none)\n"
+		"  --weights W           auto, fp16 or int8: int8 quantises every convolution and\n"
+		"                        linear weight per output channel at load (cuda runs them\n"
+		"                        as int8; the CPU computes with the dequantised values);\n"
+		"                        auto is int8 for a file from mmf-mkmodel --quantize\n"
+		"                        (default auto)\n"
 		"  --vocab FILE          CLIP BPE vocabulary (default $MMF_BPE_VOCAB, else\n"
 		"                        %s)\n"
 		"  --max-image-pixels N  largest decoded image (default 64000000)\n"

@@ -27,6 +27,7 @@ typedef struct conf {
 	char device[8];		/* "cpu" or "cuda" */
 	int sms;		/* cuda: SM partition size, 0 for the whole GPU */
 	char fuse[8];		/* cuda: auto, on or off */
+	char weights[8];	/* auto, fp16 or int8 (clip_weights) */
 	char plan_dir[1024];	/* cuda: fusion plan cache ("" for none) */
 	char vocab[1024];	/* BPE vocabulary ("" for the default) */
 	long long max_image_pixels;

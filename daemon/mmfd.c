@@ -124,13 +124,19 @@ int main(int argc, char **argv)
 	}
 	s.argc = argc, s.argv = argv;
 
-	if (clip_model_resolve(cf.model, MMFD_SYNTH_SEED, path, sizeof path, note_info, &err) < 0 || clip_model_load(path, &m, &err) < 0) {
+	clip_weights wmode = CLIP_WEIGHTS_AUTO;
+	int int8 = 0;
+	clip_weights_parse(cf.weights, &wmode);	/* validated with the configuration */
+	if (clip_model_resolve(cf.model, MMFD_SYNTH_SEED, path, sizeof path, note_info, &err) < 0 ||
+	    clip_model_load_w(path, wmode, &m, &int8, &err) < 0) {
 		log_error("model: %s", err.msg);
 		goto out;
 	}
 	clip_config_str(&m->cfg, cfgstr, sizeof cfgstr);
-	snprintf(desc, sizeof desc, "%s: %s", path, cfgstr);
-	log_info("model %s (%.1f M parameters)", desc, (double)m->nparams / 1e6);
+	snprintf(desc, sizeof desc, "%s: %s%s", path, cfgstr, int8 ? "; int8 weights" : "");
+	log_info("model %s (%.1f M parameters; %d of %d convolution and linear weights int8%s)", desc,
+		 (double)m->nparams / 1e6, m->nint8, m->nweights,
+		 m->nint8 && strcmp(cf.device, "cuda") ? ", computed dequantised on the CPU" : "");
 	s.rctx.m = m;
 	s.rctx.model_desc = desc;
 	s.rctx.deadline_ms = cf.deadline_ms;
@@ -155,7 +161,7 @@ int main(int argc, char **argv)
 #endif
 	sched_opts so = {.queue = cf.queue, .max_batch = cf.max_batch, .threads = cf.threads,
 			 .test_delay_ms = cf.test_delay_ms, .wake = srv_wake, .wake_ud = &s,
-			 .cuda = !strcmp(cf.device, "cuda"), .sms = cf.sms, .fuse = fuse, .model_path = path,
+			 .cuda = !strcmp(cf.device, "cuda"), .sms = cf.sms, .fuse = fuse, .int8 = int8, .model_path = path,
 			 .plan_dir = *cf.plan_dir ? cf.plan_dir : NULL, .progress = note_info};
 	if (sched_new(m, &so, &sc, &err) < 0) {
 		log_error("engine: %s", err.msg);

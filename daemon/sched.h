@@ -52,6 +52,7 @@ typedef struct sched_opts {
 	int cuda;		/* run the towers on the GPU (MMFD_GPU builds) */
 	int sms;		/* cuda: partition size, 0 for the whole GPU */
 	int fuse;		/* cuda: gpu_fuse_mode (auto, on, off) */
+	int int8;		/* cuda: run the model's int8 weights */
 	const char *model_path;	/* cuda: keys the plan cache */
 	const char *plan_dir;	/* cuda: where fusion plans are cached, or NULL */
 	void (*progress)(const char *line);	/* setup progress lines */

@@ -218,6 +218,7 @@ static void srv_reload(srv *s)
 	FIXED(tmp.threads != c->threads, "threads");
 	FIXED(strcmp(tmp.socket, c->socket), "socket");
 	FIXED(strcmp(tmp.fuse, c->fuse), "fuse");
+	FIXED(strcmp(tmp.weights, c->weights), "weights");
 	FIXED(tmp.max_frame != c->max_frame, "max-frame");
 #undef FIXED
 	c->log_level = tmp.log_level;

@@ -69,6 +69,7 @@ static int conv(chain *c, const clip_conv *cv, fmap *x, int residual, op_act act
 	o->oh = (x->h + 2 * cv->pad - cv->k) / cv->stride + 1;
 	o->ow = (x->w + 2 * cv->pad - cv->k) / cv->stride + 1;
 	o->wt = cv->w, o->bias = cv->b, o->act = act;
+	o->wq = cv->q, o->wqs = cv->qs;
 	o->in = x->buf, o->in2 = residual;
 	o->w_elems = (int64_t)cv->cout * cv->k * cv->k * cv->cin + cv->cout;
 	o->out_elems = (int64_t)o->oh * o->ow * o->cout;
@@ -103,15 +104,16 @@ static int avgpool(chain *c, fmap *x, const char *name)
 
 /* y = x W^T + b over m rows per sample. Returns the output buffer id. */
 static int linear(chain *c, const char *name, int in, int64_t in_stride, int m, int k, int n,
-		  const float *w, const float *bias, int residual, op_act act)
+		  const clip_linear *L, int residual, op_act act)
 {
 	op *o = add(c, OP_LINEAR, "%s", name);
 	if (!o)
 		return -ENOMEM;
 	o->in = in, o->in2 = residual, o->m = m, o->k_in = k, o->n = n;
 	o->in_sample_stride = in_stride;
-	o->wt = w, o->bias = bias, o->act = act;
-	o->w_elems = (int64_t)n * k + (bias ? n : 0);
+	o->wt = L->w, o->bias = L->b, o->act = act;
+	o->wq = L->q, o->wqs = L->qs;
+	o->w_elems = (int64_t)n * k + (L->b ? n : 0);
 	o->out_elems = (int64_t)m * n;
 	o->in_elems = (int64_t)m * k + (residual >= 0 ? o->out_elems : 0);
 	o->flops = 2.0 * m * n * k;
@@ -190,17 +192,29 @@ static int build_image(chain *c, const clip_model *m)
 	int tok;
 	TRYB(tok, new_buf(c, o->out_elems, 0));
 	c->ops[c->nops - 1].out = tok;
-	c->kv_w = malloc((size_t)2 * C * C * sizeof *c->kv_w);
-	c->kv_b = malloc((size_t)2 * C * sizeof *c->kv_b);
-	if (!c->kv_w || !c->kv_b)
+	clip_linear *kvl = &c->kv;
+	kvl->in = C, kvl->out = 2 * C;
+	kvl->w = malloc((size_t)2 * C * C * sizeof *kvl->w);
+	kvl->b = malloc((size_t)2 * C * sizeof *kvl->b);
+	if (!kvl->w || !kvl->b)
 		return -ENOMEM;
-	memcpy(c->kv_w, m->attn_k.w, (size_t)C * C * sizeof *c->kv_w);
-	memcpy(c->kv_w + (size_t)C * C, m->attn_v.w, (size_t)C * C * sizeof *c->kv_w);
-	memcpy(c->kv_b, m->attn_k.b, (size_t)C * sizeof *c->kv_b);
-	memcpy(c->kv_b + C, m->attn_v.b, (size_t)C * sizeof *c->kv_b);
+	memcpy(kvl->w, m->attn_k.w, (size_t)C * C * sizeof *kvl->w);
+	memcpy(kvl->w + (size_t)C * C, m->attn_v.w, (size_t)C * C * sizeof *kvl->w);
+	memcpy(kvl->b, m->attn_k.b, (size_t)C * sizeof *kvl->b);
+	memcpy(kvl->b + C, m->attn_v.b, (size_t)C * sizeof *kvl->b);
+	if (m->attn_k.q && m->attn_v.q) {	/* int8 only when both are */
+		kvl->q = malloc((size_t)2 * C * C);
+		kvl->qs = malloc((size_t)2 * C * sizeof *kvl->qs);
+		if (!kvl->q || !kvl->qs)
+			return -ENOMEM;
+		memcpy(kvl->q, m->attn_k.q, (size_t)C * C);
+		memcpy(kvl->q + (size_t)C * C, m->attn_v.q, (size_t)C * C);
+		memcpy(kvl->qs, m->attn_k.qs, (size_t)C * sizeof *kvl->qs);
+		memcpy(kvl->qs + C, m->attn_v.qs, (size_t)C * sizeof *kvl->qs);
+	}
 	int q, kv, a, e;
-	TRYB(q, linear(c, "attnpool.q", tok, (int64_t)T * C, 1, C, C, m->attn_q.w, m->attn_q.b, -1, ACT_NONE));
-	TRYB(kv, linear(c, "attnpool.kv", tok, (int64_t)T * C, T, C, 2 * C, c->kv_w, c->kv_b, -1, ACT_NONE));
+	TRYB(q, linear(c, "attnpool.q", tok, (int64_t)T * C, 1, C, C, &m->attn_q, -1, ACT_NONE));
+	TRYB(kv, linear(c, "attnpool.kv", tok, (int64_t)T * C, T, C, 2 * C, kvl, -1, ACT_NONE));
 	if (!(o = add(c, OP_ATTN_POOL, "attnpool.attn")))
 		return -ENOMEM;
 	o->in = q, o->in2 = kv, o->tokens = T, o->width = C, o->heads = H;
@@ -208,7 +222,7 @@ static int build_image(chain *c, const clip_model *m)
 	o->flops = 4.0 * T * C;
 	TRYB(a, new_buf(c, C, 0));
 	c->ops[c->nops - 1].out = a;
-	TRYB(e, linear(c, "attnpool.c_proj", a, C, 1, C, E, m->attn_c.w, m->attn_c.b, -1, ACT_NONE));
+	TRYB(e, linear(c, "attnpool.c_proj", a, C, 1, C, E, &m->attn_c, -1, ACT_NONE));
 	TRYB(c->out, rowop(c, OP_L2NORM, "normalize", e, 1, E, NULL, NULL));
 	return 0;
 }
@@ -236,7 +250,7 @@ static int build_text(chain *c, const clip_model *m)
 		snprintf(n, sizeof n, "block%d.ln_1", i);
 		TRYB(h, rowop(c, OP_LAYERNORM, n, x, T, W, l->ln1_w, l->ln1_b));
 		snprintf(n, sizeof n, "block%d.attn.qkv", i);
-		TRYB(qkv, linear(c, n, h, (int64_t)T * W, T, W, 3 * W, l->qkv.w, l->qkv.b, -1, ACT_NONE));
+		TRYB(qkv, linear(c, n, h, (int64_t)T * W, T, W, 3 * W, &l->qkv, -1, ACT_NONE));
 		snprintf(n, sizeof n, "block%d.attn", i);
 		if (!(o = add(c, OP_ATTN, "%s", n)))
 			return -ENOMEM;
@@ -246,13 +260,13 @@ static int build_text(chain *c, const clip_model *m)
 		TRYB(att, new_buf(c, (int64_t)T * W, 0));
 		c->ops[c->nops - 1].out = att;
 		snprintf(n, sizeof n, "block%d.attn.out", i);
-		TRYB(x2, linear(c, n, att, (int64_t)T * W, T, W, W, l->out.w, l->out.b, x, ACT_NONE));
+		TRYB(x2, linear(c, n, att, (int64_t)T * W, T, W, W, &l->out, x, ACT_NONE));
 		snprintf(n, sizeof n, "block%d.ln_2", i);
 		TRYB(h, rowop(c, OP_LAYERNORM, n, x2, T, W, l->ln2_w, l->ln2_b));
 		snprintf(n, sizeof n, "block%d.mlp.fc", i);
-		TRYB(f, linear(c, n, h, (int64_t)T * W, T, W, 4 * W, l->fc.w, l->fc.b, -1, act));
+		TRYB(f, linear(c, n, h, (int64_t)T * W, T, W, 4 * W, &l->fc, -1, act));
 		snprintf(n, sizeof n, "block%d.mlp.proj", i);
-		TRYB(x, linear(c, n, f, 4LL * T * W, T, 4 * W, W, l->proj.w, l->proj.b, x2, ACT_NONE));
+		TRYB(x, linear(c, n, f, 4LL * T * W, T, 4 * W, W, &l->proj, x2, ACT_NONE));
 	}
 	/* LayerNorm is per row, so gathering the EOT row first is exact and
 	 * saves T-1 rows of work. */
@@ -264,7 +278,7 @@ static int build_text(chain *c, const clip_model *m)
 	TRYB(g, new_buf(c, W, 0));
 	c->ops[c->nops - 1].out = g;
 	TRYB(ln, rowop(c, OP_LAYERNORM, "ln_final", g, 1, W, m->lnf_w, m->lnf_b));
-	TRYB(p, linear(c, "text_projection", ln, W, 1, W, E, m->text_proj, NULL, -1, ACT_NONE));
+	TRYB(p, linear(c, "text_projection", ln, W, 1, W, E, &m->text_proj, -1, ACT_NONE));
 	TRYB(c->out, rowop(c, OP_L2NORM, "normalize", p, 1, E, NULL, NULL));
 	return 0;
 }
@@ -292,8 +306,7 @@ void chain_free(chain *c)
 		return;
 	free(c->ops);
 	free(c->bufs);
-	free(c->kv_w);
-	free(c->kv_b);
+	free(c->kv.w), free(c->kv.b), free(c->kv.q), free(c->kv.qs);
 	free(c);
 }
 

@@ -49,6 +49,8 @@ typedef struct op {
 	/* ATTN / ATTN_POOL / EMBED / LAYERNORM / EOT_GATHER / POOL_TOKENS */
 	int tokens, width, heads;
 	const float *wt, *bias;	/* weights (host float32) or LayerNorm gamma/beta */
+	const int8_t *wq;	/* CONV, LINEAR: int8 weights (same layout as wt), or NULL */
+	const float *wqs;	/* their per-output-channel scales (wt = wq * wqs) */
 	const float *aux;	/* positional embedding (EMBED, POOL_TOKENS) */
 	int64_t w_elems;	/* weight elements read once per batch */
 	int64_t in_elems, out_elems;	/* activation elements per sample, residual included in in_elems */
@@ -68,7 +70,7 @@ typedef struct chain {
 	chain_buf *bufs;
 	int nbufs, bcap;
 	int in, out;		/* input buffer (pixels NHWC or token ids) and the normalised embedding */
-	float *kv_w, *kv_b;	/* attention pool k;v weights concatenated (owned) */
+	clip_linear kv;		/* attention pool k;v weights concatenated (owned) */
 } chain;
 
 int chain_build(const clip_model *m, tower t, chain **out, mmf_err *err);

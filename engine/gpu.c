@@ -24,7 +24,8 @@
 
 /* Device copies of one op's weights. */
 typedef struct gpu_w {
-	void *w;	/* fp16 */
+	void *w;	/* fp16, or int8 when scale is set */
+	float *scale;	/* int8 weights: fp32 per output channel */
 	float *bias;	/* fp32 (GEMM ops) */
 	void *hbias;	/* fp16 (LayerNorm beta) */
 	void *aux;	/* fp16 positional embedding */
@@ -35,6 +36,7 @@ struct gpu_model {
 	gpu_w *w[2];	/* per op of each chain */
 	void *mem;	/* one allocation for all weights */
 	size_t bytes;
+	int int8;	/* conv/linear weights int8 where the model has them */
 };
 
 typedef struct gpu_launch {
@@ -70,21 +72,24 @@ struct gpu_tower {
  * 16-byte chunks. */
 static int conv_cin_pad(const op *o) { return o->cin % 8 ? (o->cin + 7) / 8 * 8 : o->cin; }
 
-typedef struct wplan { size_t off_w, off_b, off_hb, off_aux; size_t n_w, n_b, n_hb, n_aux; } wplan;
+typedef struct wplan { size_t off_w, off_b, off_hb, off_aux, off_s; size_t n_w, n_b, n_hb, n_aux, n_s; } wplan;
 
 static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
-static void plan_op(const clip_model *m, const op *o, wplan *p, size_t *cursor)
+static void plan_op(const clip_model *m, const op *o, int int8, wplan *p, size_t *cursor)
 {
 	memset(p, 0, sizeof *p);
+	size_t es = int8 && o->wq ? 1 : 2;	/* bytes per conv/linear weight */
 	switch (o->kind) {
 	case OP_CONV:
-		p->n_w = (size_t)o->cout * o->k * o->k * conv_cin_pad(o) * 2;
+		p->n_w = (size_t)o->cout * o->k * o->k * conv_cin_pad(o) * es;
 		p->n_b = (size_t)o->cout * 4;
+		p->n_s = es == 1 ? (size_t)o->cout * 4 : 0;
 		break;
 	case OP_LINEAR:
-		p->n_w = (size_t)o->n * o->k_in * 2;
+		p->n_w = (size_t)o->n * o->k_in * es;
 		p->n_b = o->bias ? (size_t)o->n * 4 : 0;
+		p->n_s = es == 1 ? (size_t)o->n * 4 : 0;
 		break;
 	case OP_LAYERNORM:
 		p->n_w = (size_t)o->width * 2;
@@ -100,8 +105,9 @@ static void plan_op(const clip_model *m, const op *o, wplan *p, size_t *cursor)
 	default:
 		break;
 	}
-	size_t *offs[4] = {&p->off_w, &p->off_b, &p->off_hb, &p->off_aux}, ns[4] = {p->n_w, p->n_b, p->n_hb, p->n_aux};
-	for (int i = 0; i < 4; i++)
+	size_t *offs[5] = {&p->off_w, &p->off_b, &p->off_hb, &p->off_aux, &p->off_s},
+	       ns[5] = {p->n_w, p->n_b, p->n_hb, p->n_aux, p->n_s};
+	for (int i = 0; i < 5; i++)
 		if (ns[i]) {
 			*offs[i] = *cursor;
 			*cursor = align256(*cursor + ns[i]);
@@ -121,16 +127,27 @@ static void fill_op(const clip_model *m, const op *o, const wplan *p, char *base
 	case OP_CONV: {
 		int cp = conv_cin_pad(o);
 		uint16_t *w = (uint16_t *)(base + p->off_w);
+		int8_t *q = (int8_t *)(base + p->off_w);
 		for (int co = 0; co < o->cout; co++)
 			for (int t = 0; t < o->k * o->k; t++)
-				for (int ci = 0; ci < cp; ci++)
-					w[((size_t)co * o->k * o->k + t) * cp + ci] =
-						ci < o->cin ? mmf_float_to_half(o->wt[((size_t)co * o->k * o->k + t) * o->cin + ci]) : 0;
+				for (int ci = 0; ci < cp; ci++) {
+					size_t d = ((size_t)co * o->k * o->k + t) * cp + ci, s = ((size_t)co * o->k * o->k + t) * o->cin + ci;
+					if (p->n_s)
+						q[d] = ci < o->cin ? o->wq[s] : 0;
+					else
+						w[d] = ci < o->cin ? mmf_float_to_half(o->wt[s]) : 0;
+				}
 		memcpy(base + p->off_b, o->bias, p->n_b);
+		if (p->n_s)
+			memcpy(base + p->off_s, o->wqs, p->n_s);
 		break;
 	}
 	case OP_LINEAR:
-		to_half((uint16_t *)(base + p->off_w), o->wt, p->n_w / 2);
+		if (p->n_s) {
+			memcpy(base + p->off_w, o->wq, p->n_w);
+			memcpy(base + p->off_s, o->wqs, p->n_s);
+		} else
+			to_half((uint16_t *)(base + p->off_w), o->wt, p->n_w / 2);
 		if (p->n_b)
 			memcpy(base + p->off_b, o->bias, p->n_b);
 		break;
@@ -150,7 +167,7 @@ static void fill_op(const clip_model *m, const op *o, const wplan *p, char *base
 	}
 }
 
-int gpu_model_new(const chain *img, const chain *txt, gpu_model **out, mmf_err *err)
+int gpu_model_new(const chain *img, const chain *txt, int int8, gpu_model **out, mmf_err *err)
 {
 	*out = NULL;
 	gpu_model *g = calloc(1, sizeof *g);
@@ -160,6 +177,7 @@ int gpu_model_new(const chain *img, const chain *txt, gpu_model **out, mmf_err *
 	if (!g)
 		return mmf_err_set(err, -ENOMEM, "gpu: out of memory");
 	g->c[0] = img, g->c[1] = txt;
+	g->int8 = int8;
 	/* Programmatic dependent launch where the device has it, unless
 	 * MMF_PDL=0 (for comparison). */
 	int dev = 0;
@@ -186,7 +204,7 @@ int gpu_model_new(const chain *img, const chain *txt, gpu_model **out, mmf_err *
 		if (!plans[t] || !g->w[t])
 			goto fail;
 		for (int i = 0; i < g->c[t]->nops; i++)
-			plan_op(img->model, &g->c[t]->ops[i], &plans[t][i], &cursor);
+			plan_op(img->model, &g->c[t]->ops[i], int8, &plans[t][i], &cursor);
 	}
 	g->bytes = cursor;
 	if (!(host = malloc(cursor ? cursor : 1)))
@@ -212,6 +230,7 @@ int gpu_model_new(const chain *img, const chain *txt, gpu_model **out, mmf_err *
 			w->bias = p->n_b ? (float *)(b + p->off_b) : NULL;
 			w->hbias = p->n_hb ? b + p->off_hb : NULL;
 			w->aux = p->n_aux ? b + p->off_aux : NULL;
+			w->scale = p->n_s ? (float *)(b + p->off_s) : NULL;
 		}
 	free(plans[0]), free(plans[1]), free(host);
 	*out = g;
@@ -235,6 +254,15 @@ void gpu_model_free(gpu_model *g)
 }
 
 size_t gpu_model_bytes(const gpu_model *g) { return g->bytes; }
+
+int gpu_model_int8(const gpu_model *g)
+{
+	int n = 0;
+	for (int t = 0; t < 2; t++)
+		for (int i = 0; i < g->c[t]->nops; i++)
+			n += g->w[t][i].scale != NULL;
+	return n;
+}
 
 /* ------------------------------------------------------------ towers */
 
@@ -261,6 +289,7 @@ static void gemm_record(gpu_tower *t, int i, mmf_gemm *g)
 	memset(g, 0, sizeof *g);
 	g->A = bufp(t, o->in);
 	g->B = w->w;
+	g->bscale = w->scale;
 	g->bias = w->bias;
 	g->R = o->in2 >= 0 ? bufp(t, o->in2) : NULL;
 	g->C = bufp(t, o->out);

@@ -1,5 +1,5 @@
 /* gpu: the CUDA backend. A gpu_model holds both towers' weights resident on
- * the device as fp16 (biases fp32), uploaded once. A gpu_tower is one chain
+ * the device as fp16 or int8 (biases and scales fp32), uploaded once. A gpu_tower is one chain
  * at one batch size: an activation arena allocated once and a launch record
  * per op, so enqueueing a run does no allocation and no host
  * synchronisation (it can be captured into a CUDA graph). */
@@ -16,9 +16,13 @@
 typedef struct gpu_model gpu_model;
 typedef struct gpu_tower gpu_tower;
 
-int gpu_model_new(const chain *img, const chain *txt, gpu_model **out, mmf_err *err);
+/* int8: convolution and linear weights that the model holds as int8
+ * (op.wq) are uploaded as int8 with fp32 scales and run by the int8 GEMM
+ * path; otherwise every weight is fp16. */
+int gpu_model_new(const chain *img, const chain *txt, int int8, gpu_model **out, mmf_err *err);
 void gpu_model_free(gpu_model *g);
 size_t gpu_model_bytes(const gpu_model *g);	/* device bytes of resident weights */
+int gpu_model_int8(const gpu_model *g);		/* ops running int8 weights */
 
 /* Builds the launch records of chain c (one of the model's two) for `batch`
  * samples. With tune_stream non-NULL each GEMM's tile configuration is

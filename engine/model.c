@@ -5,6 +5,7 @@
  * or a damaged one fails with a message naming the tensor. */
 #include "config.h"
 #include "model.h"
+#include "quant.h"
 #include "safetensors.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@ typedef struct loader {
 	clip_model *m;
 	unsigned char *used;
 	mmf_err *err;
+	int quantize;	/* quantise float conv/linear weights as they are read */
 } loader;
 
 static const st_tensor *find_used(loader *L, const char *name)
@@ -31,16 +33,10 @@ static const st_tensor *find_used(loader *L, const char *name)
 	return t;
 }
 
-/* Reads tensor `name` as float32, checking its shape against the ndim
- * expected dims (varargs). Returns a malloc'd array or NULL with err set. */
-static float *get(loader *L, const char *name, int ndim, ...)
+/* Looks up tensor `name` (marking it used) and checks its shape against
+ * want[0..ndim). NULL with err set when missing or of another shape. */
+static const st_tensor *lookup(loader *L, const char *name, int ndim, const int64_t *want)
 {
-	int64_t want[ST_MAX_DIMS];
-	va_list ap;
-	va_start(ap, ndim);
-	for (int i = 0; i < ndim; i++)
-		want[i] = va_arg(ap, int64_t);
-	va_end(ap);
 	const st_tensor *t = find_used(L, name);
 	if (!t) {
 		mmf_err_set(L->err, -ENOENT, "%s: missing tensor '%s'", st_path(L->f), name);
@@ -57,26 +53,111 @@ static float *get(loader *L, const char *name, int ndim, ...)
 			    st_shape_str(t, got, sizeof got), st_shape_str(&w, exp, sizeof exp));
 		return NULL;
 	}
+	return t;
+}
+
+/* Tensor t as float32 (malloc'd), checked finite; NULL with err set. */
+static float *read_float(loader *L, const st_tensor *t)
+{
+	if (t->dtype == ST_I8) {
+		mmf_err_set(L->err, -EINVAL, "%s: tensor '%s' has dtype I8, expected F32, F16 or BF16 (only convolution and linear weights may be int8)",
+			    st_path(L->f), t->name);
+		return NULL;
+	}
 	if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64) {
 		mmf_err_set(L->err, -EINVAL, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16",
-			    st_path(L->f), name, st_dtype_name(t->dtype));
+			    st_path(L->f), t->name, st_dtype_name(t->dtype));
 		return NULL;
 	}
 	float *v = malloc((t->nelem ? t->nelem : 1) * sizeof *v);
 	if (!v) {
-		mmf_err_set(L->err, -ENOMEM, "%s: out of memory for '%s'", st_path(L->f), name);
+		mmf_err_set(L->err, -ENOMEM, "%s: out of memory for '%s'", st_path(L->f), t->name);
 		return NULL;
 	}
 	st_tensor_read_f32(t, v);
 	for (uint64_t i = 0; i < t->nelem; i++)
 		if (!isfinite(v[i])) {
 			mmf_err_set(L->err, -EINVAL, "%s: tensor '%s' holds a non-finite value at element %llu",
-				    st_path(L->f), name, (unsigned long long)i);
+				    st_path(L->f), t->name, (unsigned long long)i);
 			free(v);
 			return NULL;
 		}
-	L->m->nparams += t->nelem;
 	return v;
+}
+
+/* Reads tensor `name` as float32, checking its shape against the ndim
+ * expected dims (varargs). Returns a malloc'd array or NULL with err set. */
+static float *get(loader *L, const char *name, int ndim, ...)
+{
+	int64_t want[ST_MAX_DIMS];
+	va_list ap;
+	va_start(ap, ndim);
+	for (int i = 0; i < ndim; i++)
+		want[i] = va_arg(ap, int64_t);
+	va_end(ap);
+	const st_tensor *t = lookup(L, name, ndim, want);
+	float *v = t ? read_float(L, t) : NULL;
+	if (v)
+		L->m->nparams += t->nelem;
+	return v;
+}
+
+/* A convolution or linear weight: float (quantised here when L->quantize)
+ * or I8 with its scales in `name`_scale. out_dim is the output channel's
+ * dimension (quant.h). *w gets float32 values in the file's layout
+ * (dequantised when int8); *q and *s the int8 values and scales, or NULL. */
+static int get_weight(loader *L, const char *name, int ndim, const int64_t *want, int out_dim, float **w, int8_t **q,
+		      float **s)
+{
+	*w = NULL, *q = NULL, *s = NULL;
+	const st_tensor *t = lookup(L, name, ndim, want);
+	if (!t)
+		return L->err ? L->err->code : -EINVAL;
+	int64_t rows = want[0], cols = rows ? (int64_t)(t->nelem / (uint64_t)rows) : 0, nout = out_dim ? want[1] : rows;
+	if (out_dim)
+		cols = want[1];
+	L->m->nweights++;
+	L->m->nparams += t->nelem;
+	char sname[300];
+	snprintf(sname, sizeof sname, "%s_scale", name);
+	if (t->dtype != ST_I8) {
+		if (st_find(L->f, sname))
+			return mmf_err_set(L->err, -EINVAL, "%s: tensor '%s' has scales '%s' but dtype %s, expected I8",
+					   st_path(L->f), name, sname, st_dtype_name(t->dtype));
+		if (!(*w = read_float(L, t)))
+			return L->err ? L->err->code : -EINVAL;
+		if (!L->quantize)
+			return 0;
+		*q = malloc(t->nelem ? t->nelem : 1);
+		*s = malloc((size_t)(nout ? nout : 1) * sizeof **s);
+		if (!*q || !*s)
+			return mmf_err_set(L->err, -ENOMEM, "out of memory quantising '%s'", name);
+		mmf_quant(*w, rows, cols, out_dim, *q, *s);
+	} else {
+		if (!st_find(L->f, sname))
+			return mmf_err_set(L->err, -ENOENT, "%s: missing tensor '%s' (the per-output-channel scales of int8 tensor '%s')",
+					   st_path(L->f), sname, name);
+		const st_tensor *ts = lookup(L, sname, 1, &nout);
+		if (!ts)
+			return L->err ? L->err->code : -EINVAL;
+		if (ts->dtype != ST_F32 && ts->dtype != ST_F16)
+			return mmf_err_set(L->err, -EINVAL, "%s: tensor '%s' has dtype %s, expected F32 or F16 (int8 scales)",
+					   st_path(L->f), sname, st_dtype_name(ts->dtype));
+		if (!(*s = read_float(L, ts)))
+			return L->err ? L->err->code : -EINVAL;
+		for (int64_t i = 0; i < nout; i++)
+			if ((*s)[i] < 0)
+				return mmf_err_set(L->err, -EINVAL, "%s: tensor '%s' has a negative scale %g at channel %lld",
+						   st_path(L->f), sname, (*s)[i], (long long)i);
+		*q = malloc(t->nelem ? t->nelem : 1);
+		*w = malloc((t->nelem ? t->nelem : 1) * sizeof **w);
+		if (!*q || !*w)
+			return mmf_err_set(L->err, -ENOMEM, "%s: out of memory for '%s'", st_path(L->f), name);
+		memcpy(*q, t->data, t->nelem);
+	}
+	mmf_dequant(*q, *s, rows, cols, out_dim, *w);
+	L->m->nint8++;
+	return 0;
 }
 
 #define I(x) ((int64_t)(x))
@@ -88,11 +169,13 @@ static int load_conv_bn(loader *L, clip_conv *c, const char *conv_name, const ch
 	char n[256];
 	c->cin = cin, c->cout = cout, c->k = k, c->stride = stride, c->pad = k / 2;
 	snprintf(n, sizeof n, "%s.weight", conv_name);
-	float *w = get(L, n, 4, I(cout), I(cin), I(k), I(k));
-	float *g = NULL, *bt = NULL, *mu = NULL, *var = NULL;
-	int rc = -EINVAL;
-	if (!w)
+	const int64_t shape[4] = {cout, cin, k, k};
+	float *w, *g = NULL, *bt = NULL, *mu = NULL, *var = NULL, *s8;
+	int8_t *q8;
+	int rc = get_weight(L, n, 4, shape, 0, &w, &q8, &s8);
+	if (rc < 0)
 		goto out;
+	rc = -EINVAL;
 #define BN(var_, field) \
 	snprintf(n, sizeof n, "%s.%s", bn_name, field); \
 	if (!(var_ = get(L, n, 1, I(cout)))) goto out;
@@ -100,7 +183,11 @@ static int load_conv_bn(loader *L, clip_conv *c, const char *conv_name, const ch
 #undef BN
 	c->w = malloc((size_t)cout * k * k * cin * sizeof *c->w);
 	c->b = malloc((size_t)cout * sizeof *c->b);
-	if (!c->w || !c->b) {
+	if (q8) {
+		c->q = malloc((size_t)cout * k * k * cin);
+		c->qs = malloc((size_t)cout * sizeof *c->qs);
+	}
+	if (!c->w || !c->b || (q8 && (!c->q || !c->qs))) {
 		rc = mmf_err_set(L->err, -ENOMEM, "out of memory for '%s'", conv_name);
 		goto out;
 	}
@@ -112,17 +199,25 @@ static int load_conv_bn(loader *L, clip_conv *c, const char *conv_name, const ch
 		}
 		float s = g[o] / sqrtf(var[o] + BN_EPS);
 		c->b[o] = bt[o] - mu[o] * s;
+		/* int8: BN folds into the channel's scale, the values stay. */
+		if (q8)
+			c->qs[o] = s8[o] * s;
 		for (int ky = 0; ky < k; ky++)
 			for (int kx = 0; kx < k; kx++)
-				for (int i = 0; i < cin; i++)
-					c->w[(((size_t)o * k + ky) * k + kx) * cin + i] =
-						w[(((size_t)o * cin + i) * k + ky) * k + kx] * s;
+				for (int i = 0; i < cin; i++) {
+					size_t d = (((size_t)o * k + ky) * k + kx) * cin + i, f = (((size_t)o * cin + i) * k + ky) * k + kx;
+					if (q8) {
+						c->q[d] = q8[f];
+						c->w[d] = (float)q8[f] * c->qs[o];
+					} else
+						c->w[d] = w[f] * s;
+				}
 	}
 	rc = 0;
 out:
 	if (rc < 0 && L->err && L->err->code < 0)
 		rc = L->err->code;
-	free(w), free(g), free(bt), free(mu), free(var);
+	free(w), free(g), free(bt), free(mu), free(var), free(q8), free(s8);
 	return rc;
 }
 
@@ -131,8 +226,10 @@ static int load_linear(loader *L, clip_linear *l, const char *prefix, int in, in
 	char n[256];
 	l->in = in, l->out = out;
 	snprintf(n, sizeof n, "%s.weight", prefix);
-	if (!(l->w = get(L, n, 2, I(out), I(in))))
-		return L->err ? L->err->code : -EINVAL;
+	const int64_t shape[2] = {out, in};
+	int rc = get_weight(L, n, 2, shape, 0, &l->w, &l->q, &l->qs);
+	if (rc < 0)
+		return rc;
 	if (bias) {
 		snprintf(n, sizeof n, "%s.bias", prefix);
 		if (!(l->b = get(L, n, 1, I(out))))
@@ -327,8 +424,9 @@ static int load_text(loader *L)
 #undef VEC
 		l->qkv.in = W, l->qkv.out = 3 * W;
 		snprintf(n, sizeof n, "%s.attn.in_proj_weight", p);
-		if (!(l->qkv.w = get(L, n, 2, I(3 * W), I(W))))
-			return L->err ? L->err->code : -EINVAL;
+		const int64_t qkv_shape[2] = {3 * W, W};
+		if ((rc = get_weight(L, n, 2, qkv_shape, 0, &l->qkv.w, &l->qkv.q, &l->qkv.qs)) < 0)
+			return rc;
 		snprintf(n, sizeof n, "%s.attn.in_proj_bias", p);
 		if (!(l->qkv.b = get(L, n, 1, I(3 * W))))
 			return L->err ? L->err->code : -EINVAL;
@@ -345,18 +443,31 @@ static int load_text(loader *L)
 	}
 	if (!(m->lnf_w = get(L, "ln_final.weight", 1, I(W))) || !(m->lnf_b = get(L, "ln_final.bias", 1, I(W))))
 		return L->err ? L->err->code : -EINVAL;
-	float *tp = get(L, "text_projection", 2, I(W), I(c->embed_dim));
-	if (!tp)
-		return L->err ? L->err->code : -EINVAL;
-	m->text_proj = malloc((size_t)W * c->embed_dim * sizeof *m->text_proj);
-	if (!m->text_proj) {
-		free(tp);
+	/* open_clip's text_projection is [W][embed] (x @ P): transposed into
+	 * a linear [embed][W]; its output channel is the file's dimension 1. */
+	const int64_t tp_shape[2] = {W, c->embed_dim};
+	float *tp;
+	int8_t *tq;
+	clip_linear *P = &m->text_proj;
+	P->in = W, P->out = c->embed_dim;
+	if ((rc = get_weight(L, "text_projection", 2, tp_shape, 1, &tp, &tq, &P->qs)) < 0) {
+		free(tp), free(tq);
+		return rc;
+	}
+	P->w = malloc((size_t)W * c->embed_dim * sizeof *P->w);
+	if (tq)
+		P->q = malloc((size_t)W * c->embed_dim);
+	if (!P->w || (tq && !P->q)) {
+		free(tp), free(tq);
 		return mmf_err_set(L->err, -ENOMEM, "out of memory");
 	}
 	for (int i = 0; i < W; i++)
-		for (int e = 0; e < c->embed_dim; e++)
-			m->text_proj[(size_t)e * W + i] = tp[(size_t)i * c->embed_dim + e];
-	free(tp);
+		for (int e = 0; e < c->embed_dim; e++) {
+			P->w[(size_t)e * W + i] = tp[(size_t)i * c->embed_dim + e];
+			if (tq)
+				P->q[(size_t)e * W + i] = tq[(size_t)i * c->embed_dim + e];
+		}
+	free(tp), free(tq);
 	const st_tensor *ls = find_used(L, "logit_scale");
 	if (!ls)
 		return mmf_err_set(L->err, -ENOENT, "%s: missing tensor 'logit_scale'", st_path(L->f));
@@ -376,10 +487,12 @@ static int is_bn_counter(const char *name)
 	return n > s && strcmp(name + n - s, suf) == 0;
 }
 
-int clip_model_load(const char *path, clip_model **out, mmf_err *err)
+int clip_model_load(const char *path, clip_model **out, mmf_err *err) { return clip_model_load_q(path, 0, out, err); }
+
+int clip_model_load_q(const char *path, int quantize, clip_model **out, mmf_err *err)
 {
 	*out = NULL;
-	loader L = {.err = err};
+	loader L = {.err = err, .quantize = quantize};
 	int rc = st_open(path, &L.f, err);
 	if (rc < 0)
 		return rc;
@@ -413,12 +526,16 @@ static void conv_free(clip_conv *c)
 {
 	free(c->w);
 	free(c->b);
+	free(c->q);
+	free(c->qs);
 }
 
 static void linear_free(clip_linear *l)
 {
 	free(l->w);
 	free(l->b);
+	free(l->q);
+	free(l->qs);
 }
 
 void clip_model_free(clip_model *m)
@@ -446,7 +563,32 @@ void clip_model_free(clip_model *m)
 	free(m->layers);
 	free(m->lnf_w);
 	free(m->lnf_b);
-	free(m->text_proj);
+	linear_free(&m->text_proj);
 	free(m->path);
 	free(m);
+}
+
+int clip_weights_parse(const char *s, clip_weights *out)
+{
+	static const char *names[] = {"auto", "fp16", "int8"};
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (clip_weights)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *clip_weights_name(clip_weights w)
+{
+	return w == CLIP_WEIGHTS_FP16 ? "fp16" : w == CLIP_WEIGHTS_INT8 ? "int8" : "auto";
+}
+
+int clip_model_load_w(const char *path, clip_weights w, clip_model **out, int *int8, mmf_err *err)
+{
+	int rc = clip_model_load_q(path, w == CLIP_WEIGHTS_INT8, out, err);
+	if (rc < 0)
+		return rc;
+	*int8 = w == CLIP_WEIGHTS_INT8 || (w == CLIP_WEIGHTS_AUTO && (*out)->nint8 > 0);
+	return 0;
 }

@@ -25,8 +25,10 @@ typedef struct clip_config {
 
 typedef struct clip_conv {
 	int cin, cout, k, stride, pad;
-	float *w;	/* OHWI, BN folded in */
+	float *w;	/* OHWI, BN folded in (int8: q * qs, dequantised) */
 	float *b;	/* [cout], from BN */
+	int8_t *q;	/* int8 weights (quant.h), OHWI, or NULL */
+	float *qs;	/* [cout] their scales, BN folded in */
 } clip_conv;
 
 typedef struct clip_block {
@@ -37,8 +39,10 @@ typedef struct clip_block {
 
 typedef struct clip_linear {
 	int in, out;
-	float *w;	/* [out][in] */
+	float *w;	/* [out][in] (int8: q * qs, dequantised) */
 	float *b;	/* [out], or NULL */
+	int8_t *q;	/* int8 weights [out][in], or NULL */
+	float *qs;	/* [out] their scales */
 } clip_linear;
 
 typedef struct clip_text_layer {
@@ -61,12 +65,27 @@ typedef struct clip_model {
 	float *pos_emb;		/* [context][W] */
 	clip_text_layer *layers;
 	float *lnf_w, *lnf_b;
-	float *text_proj;	/* [embed][W] */
+	clip_linear text_proj;	/* [embed][W], no bias */
 	float logit_scale;	/* as stored: logits use exp(logit_scale) */
 	uint64_t nparams;
+	int nweights;		/* convolution and linear weights */
+	int nint8;		/* of which int8 (read as I8, or quantised at load) */
 } clip_model;
 
 int clip_model_load(const char *path, clip_model **out, mmf_err *err);
+/* quantize: every convolution and linear weight that the file holds as
+ * float is quantised to int8 as it is read (quant.h); I8 weights are read
+ * as they are either way. */
+int clip_model_load_q(const char *path, int quantize, clip_model **out, mmf_err *err);
+
+/* What --weights asks for: fp16 uploads float weights to the GPU (int8
+ * ones dequantised), int8 quantises at load, auto is int8 exactly when the
+ * file holds int8 weights. */
+typedef enum clip_weights { CLIP_WEIGHTS_AUTO, CLIP_WEIGHTS_FP16, CLIP_WEIGHTS_INT8 } clip_weights;
+int clip_weights_parse(const char *s, clip_weights *out);	/* "auto", "fp16", "int8" */
+const char *clip_weights_name(clip_weights w);
+/* Loads for mode w; *int8 tells whether the GPU should run int8 weights. */
+int clip_model_load_w(const char *path, clip_weights w, clip_model **out, int *int8, mmf_err *err);
 void clip_model_free(clip_model *m);
 
 /* Derived sizes. */

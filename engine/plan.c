@@ -312,7 +312,7 @@ void plan_free(gpu_plan *p)
 
 /* ------------------------------------------------------------ cache */
 
-int model_file_hash(const char *path, char out[17], mmf_err *err)
+int model_file_hash(const char *path, int int8, char out[17], mmf_err *err)
 {
 	FILE *fp = fopen(path, "rb");
 	if (!fp)
@@ -337,6 +337,9 @@ int model_file_hash(const char *path, char out[17], mmf_err *err)
 	if (rc == 0 && fseek(fp, 0, SEEK_END) == 0) {
 		long sz = ftell(fp);
 		h = (h ^ (uint64_t)sz) * 0x100000001b3ull;
+		if (int8)	/* int8 weights run other kernels: their own plans */
+			for (const char *c = "weights=int8"; *c; c++)
+				h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
 		snprintf(out, 17, "%016llx", (unsigned long long)h);
 	}
 	fclose(fp);

@@ -60,6 +60,16 @@ const st_tensor *st_find(const st_file *f, const char *name)
 	return NULL;
 }
 
+size_t st_metadata_count(const st_file *f) { return f->nmeta; }
+
+const char *st_metadata_at(const st_file *f, size_t i, const char **value)
+{
+	if (i >= f->nmeta)
+		return NULL;
+	*value = f->meta_vals[i];
+	return f->meta_keys[i];
+}
+
 const char *st_metadata(const st_file *f, const char *key)
 {
 	for (size_t i = 0; i < f->nmeta; i++)

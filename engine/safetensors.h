@@ -47,6 +47,9 @@ const st_tensor *st_at(const st_file *f, size_t i);
 const st_tensor *st_find(const st_file *f, const char *name);
 /* The string value of __metadata__[key], or NULL. */
 const char *st_metadata(const st_file *f, const char *key);
+/* Metadata entry i (0 .. st_metadata_count()-1): its key, value in *value. */
+size_t st_metadata_count(const st_file *f);
+const char *st_metadata_at(const st_file *f, size_t i, const char **value);
 
 const char *st_dtype_name(st_dtype d);
 size_t st_dtype_size(st_dtype d);

@@ -62,6 +62,11 @@ FUSE_CALL(call_gemm_m, gemm_params, gemm_tile<gemm_cfg_m>)
 FUSE_CALL(call_gemm_s, gemm_params, gemm_tile<gemm_cfg_s>)
 FUSE_CALL(call_gemm_w, gemm_params, gemm_tile<gemm_cfg_w>)
 FUSE_CALL(call_gemm_n, gemm_params, gemm_tile<gemm_cfg_n>)
+FUSE_CALL(call_gemm_l_q8, gemm_params, (gemm_tile<gemm_cfg_l, true>))
+FUSE_CALL(call_gemm_m_q8, gemm_params, (gemm_tile<gemm_cfg_m, true>))
+FUSE_CALL(call_gemm_s_q8, gemm_params, (gemm_tile<gemm_cfg_s, true>))
+FUSE_CALL(call_gemm_w_q8, gemm_params, (gemm_tile<gemm_cfg_w, true>))
+FUSE_CALL(call_gemm_n_q8, gemm_params, (gemm_tile<gemm_cfg_n, true>))
 FUSE_CALL(call_layernorm, layernorm_params, layernorm_tile)
 FUSE_CALL(call_attn_causal_small, attn_causal_params, (attn_causal_tile_fit<5, 4>))
 FUSE_CALL(call_attn_causal_big, attn_causal_params,
@@ -78,11 +83,16 @@ __device__ __forceinline__ void op_tile(const mmf_opdesc &d, int tile, const mmf
 {
 	const void *p = d.params;
 	switch (d.kind) {
-	case MMF_OP_GEMM_L: call_gemm_l(p, tile, t); break;
-	case MMF_OP_GEMM_M: call_gemm_m(p, tile, t); break;
-	case MMF_OP_GEMM_S: call_gemm_s(p, tile, t); break;
-	case MMF_OP_GEMM_W: call_gemm_w(p, tile, t); break;
-	case MMF_OP_GEMM_N: call_gemm_n(p, tile, t); break;
+#define GEMM_CASE(K, fn) \
+	case K: \
+		if (static_cast<const gemm_params *>(p)->bscale) \
+			fn##_q8(p, tile, t); \
+		else \
+			fn(p, tile, t); \
+		break;
+	GEMM_CASE(MMF_OP_GEMM_L, call_gemm_l) GEMM_CASE(MMF_OP_GEMM_M, call_gemm_m) GEMM_CASE(MMF_OP_GEMM_S, call_gemm_s)
+	GEMM_CASE(MMF_OP_GEMM_W, call_gemm_w) GEMM_CASE(MMF_OP_GEMM_N, call_gemm_n)
+#undef GEMM_CASE
 	case MMF_OP_LAYERNORM: call_layernorm(p, tile, t); break;
 	case MMF_OP_ATTN_CAUSAL:
 		if (attn_causal_small(*static_cast<const attn_causal_params *>(p)))

@@ -8,14 +8,14 @@
 #include "gemm.cuh"
 #include "mmf_kernels.h"
 
-template <class Cfg, bool TR>
+template <class Cfg, bool TR, bool Q8>
 __global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	mmf_team team = team_whole_block<TR>(smem);
 	int tiles = gemm_tiles<Cfg>(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		gemm_tile<Cfg>(p, t, team);
+		gemm_tile<Cfg, Q8>(p, t, team);
 	mmf_kernel_end<TR>(trace);
 }
 
@@ -24,15 +24,21 @@ static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
 {
 	static bool attr_set = false;	/* per configuration; set once before first launch */
 	if (!attr_set) {
-		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
-		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, false, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
 		attr_set = true;
 	}
 	int tiles = gemm_tiles<Cfg>(p);
 	if (grid <= 0 || grid > tiles)
 		grid = tiles;
-	MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true>, gemm_kernel<Cfg, false>, grid, Cfg::THREADS, Cfg::SMEM,
-				  stream, p));
+	if (p.bscale)
+		MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true, true>, gemm_kernel<Cfg, false, true>, grid, Cfg::THREADS,
+						 Cfg::SMEM, stream, p));
+	else
+		MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true, false>, gemm_kernel<Cfg, false, false>, grid,
+						 Cfg::THREADS, Cfg::SMEM, stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }
@@ -48,6 +54,7 @@ static int to_params(const mmf_gemm *g, gemm_params *p)
 	gemm_params q = {};
 	q.A = (const __half *)g->A, q.B = (const __half *)g->B, q.R = (const __half *)g->R;
 	q.bias = g->bias, q.C = (__half *)g->C;
+	q.bscale = g->bscale;	/* B is then int8 [N][K] (rows K bytes, 8-byte aligned) */
 	q.M = g->M, q.N = g->N, q.K = g->K, q.act = g->act;
 	q.splits = g->splits > 1 ? g->splits : 1;
 	if (q.splits > 1 && (!g->ws || !g->counters || q.splits > (g->K + GEMM_BK - 1) / GEMM_BK))

@@ -23,6 +23,14 @@
  * epilogue adds bias (fp32), the residual, applies the activation and
  * stores fp16 pairs.
  *
+ * INT8 weights (gemm_tile<Cfg, true>, bscale set). B is int8 [N][K] with
+ * one fp32 scale per output channel n. Each 8-value chunk is one 8-byte
+ * cp.async (half the bytes of fp16), shared rows are 48 bytes (conflict-free
+ * fragment reads), and each thread builds its m16n8k16 B fragment from two
+ * 16-bit shared loads, widened to fp16 exactly (|q| <= 128). The
+ * accumulators hold A . q^T; the epilogue multiplies by bscale[n] before the
+ * bias. Split-K partials are unscaled, so the reduction is unchanged.
+ *
  * Split-K. Small-M GEMMs (batch-1 layer4 convolutions: 49 rows; the text
  * tower: 77) have too few output tiles to fill the SMs, so the K loop can be
  * split: tile t*splits+s accumulates k-slices [s*KT/splits, (s+1)*KT/splits)
@@ -59,10 +67,16 @@ struct gemm_params {
 	int splits;		/* >= 1 */
 	float *ws;		/* splits > 1: tiles*splits*BM*BN floats */
 	int *counters;		/* splits > 1: one per output tile, zero between launches */
+	/* Non-NULL: B holds int8 weights (symmetric, per output channel) and
+	 * C = act(bscale[n] * (A . q^T) + bias + R): the main loop widens the
+	 * int8 values to fp16 in registers (exact) and the scale is applied
+	 * once, in the epilogue. */
+	const float *bscale;
 };
 
 #define GEMM_BK 32
 #define GEMM_LDS (GEMM_BK + 8)	/* padded row, in halves */
+#define GEMM_LDSQ (GEMM_BK + 16)	/* int8 B: padded row, in bytes (fits in the fp16 B slice) */
 
 template <int BM_, int BN_, int WM_, int WN_, int STAGES_>
 struct gemm_cfg {
@@ -98,6 +112,24 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool v
 	int n = valid ? 16 : 0;	/* src-size 0 fills the 16 bytes with zeros */
 	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
 }
+/* 8-byte copy (int8 weights: 8 k-values; rows are only 8-byte aligned). */
+__device__ __forceinline__ void cp_async8(uint32_t dst, const void *src, bool valid)
+{
+	int n = valid ? 8 : 0;
+	asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+
+/* Two int8 values (bits 0-7: k, 8-15: k+1) to an fp16 pair, exactly:
+ * q + 128 as a byte becomes the low mantissa bits of 1024.0 (0x6400), and
+ * 1152 = 1024 + 128 is subtracted back. One byte permute and one HSUB2
+ * instead of two integer-to-float conversions. */
+__device__ __forceinline__ uint32_t i8x2_to_h2(uint32_t v)
+{
+	uint32_t x = __byte_perm(v ^ 0x8080u, 0x64646464u, 0x4140);
+	__half2 h = __hsub2(*reinterpret_cast<__half2 *>(&x), __halves2half2(__ushort_as_half(0x6480), __ushort_as_half(0x6480)));
+	return *reinterpret_cast<uint32_t *>(&h);
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
@@ -194,15 +226,17 @@ __device__ __forceinline__ const __half *gemm_a_src(const gemm_params &p, const 
 	return r.base + ((long long)y * p.W + x) * p.Cin + r.ci;
 }
 
-template <class Cfg>
+template <class Cfg, bool Q8 = false>
 __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 {
+	constexpr int ES = Q8 ? 1 : 2;	/* bytes per B element */
 	constexpr int BM = Cfg::BM, BN = Cfg::BN, STAGES = Cfg::STAGES, MI = Cfg::MI, NI = Cfg::NI;
 	constexpr int CHUNKS_A = BM * GEMM_BK / 8, CHUNKS_B = BN * GEMM_BK / 8;
 	constexpr int A_PER = (CHUNKS_A + Cfg::THREADS - 1) / Cfg::THREADS;
 	constexpr int B_PER = (CHUNKS_B + Cfg::THREADS - 1) / Cfg::THREADS;
 	__half *sA = reinterpret_cast<__half *>(team.smem);
 	__half *sB = sA + STAGES * BM * GEMM_LDS;
+	int8_t *sBq = reinterpret_cast<int8_t *>(sB);	/* Q8: rows of GEMM_LDSQ bytes */
 
 	const int tiles_n = (p.N + BN - 1) / BN;
 	const int split = tile % p.splits, mn = tile / p.splits;
@@ -214,7 +248,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 	 * and B slices at every k step: resolve the row addresses once. */
 	gemm_arow arow[A_PER];
 	int acol[A_PER];
-	const __half *brow[B_PER];
+	const char *brow[B_PER];
 	int bcol[B_PER];
 #pragma unroll
 	for (int i = 0; i < A_PER; i++) {
@@ -228,7 +262,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 	for (int i = 0; i < B_PER; i++) {
 		int c = tid + i * Cfg::THREADS, r = c / (GEMM_BK / 8), n = n0 + r;
 		bcol[i] = (c % (GEMM_BK / 8)) * 8;
-		brow[i] = (c < CHUNKS_B && n < p.N) ? p.B + (long long)n * p.K : nullptr;
+		brow[i] = (c < CHUNKS_B && n < p.N) ? reinterpret_cast<const char *>(p.B) + (long long)n * p.K * ES : nullptr;
 	}
 
 	auto load_stage = [&](int stage, int k0) {
@@ -248,7 +282,11 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 			if (c < CHUNKS_B) {
 				int r = c / (GEMM_BK / 8), k = k0 + bcol[i];
 				bool ok = brow[i] && k < p.K;
-				cp_async16(smem_u32(sB + (stage * BN + r) * GEMM_LDS + bcol[i]), ok ? brow[i] + k : p.B, ok);
+				const void *src = ok ? static_cast<const void *>(brow[i] + (long long)k * ES) : p.B;
+				if (Q8)
+					cp_async8(smem_u32(sBq + (stage * BN + r) * GEMM_LDSQ + bcol[i]), src, ok);
+				else
+					cp_async16(smem_u32(sB + (stage * BN + r) * GEMM_LDS + bcol[i]), src, ok);
 			}
 		}
 	};
@@ -296,11 +334,23 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 				int row = wm * (BM / Cfg::WM) + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;
 				ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), af[i][0], af[i][1], af[i][2], af[i][3]);
 			}
+			if (Q8) {
+				/* The m16n8k16 B fragment: lane holds n = lane/4, k =
+				 * 2*(lane%4) + {0,1} and the same + 8. */
+				const int8_t *bq = sBq + st * BN * GEMM_LDSQ;
 #pragma unroll
-			for (int j = 0; j < NI; j += 2) {
-				int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7),
-				    col = kk + (mat & 1) * 8;
-				ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+				for (int j = 0; j < NI; j++) {
+					const int8_t *row = bq + (wn * (BN / Cfg::WN) + j * 8 + (lane >> 2)) * GEMM_LDSQ + kk + (lane & 3) * 2;
+					bf[j][0] = i8x2_to_h2(*reinterpret_cast<const uint16_t *>(row));
+					bf[j][1] = i8x2_to_h2(*reinterpret_cast<const uint16_t *>(row + 8));
+				}
+			} else {
+#pragma unroll
+				for (int j = 0; j < NI; j += 2) {
+					int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7),
+					    col = kk + (mat & 1) * 8;
+					ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+				}
 			}
 #pragma unroll
 			for (int i = 0; i < MI; i++)
@@ -368,12 +418,14 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 			if (n >= p.N)
 				continue;
 			float b0 = p.bias ? p.bias[n] : 0.f, b1 = p.bias ? p.bias[n + 1] : 0.f;
+			float s0 = Q8 ? p.bscale[n] : 1.f, s1 = Q8 ? p.bscale[n + 1] : 1.f;
 #pragma unroll
 			for (int h = 0; h < 2; h++) {
 				int m = m0 + wm * (BM / Cfg::WM) + i * 16 + (lane >> 2) + h * 8;
 				if (m >= p.M)
 					continue;
-				float v0 = acc[i][j][2 * h] + b0, v1 = acc[i][j][2 * h + 1] + b1;
+				float v0 = (Q8 ? acc[i][j][2 * h] * s0 : acc[i][j][2 * h]) + b0;
+				float v1 = (Q8 ? acc[i][j][2 * h + 1] * s1 : acc[i][j][2 * h + 1]) + b1;
 				long long off = (long long)m * p.N + n;
 				if (p.R) {
 					float2 r = __half22float2(*reinterpret_cast<const __half2 *>(p.R + off));

@@ -62,6 +62,11 @@ typedef struct mmf_gemm {
 	int splits;
 	float *ws;
 	int *counters;
+	/* INT8 weights: non-NULL makes B int8 [N][K] (symmetric, quantised per
+	 * output channel) with bscale[n] its fp32 scale: C = act(bscale[n] *
+	 * (A . B^T) + bias (+ R)). The kernels widen B to fp16 in registers;
+	 * accumulation stays fp32. */
+	const float *bscale;
 } mmf_gemm;
 
 /* Tile configurations: L 128x128 and W 128x64 (256 threads), M 64x64,

@@ -55,6 +55,14 @@ elif ! command -v nvidia-smi >/dev/null 2>&1; then	# built with CUDA, no GPU her
 	[ ! -e "$T/t2.sock" ] && ok || bad "mmfd left its socket behind after failing to start"
 fi
 expect 2 "device 'tpu': expected cpu or cuda" -- "$B/mmfd" --device tpu
+expect 2 "weights 'int4': expected auto, fp16 or int8" -- "$B/mmfd" --weights int4
+# --weights int8 on the CPU backend: serves, and says what it runs
+MMF_CACHE=$T/cache "$B/mmfd" --foreground --model tiny --weights int8 --socket "$T/q.sock" --threads 1 --vocab "$VOCAB" >"$T/q.log" 2>&1 &
+qpid=$!
+for i in $(seq 1 100); do "$B/mmfctl" --socket "$T/q.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
+expect 0 "" -- "$B/mmfctl" --socket "$T/q.sock" embed-text "a photo of a cat"
+grep -q "32 of 32 convolution and linear weights int8, computed dequantised on the CPU" "$T/q.log" && ok || bad "mmfd --weights int8: $(cat "$T/q.log")"
+kill -TERM $qpid; wait $qpid
 expect 1 "no such file" -- "$B/mmfd" --foreground --model tiny --socket "$T/t3.sock" --vocab "$T/nope.gz"
 
 # SIGHUP re-reads the configuration: a new deadline applies, a new model is

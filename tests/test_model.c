@@ -14,6 +14,7 @@
 #include "engine/safetensors.h"
 #include "engine/synth.h"
 #include "testutil.h"
+#include "modeltest.h"
 
 
 static int same_config(const clip_config *a, const clip_config *b)
@@ -107,17 +108,6 @@ static void poke(const char *src, const char *dst, const char *name, int at, flo
 	CHECK(st_writer_save(w, dst, &err) == 0, "%s", err.msg);
 	st_writer_free(w);
 	st_close(f);
-}
-
-static void expect_load_error(const char *what, const char *path, int code, const char *s1, const char *s2)
-{
-	mmf_err err = {0};
-	clip_model *m = (clip_model *)1;
-	int rc = clip_model_load(path, &m, &err);
-	CHECK(rc == code, "%s: rc %d, expected %d (%s)", what, rc, code, err.msg);
-	CHECK(m == NULL, "%s: model returned on failure", what);
-	CHECK_MSG(err.msg, s1, s2);
-	printf("  %-28s -> %s\n", what, err.msg);
 }
 
 static void test_bad_models(void)

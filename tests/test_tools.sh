@@ -25,6 +25,12 @@ expect 2 "expected CONFIG and OUT.safetensors" -- "$B/mmf-mkmodel" tiny
 expect 0 "image 64, width 16, layers 1,1,1,1" -- "$B/mmf-mkmodel" --print tiny
 expect 0 "writing $T/t.safetensors" -- "$B/mmf-mkmodel" --vocab 1000 tiny "$T/t.safetensors"
 expect 1 "cannot create" -- "$B/mmf-mkmodel" tiny "$T/no/such/dir/x.safetensors"
+# --quantize: a file or a configuration, int8 weights that mmf-bench then runs
+expect 0 "wrote $T/q.safetensors: 32 of 32 convolution and linear weights int8" -- "$B/mmf-mkmodel" --quantize "$T/t.safetensors" "$T/q.safetensors"
+expect 0 "wrote $T/q2.safetensors: 32 of 32 convolution and linear weights int8" -- "$B/mmf-mkmodel" --quantize --vocab 1000 tiny "$T/q2.safetensors"
+cmp -s "$T/q.safetensors" "$T/q2.safetensors" && ok || bad "--quantize of a file and of its configuration differ"
+expect 1 "$T/none.safetensors: cannot open" -- "$B/mmf-mkmodel" --quantize "$T/none.safetensors" "$T/q3.safetensors"
+[ ! -e "$T/q3.safetensors" ] && ok || bad "a failed --quantize left its output behind"
 
 expect 0 "Usage: mmf-bench" -- "$B/mmf-bench" --help
 expect 2 "--device 'tpu': expected cpu or cuda" -- "$B/mmf-bench" --device tpu
@@ -39,6 +45,10 @@ expect 1 "empty file, expected a safetensors header" -- "$B/mmf-bench" --model "
 expect 0 "text tower: 19 ops" -- "$B/mmf-bench" --model "$T/t.safetensors" --chain
 expect 0 "embedding check: ok" -- "$B/mmf-bench" --model "$T/t.safetensors" --iters 2 --warmup 1 --json "$T/r.json"
 grep -q '"median_ms"' "$T/r.json" && ok || bad "bench JSON lacks median_ms"
+expect 0 "weights: int8 (32 of 32 convolution and linear weights int8" -- "$B/mmf-bench" --model "$T/q.safetensors" --iters 1 --warmup 0
+expect 0 "weights: int8 (32 of 32" -- "$B/mmf-bench" --model "$T/t.safetensors" --weights int8 --iters 1 --warmup 0
+expect 0 "weights: fp16, dequantised from int8" -- "$B/mmf-bench" --model "$T/q.safetensors" --weights fp16 --iters 1 --warmup 0
+expect 2 "--weights 'int4': expected auto, fp16 or int8" -- "$B/mmf-bench" --weights int4
 MMF_CACHE=$T/cache expect 0 "writing synthetic tiny model to $T/cache/tiny-seed3.safetensors" -- "$B/mmf-bench" --model tiny --seed 3 --iters 1 --warmup 0
 MMF_CACHE=$T/cache expect 0 "embedding check: ok" -- "$B/mmf-bench" --model tiny --seed 3 --iters 1 --warmup 0 --ops
 

@@ -41,16 +41,18 @@ else
 	echo "SKIP: compute-sanitizer not found"
 fi
 run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
-# The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs) serving
-# mmfctl, with fusion forced on (--fuse on) so that mixed image+text load
-# runs fused steps, which the counters must show.
+# The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs, then
+# the whole GPU with int8 weights) serving mmfctl, with fusion forced on
+# (--fuse on) so that mixed image+text load runs fused steps, which the
+# counters must show.
 mmfd=$B/mmfd mmfctl=$B/mmfctl
 if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
-	for sms in 0 8; do
-		echo "== mmfd --device cuda --sms $sms"
+	for run in 0:fp16 8:fp16 0:int8; do
+		sms=${run%%:*} weights=${run#*:}
+		echo "== mmfd --device cuda --sms $sms --weights $weights"
 		d=$(mktemp -d "${TMPDIR:-/tmp}/mmf-gpud-XXXXXX")
 		MMF_CACHE=$d "$mmfd" --foreground --device cuda --sms $sms --model small --socket "$d/s.sock" \
-			--fuse on --max-batch 2 --plan-dir "$d/plans" >"$d/log" 2>&1 &
+			--fuse on --max-batch 2 --plan-dir "$d/plans" --weights $weights >"$d/log" 2>&1 &
 		dpid=$!
 		for i in $(seq 1 3000); do "$mmfctl" --socket "$d/s.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
 		grep -E "planned|fused .* us" "$d/log" | head -4
@@ -65,6 +67,8 @@ if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
 		[ "${fused:-0}" != 0 ] || { echo "FAILED: --fuse on: no fused steps under image+text load"; fail=1; }
 		"$mmfctl" --socket "$d/s.sock" plan | grep -q '"image_and_text": "fused"' ||
 			{ echo "FAILED: mmfd plan does not say fused"; fail=1; }
+		"$mmfctl" --socket "$d/s.sock" plan | grep -q "\"weights\": \"$weights\"" ||
+			{ echo "FAILED: mmfd plan does not say weights $weights"; fail=1; }
 		kill -TERM $dpid; wait $dpid || { echo "FAILED: mmfd --device cuda exit status"; fail=1; }
 		rm -rf "$d"
 	done

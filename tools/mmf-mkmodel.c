@@ -8,15 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "engine/model.h"
+#include "engine/quant.h"
 #include "engine/synth.h"
 
 static void usage(FILE *fp)
 {
 	fprintf(fp,
 		"Usage: mmf-mkmodel [OPTIONS] CONFIG OUT.safetensors\n"
+		"       mmf-mkmodel --quantize IN.safetensors|CONFIG OUT.safetensors\n"
 		"Write a CLIP ModifiedResNet model with seeded random weights, as an open_clip\n"
 		"safetensors state dict (open_clip key names, BatchNorm not folded).\n"
+		"With --quantize, write the model IN (an open_clip file, or CONFIG's seeded\n"
+		"weights) with every convolution and linear weight as int8, symmetric per\n"
+		"output channel: the tensor keeps its name and shape as I8, and\n"
+		"<name>_scale holds its F32 scales (docs/INT8.md). mmfd and mmf-bench run\n"
+		"such a file with int8 weights (--weights auto).\n"
 		"\n"
 		"CONFIG is one of:\n"
 		"  tiny     image 64,  width 16, layers 1,1,1,1, embed 64;  text 64 wide, 2 layers\n"
@@ -39,6 +49,7 @@ static void usage(FILE *fp)
 		"  --vocab N           vocabulary size (default 49408)\n"
 		"  --gelu              erf GELU in the text MLP instead of QuickGELU\n"
 		"  --print             print the configuration and exit without writing\n"
+		"  --quantize          write int8 weights (see above)\n"
 		"  -h, --help          this text\n");
 }
 
@@ -55,10 +66,53 @@ static int parse_int(const char *opt, const char *s, int *out)
 	return 0;
 }
 
+/* A progress line on a terminal; nothing in logs (the summary follows). */
+static void progress(const char *name, int i, int n)
+{
+	(void)name;
+	if (!isatty(STDERR_FILENO))
+		return;
+	if (i % 50 == 0 || i == n - 1)
+		fprintf(stderr, "\rmmf-mkmodel: quantising: tensor %d of %d", i + 1, n);
+	if (i == n - 1)
+		fprintf(stderr, "\n");
+}
+
+/* --quantize IN OUT, then a check that OUT loads as a model. */
+static int quantize_file(const char *in, const char *out)
+{
+	mmf_err err = {0};
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp-%ld", out, (long)getpid());
+	if (mmf_quantize_file(in, tmp, progress, &err) < 0) {
+		fprintf(stderr, "mmf-mkmodel: %s\n", err.msg);
+		unlink(tmp);
+		return 1;
+	}
+	clip_model *m;
+	if (clip_model_load(tmp, &m, &err) < 0) {
+		fprintf(stderr, "mmf-mkmodel: the quantised copy does not load: %s\n", err.msg);
+		unlink(tmp);
+		return 1;
+	}
+	if (rename(tmp, out) < 0) {
+		fprintf(stderr, "mmf-mkmodel: %s: cannot rename to %s: %s\n", tmp, out, strerror(errno));
+		unlink(tmp);
+		clip_model_free(m);
+		return 1;
+	}
+	struct stat a, b;
+	if (stat(in, &a) == 0 && stat(out, &b) == 0)
+		fprintf(stderr, "mmf-mkmodel: wrote %s: %d of %d convolution and linear weights int8, %.1f MB (from %.1f MB)\n",
+			out, m->nint8, m->nweights, b.st_size / 1e6, a.st_size / 1e6);
+	clip_model_free(m);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_SEED = 256, O_DTYPE, O_IMAGE, O_WIDTH, O_LAYERS, O_VHEADS, O_EMBED, O_TWIDTH, O_THEADS,
-	       O_TLAYERS, O_CONTEXT, O_VOCAB, O_GELU, O_PRINT };
+	       O_TLAYERS, O_CONTEXT, O_VOCAB, O_GELU, O_PRINT, O_QUANTIZE };
 	static const struct option opts[] = {
 		{"seed", required_argument, 0, O_SEED}, {"dtype", required_argument, 0, O_DTYPE},
 		{"image-size", required_argument, 0, O_IMAGE}, {"width", required_argument, 0, O_WIDTH},
@@ -67,12 +121,13 @@ int main(int argc, char **argv)
 		{"text-heads", required_argument, 0, O_THEADS}, {"text-layers", required_argument, 0, O_TLAYERS},
 		{"context", required_argument, 0, O_CONTEXT}, {"vocab", required_argument, 0, O_VOCAB},
 		{"gelu", no_argument, 0, O_GELU}, {"print", no_argument, 0, O_PRINT},
+		{"quantize", no_argument, 0, O_QUANTIZE},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	struct { int set, val; } ov[O_PRINT - O_SEED + 1] = {{0, 0}};
 	unsigned long long seed = 1;
 	st_dtype dtype = ST_F32;
-	int layers[4] = {0}, have_layers = 0, gelu = 0, print = 0, c;
+	int layers[4] = {0}, have_layers = 0, gelu = 0, print = 0, quantize = 0, c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -110,6 +165,9 @@ int main(int argc, char **argv)
 		case O_PRINT:
 			print = 1;
 			break;
+		case O_QUANTIZE:
+			quantize = 1;
+			break;
 		case '?':
 			usage(stderr);
 			return 2;
@@ -124,6 +182,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	clip_config cfg;
+	struct stat st;
+	size_t alen = strlen(argv[optind]);
+	if (quantize && !print &&
+	    (stat(argv[optind], &st) == 0 || strchr(argv[optind], '/') ||
+	     (alen > 12 && !strcmp(argv[optind] + alen - 12, ".safetensors"))))
+		return quantize_file(argv[optind], argv[optind + 1]);
 	if (clip_config_named(argv[optind], &cfg) < 0) {
 		fprintf(stderr, "mmf-mkmodel: unknown configuration '%s' (expected tiny, small, rn50, rn101 or rn50x4)\n", argv[optind]);
 		return 2;
@@ -149,10 +213,16 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	const char *out = argv[optind + 1];
-	fprintf(stderr, "mmf-mkmodel: writing %s (%s, seed %llu, %s)\n", out, desc, seed, st_dtype_name(dtype));
-	if (clip_synth_write(&cfg, seed, dtype, out, &err) < 0) {
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.float-%ld", out, (long)getpid());
+	fprintf(stderr, "mmf-mkmodel: writing %s (%s, seed %llu, %s)\n", quantize ? tmp : out, desc, seed, st_dtype_name(dtype));
+	if (clip_synth_write(&cfg, seed, dtype, quantize ? tmp : out, &err) < 0) {
 		fprintf(stderr, "mmf-mkmodel: %s\n", err.msg);
 		return 1;
 	}
-	return 0;
+	if (!quantize)
+		return 0;
+	int rc = quantize_file(tmp, out);
+	unlink(tmp);
+	return rc;
 }

@@ -253,12 +253,17 @@ def main(argv=None):
     print(f"zero-shot top-1 agreement {agree}/{len(images)} (whole ranking identical {report['rankings_identical']}/"
           f"{len(images)}); min cosine image {report['min_cosine_image']:.7f}, "
           f"text {report['min_cosine_text']:.7f} (bar {bar})")
+    return finish(report, ok, a.out, "validate")
+
+
+def finish(report, ok, out, name):
+    """Writes the report (with its verdict) to out, says so; the exit status."""
     report["passed"] = bool(ok)
-    if a.out:
-        with open(a.out, "w") as f:
+    if out:
+        with open(out, "w") as f:
             json.dump(report, f, indent=1)
-        print(f"report written to {a.out}")
-    print("validate: " + ("all checks passed" if ok else "FAILED"))
+        print(f"report written to {out}")
+    print(f"{name}: " + ("all checks passed" if ok else "FAILED"))
     return 0 if ok else 1
 
 

@@ -4,7 +4,9 @@
  *   with the GPU's (relative L2 <= 5e-3), so an error is pinned to one op;
  * - end to end: cosine >= 0.999 against the CPU fp32 embeddings;
  * - a graph replay and a two-stream run give bitwise the same outputs as a
- *   plain run. */
+ *   plain run;
+ * - all of it again with int8 weights (--weights int8): the CPU reference
+ *   then computes with the same quantised weights, dequantised. */
 #include "config.h"
 
 #include <cuda_runtime.h>
@@ -86,7 +88,7 @@ static void per_op(gpu_tower *t, const chain *c, int batch, const char *cfgname,
 	free(sc);
 }
 
-static void run_config(const char *name, int batch)
+static void run_config(const char *name, int batch, int int8)
 {
 	clip_config cfg;
 	clip_config_named(name, &cfg);
@@ -96,12 +98,20 @@ static void run_config(const char *name, int batch)
 	clip_model *m;
 	chain *ch[2];
 	gpu_model *gm;
-	if (clip_synth_write(&cfg, 1, ST_F16, path, &err) || clip_model_load(path, &m, &err) ||
+	int q8;
+	if (clip_synth_write(&cfg, 1, ST_F16, path, &err) ||
+	    clip_model_load_w(path, int8 ? CLIP_WEIGHTS_INT8 : CLIP_WEIGHTS_FP16, &m, &q8, &err) ||
 	    chain_build(m, TOWER_IMAGE, &ch[0], &err) || chain_build(m, TOWER_TEXT, &ch[1], &err) ||
-	    gpu_model_new(ch[0], ch[1], &gm, &err)) {
+	    gpu_model_new(ch[0], ch[1], q8, &gm, &err)) {
 		CHECK(0, "%s: %s", name, err.msg);
 		return;
 	}
+	int gemms = 0;
+	for (int t = 0; t < 2; t++)
+		for (int i = 0; i < ch[t]->nops; i++)
+			gemms += ch[t]->ops[i].kind == OP_CONV || ch[t]->ops[i].kind == OP_LINEAR;
+	CHECK(gpu_model_int8(gm) == (int8 ? gemms : 0), "%s: %d ops int8, expected %d", name, gpu_model_int8(gm), int8 ? gemms : 0);
+	printf("%s, %s weights: %.1f MB resident\n", name, int8 ? "int8" : "fp16", gpu_model_bytes(gm) / 1e6);
 	int S = cfg.image_size, T = cfg.context, E = cfg.embed_dim;
 	float *px = malloc((size_t)batch * 3 * S * S * 4);
 	int32_t *tok = calloc((size_t)batch * T, 4);
@@ -140,8 +150,8 @@ static void run_config(const char *name, int batch)
 			double cs = test_cosine(a + s * E, cpu + s * E, E);
 			cmin = cs < cmin ? cs : cmin;
 		}
-		printf("%-6s %-5s tower batch %d: %d ops, worst per-op rel L2 %.2e, min cosine vs CPU fp32 %.6f\n", name,
-		       tower_name((tower)t), batch, ch[t]->nops, worst, cmin);
+		printf("%-6s %-5s tower batch %d%s: %d ops, worst per-op rel L2 %.2e, min cosine vs CPU fp32 %.6f\n", name,
+		       tower_name((tower)t), batch, int8 ? " int8" : "", ch[t]->nops, worst, cmin);
 		CHECK(cmin >= 0.999, "%s %s: cosine %.6f < 0.999", name, tower_name((tower)t), cmin);
 		/* Graph replay on another stream: bitwise the same. */
 		cudaGraph_t g;
@@ -179,8 +189,10 @@ int main(void)
 {
 	gpu_test_require_device();
 	cpu_set_threads(0);
-	run_config("small", 2);
-	run_config("rn50", 1);
-	run_config("rn50", 3);
+	run_config("small", 2, 0);
+	run_config("rn50", 1, 0);
+	run_config("rn50", 3, 0);
+	run_config("small", 2, 1);
+	run_config("rn50", 2, 1);
 	return test_done("test_engine");
 }

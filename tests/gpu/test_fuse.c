@@ -5,7 +5,9 @@
  *   bitwise what the two plain launches write;
  * - the planner's plan for small and RN50 covers every op once in chain
  *   order, survives a save/load, and a stale or corrupt cache is refused
- *   with its reason. */
+ *   with its reason;
+ * - the pairs again with int8 weights (the fused kernels call the int8
+ *   GEMM tiles): still bitwise equal to plain launches. */
 #include "config.h"
 
 #include <cuda_runtime.h>
@@ -32,7 +34,7 @@ typedef struct env {
 	cudaStream_t s;
 } env;
 
-static int env_open(env *e, const char *name, int batch)
+static int env_open(env *e, const char *name, int batch, int int8)
 {
 	clip_config cfg;
 	clip_config_named(name, &cfg);
@@ -41,9 +43,11 @@ static int env_open(env *e, const char *name, int batch)
 	snprintf(path, sizeof path, "%s/%s.safetensors", test_tmpdir(), name);
 	memset(e, 0, sizeof *e);
 	CK(cudaStreamCreateWithFlags(&e->s, cudaStreamNonBlocking));
-	if (clip_synth_write(&cfg, 3, ST_F16, path, &err) || clip_model_load(path, &e->m, &err) ||
+	int q8;
+	if (clip_synth_write(&cfg, 3, ST_F16, path, &err) ||
+	    clip_model_load_w(path, int8 ? CLIP_WEIGHTS_INT8 : CLIP_WEIGHTS_FP16, &e->m, &q8, &err) ||
 	    chain_build(e->m, TOWER_IMAGE, &e->ch[0], &err) || chain_build(e->m, TOWER_TEXT, &e->ch[1], &err) ||
-	    gpu_model_new(e->ch[0], e->ch[1], &e->gm, &err) ||
+	    gpu_model_new(e->ch[0], e->ch[1], q8, &e->gm, &err) ||
 	    gpu_tower_new(e->gm, e->ch[0], batch, 132, NULL, &e->tw[0], &err) ||
 	    gpu_tower_new(e->gm, e->ch[1], batch, 132, NULL, &e->tw[1], &err)) {
 		CHECK(0, "%s: %s", name, err.msg);
@@ -174,7 +178,7 @@ static void test_plan(env *e, int batch, const char *model)
 	plan_opts o = {.strategy = -1, .roof_tflops = 200, .roof_gbs = 3000, .per_op = 3};
 	gpu_plan *p = NULL, *q = NULL;
 	char hash[17];
-	CHECK(model_file_hash(e->m->path, hash, &err) == 0, "%s", err.msg);
+	CHECK(model_file_hash(e->m->path, 0, hash, &err) == 0, "%s", err.msg);
 	int rc = plan_build(e->tw[0], e->tw[1], e->s, 132, batch, "test-gpu", hash, &o, &p, &err);
 	CHECK(rc == 0, "%s plan: %s", model, err.msg);
 	if (rc)
@@ -243,20 +247,28 @@ int main(void)
 	/* MMF_FUSE_QUICK: the small model's pairs only (for compute-sanitizer). */
 	int quick = getenv("MMF_FUSE_QUICK") != NULL;
 	if (quick) {
-		if (env_open(&e, "small", 1) == 0) {
+		if (env_open(&e, "small", 1, 0) == 0) {
 			test_pairs(&e, 1, "small");
+			env_close(&e);
+		}
+		if (env_open(&e, "small", 1, 1) == 0) {
+			test_pairs(&e, 1, "small int8");
 			env_close(&e);
 		}
 		return test_done("test_fuse");
 	}
-	if (env_open(&e, "rn50", 1) == 0) {
+	if (env_open(&e, "rn50", 1, 0) == 0) {
 		test_pairs(&e, 1, "rn50");
 		test_plan(&e, 1, "rn50");
 		env_close(&e);
 	}
-	if (env_open(&e, "small", 2) == 0) {
+	if (env_open(&e, "small", 2, 0) == 0) {
 		test_pairs(&e, 2, "small");
 		test_plan(&e, 2, "small");
+		env_close(&e);
+	}
+	if (env_open(&e, "rn50", 1, 1) == 0) {
+		test_pairs(&e, 1, "rn50 int8");
 		env_close(&e);
 	}
 	return test_done("test_fuse");

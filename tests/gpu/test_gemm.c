@@ -2,7 +2,9 @@
  * address modes (rows and implicit-GEMM convolution), with every epilogue,
  * against the CPU reference (cpu_op_run) on fp16-rounded random inputs, at
  * RN50 shapes and odd sizes that leave partial tiles. Outputs are poisoned
- * with NaN first. Bar: relative L2 error <= 5e-3. */
+ * with NaN first. Bar: relative L2 error <= 5e-3. Every case runs again
+ * with int8 weights (quantised per output channel; the reference uses the
+ * same quantised weights, dequantised). */
 #include "config.h"
 
 #include <cuda_runtime.h>
@@ -13,6 +15,7 @@
 
 #include "engine/chain.h"
 #include "engine/cpu.h"
+#include "engine/quant.h"
 #include "engine/safetensors.h"
 #include "engine/synth.h"
 #include "kernels/mmf_kernels.h"
@@ -31,6 +34,23 @@ static void *upload_half(float *x, size_t n)	/* rounds x to fp16 in place */
 	CK(cudaMalloc(&d, n * 2 + 16));
 	CK(cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice));
 	free(h);
+	return d;
+}
+
+/* Quantises w [rows][cols] per row, replaces it by its dequantised values
+ * (the reference) and uploads the int8 values; *dscale gets the scales. */
+static void *upload_int8(float *w, int rows, int cols, float **dscale)
+{
+	int8_t *q = malloc((size_t)rows * cols);
+	float *s = malloc((size_t)rows * 4);
+	mmf_quant(w, rows, cols, 0, q, s);
+	mmf_dequant(q, s, rows, cols, 0, w);
+	void *d;
+	CK(cudaMalloc(&d, (size_t)rows * cols + 16));
+	CK(cudaMemcpy(d, q, (size_t)rows * cols, cudaMemcpyHostToDevice));
+	CK(cudaMalloc((void **)dscale, (size_t)rows * 4));
+	CK(cudaMemcpy(*dscale, s, (size_t)rows * 4, cudaMemcpyHostToDevice));
+	free(q), free(s);
 	return d;
 }
 
@@ -105,7 +125,7 @@ static void run_and_check(mmf_gemm *g, int cfg, int grid, const float *ref, void
 }
 
 /* conv: batch x h x w x cin -> k x k, stride, cout; optional residual. */
-static void test_conv(int batch, int h, int w, int cin, int cout, int k, int stride, int residual, op_act act)
+static void test_conv_w(int batch, int h, int w, int cin, int cout, int k, int stride, int residual, op_act act, int q8)
 {
 	int pad = k / 2, oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
 	size_t nx = (size_t)batch * h * w * cin, nw = (size_t)cout * k * k * cin, ny = (size_t)batch * oh * ow * cout;
@@ -114,7 +134,9 @@ static void test_conv(int batch, int h, int w, int cin, int cout, int k, int str
 	randn(wt, nw, 2 + cout, sqrtf(2.0f / (k * k * cin)));
 	randn(b, cout, 3, 0.1f);
 	randn(r, ny, 4, 1.0f);
-	void *dx = upload_half(x, nx), *dw = upload_half(wt, nw), *dr = upload_half(r, ny), *dy;
+	float *dsc = NULL;
+	void *dx = upload_half(x, nx), *dw = q8 ? upload_int8(wt, cout, k * k * cin, &dsc) : upload_half(wt, nw),
+	     *dr = upload_half(r, ny), *dy;
 	float *db;
 	CK(cudaMalloc((void **)&db, cout * 4));
 	CK(cudaMemcpy(db, b, cout * 4, cudaMemcpyHostToDevice));
@@ -128,18 +150,24 @@ static void test_conv(int batch, int h, int w, int cin, int cout, int k, int str
 		for (int splits = 1; splits <= 5; splits += 2) {
 			mmf_gemm g = {.A = dx, .B = dw, .R = residual ? dr : NULL, .bias = db, .C = dy, .M = batch * oh * ow, .N = cout,
 				      .K = k * k * cin, .act = act, .conv = 1, .h = h, .w = w, .cin = cin, .kh = k, .kw = k,
-				      .stride = stride, .pad = pad, .oh = oh, .ow = ow, .splits = splits};
+				      .stride = stride, .pad = pad, .oh = oh, .ow = ow, .splits = splits, .bscale = dsc};
 			if (splits > (g.K + 31) / 32)
 				continue;
-			run_and_check(&g, cfg, cfg == 1 ? 3 : 0, ref, dy, ny, "conv b%d %dx%dx%d -> %dx%dx%d k%d s%d%s act%d", batch, h, w,
-				      cin, oh, ow, cout, k, stride, residual ? " +res" : "", act);
+			run_and_check(&g, cfg, cfg == 1 ? 3 : 0, ref, dy, ny, "%sconv b%d %dx%dx%d -> %dx%dx%d k%d s%d%s act%d",
+				      q8 ? "int8 " : "", batch, h, w, cin, oh, ow, cout, k, stride, residual ? " +res" : "", act);
 		}
-	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db);
+	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db), cudaFree(dsc);
 	free(x), free(wt), free(b), free(r), free(ref), free(scratch);
 }
 
+static void test_conv(int batch, int h, int w, int cin, int cout, int k, int stride, int residual, op_act act)
+{
+	test_conv_w(batch, h, w, cin, cout, k, stride, residual, act, 0);
+	test_conv_w(batch, h, w, cin, cout, k, stride, residual, act, 1);
+}
+
 /* linear: batch samples of m rows (read at sample stride), k -> n. */
-static void test_linear(int batch, int m, int k, int n, int tokens_stride, int residual, op_act act, int bias)
+static void test_linear_w(int batch, int m, int k, int n, int tokens_stride, int residual, op_act act, int bias, int q8)
 {
 	size_t sstride = (size_t)(tokens_stride ? tokens_stride : m) * k;
 	size_t nx = (size_t)batch * sstride, nw = (size_t)n * k, ny = (size_t)batch * m * n;
@@ -148,7 +176,8 @@ static void test_linear(int batch, int m, int k, int n, int tokens_stride, int r
 	randn(wt, nw, 12 + n, 1.0f / sqrtf((float)k));
 	randn(b, n, 13, 0.1f);
 	randn(r, ny, 14, 1.0f);
-	void *dx = upload_half(x, nx), *dw = upload_half(wt, nw), *dr = upload_half(r, ny), *dy;
+	float *dsc = NULL;
+	void *dx = upload_half(x, nx), *dw = q8 ? upload_int8(wt, n, k, &dsc) : upload_half(wt, nw), *dr = upload_half(r, ny), *dy;
 	float *db;
 	CK(cudaMalloc((void **)&db, n * 4));
 	CK(cudaMemcpy(db, b, n * 4, cudaMemcpyHostToDevice));
@@ -160,14 +189,21 @@ static void test_linear(int batch, int m, int k, int n, int tokens_stride, int r
 	for (int cfg = 0; cfg < MMF_GEMM_NCFG; cfg++)
 		for (int splits = 1; splits <= 5; splits += 2) {
 			mmf_gemm g = {.A = dx, .B = dw, .R = residual ? dr : NULL, .bias = bias ? db : NULL, .C = dy, .M = batch * m,
-				      .N = n, .K = k, .act = act, .rps = m, .lda = k, .sstride = (long long)sstride, .splits = splits};
+				      .N = n, .K = k, .act = act, .rps = m, .lda = k, .sstride = (long long)sstride, .splits = splits,
+				      .bscale = dsc};
 			if (splits > (g.K + 31) / 32)
 				continue;
-			run_and_check(&g, cfg, 0, ref, dy, ny, "linear b%d [%d,%d]x[%d,%d]^T%s%s act%d", batch, m, k, n, k,
-				      tokens_stride ? " strided" : "", residual ? " +res" : "", act);
+			run_and_check(&g, cfg, 0, ref, dy, ny, "%slinear b%d [%d,%d]x[%d,%d]^T%s%s act%d", q8 ? "int8 " : "", batch,
+				      m, k, n, k, tokens_stride ? " strided" : "", residual ? " +res" : "", act);
 		}
-	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db);
+	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db), cudaFree(dsc);
 	free(x), free(wt), free(b), free(r), free(ref);
+}
+
+static void test_linear(int batch, int m, int k, int n, int tokens_stride, int residual, op_act act, int bias)
+{
+	test_linear_w(batch, m, k, n, tokens_stride, residual, act, bias, 0);
+	test_linear_w(batch, m, k, n, tokens_stride, residual, act, bias, 1);
 }
 
 int main(void)
