@@ -82,12 +82,13 @@ static void plan_op(const clip_model *m, const op *o, int int8, wplan *p, size_t
 	size_t es = int8 && o->wq ? 1 : 2;	/* bytes per conv/linear weight */
 	switch (o->kind) {
 	case OP_CONV:
-		p->n_w = (size_t)o->cout * o->k * o->k * conv_cin_pad(o) * es;
+		p->n_w = es == 1 ? (size_t)o->cout * mmf_gemm_int8_ldb(o->k * o->k * conv_cin_pad(o))
+				 : (size_t)o->cout * o->k * o->k * conv_cin_pad(o) * es;
 		p->n_b = (size_t)o->cout * 4;
 		p->n_s = es == 1 ? (size_t)o->cout * 4 : 0;
 		break;
 	case OP_LINEAR:
-		p->n_w = (size_t)o->n * o->k_in * es;
+		p->n_w = es == 1 ? (size_t)o->n * mmf_gemm_int8_ldb(o->k_in) : (size_t)o->n * o->k_in * es;
 		p->n_b = o->bias ? (size_t)o->n * 4 : 0;
 		p->n_s = es == 1 ? (size_t)o->n * 4 : 0;
 		break;
@@ -121,30 +122,35 @@ static void to_half(uint16_t *dst, const float *src, size_t n)
 }
 
 /* Fills the host image of op o's weights at base (laid out by p). */
-static void fill_op(const clip_model *m, const op *o, const wplan *p, char *base)
+static int fill_op(const clip_model *m, const op *o, const wplan *p, char *base)
 {
 	switch (o->kind) {
 	case OP_CONV: {
-		int cp = conv_cin_pad(o);
+		int cp = conv_cin_pad(o), K = o->k * o->k * cp;
 		uint16_t *w = (uint16_t *)(base + p->off_w);
-		int8_t *q = (int8_t *)(base + p->off_w);
+		int8_t *q = p->n_s ? malloc((size_t)o->cout * K) : NULL;	/* cin padded, before packing */
+		if (p->n_s && !q)
+			return -ENOMEM;
 		for (int co = 0; co < o->cout; co++)
 			for (int t = 0; t < o->k * o->k; t++)
 				for (int ci = 0; ci < cp; ci++) {
 					size_t d = ((size_t)co * o->k * o->k + t) * cp + ci, s = ((size_t)co * o->k * o->k + t) * o->cin + ci;
-					if (p->n_s)
+					if (q)
 						q[d] = ci < o->cin ? o->wq[s] : 0;
 					else
 						w[d] = ci < o->cin ? mmf_float_to_half(o->wt[s]) : 0;
 				}
-		memcpy(base + p->off_b, o->bias, p->n_b);
-		if (p->n_s)
+		if (q) {
+			mmf_gemm_pack_int8(q, o->cout, K, (uint8_t *)(base + p->off_w));
 			memcpy(base + p->off_s, o->wqs, p->n_s);
+			free(q);
+		}
+		memcpy(base + p->off_b, o->bias, p->n_b);
 		break;
 	}
 	case OP_LINEAR:
 		if (p->n_s) {
-			memcpy(base + p->off_w, o->wq, p->n_w);
+			mmf_gemm_pack_int8(o->wq, o->n, o->k_in, (uint8_t *)(base + p->off_w));
 			memcpy(base + p->off_s, o->wqs, p->n_s);
 		} else
 			to_half((uint16_t *)(base + p->off_w), o->wt, p->n_w / 2);
@@ -165,6 +171,7 @@ static void fill_op(const clip_model *m, const op *o, const wplan *p, char *base
 	default:
 		break;
 	}
+	return 0;
 }
 
 int gpu_model_new(const chain *img, const chain *txt, int int8, gpu_model **out, mmf_err *err)
@@ -211,7 +218,8 @@ int gpu_model_new(const chain *img, const chain *txt, int int8, gpu_model **out,
 		goto fail;
 	for (int t = 0; t < 2; t++)
 		for (int i = 0; i < g->c[t]->nops; i++)
-			fill_op(img->model, &g->c[t]->ops[i], &plans[t][i], host);
+			if (fill_op(img->model, &g->c[t]->ops[i], &plans[t][i], host) < 0)
+				goto fail;
 	cudaError_t e = cudaMalloc(&g->mem, cursor ? cursor : 1);
 	if (e != cudaSuccess) {
 		rc = mmf_err_set(err, -ENOMEM, "gpu: cannot allocate %.1f MB for the weights: %s", cursor / 1e6, cudaGetErrorString(e));

@@ -54,7 +54,8 @@ static int to_params(const mmf_gemm *g, gemm_params *p)
 	gemm_params q = {};
 	q.A = (const __half *)g->A, q.B = (const __half *)g->B, q.R = (const __half *)g->R;
 	q.bias = g->bias, q.C = (__half *)g->C;
-	q.bscale = g->bscale;	/* B is then int8 [N][K] (rows K bytes, 8-byte aligned) */
+	q.bscale = g->bscale;	/* B is then packed int8 (mmf_gemm_pack_int8) */
+	q.ldb = (int)mmf_gemm_int8_ldb(g->K);
 	q.M = g->M, q.N = g->N, q.K = g->K, q.act = g->act;
 	q.splits = g->splits > 1 ? g->splits : 1;
 	if (q.splits > 1 && (!g->ws || !g->counters || q.splits > (g->K + GEMM_BK - 1) / GEMM_BK))
@@ -75,6 +76,25 @@ static int to_params(const mmf_gemm *g, gemm_params *p)
 	}
 	*p = q;
 	return 0;
+}
+
+extern "C" long long mmf_gemm_int8_ldb(int K) { return (K + GEMM_BK - 1) / GEMM_BK * (long long)GEMM_BK; }
+
+/* Physical byte of logical k within a 32-byte slice (gemm.cuh: lane t's
+ * fragments for both k16 halves are 8 consecutive bytes). */
+static int pack_pos(int r)
+{
+	int g = r / 16, w = r % 16, t = (w % 8) / 2, j = (w / 8) * 2 + w % 2;
+	return 8 * t + 4 * g + j;
+}
+
+extern "C" void mmf_gemm_pack_int8(const int8_t *q, int rows, int K, uint8_t *out)
+{
+	long long ldb = mmf_gemm_int8_ldb(K);
+	for (int n = 0; n < rows; n++)
+		for (long long k = 0; k < ldb; k++)
+			out[n * ldb + (k / GEMM_BK) * GEMM_BK + pack_pos((int)(k % GEMM_BK))] =
+				(uint8_t)((k < K ? q[(long long)n * K + k] : 0) + 128);
 }
 
 /* Workspace floats for the split-K partials of configuration Cfg. */

@@ -23,13 +23,18 @@
  * epilogue adds bias (fp32), the residual, applies the activation and
  * stores fp16 pairs.
  *
- * INT8 weights (gemm_tile<Cfg, true>, bscale set). B is int8 [N][K] with
- * one fp32 scale per output channel n. Each 8-value chunk is one 8-byte
- * cp.async (half the bytes of fp16), shared rows are 48 bytes (conflict-free
- * fragment reads), and each thread builds its m16n8k16 B fragment from two
- * 16-bit shared loads, widened to fp16 exactly (|q| <= 128). The
- * accumulators hold A . q^T; the epilogue multiplies by bscale[n] before the
- * bias. Split-K partials are unscaled, so the reduction is unchanged.
+ * INT8 weights (gemm_tile<Cfg, true>, bscale set). B holds int8 weights
+ * with one fp32 scale per output channel n, packed by mmf_gemm_pack_int8():
+ * rows of ldb = K rounded up to 32 bytes, each byte q + 128, and within
+ * every 32-byte k-slice the bytes ordered so that lane l of a warp finds
+ * its m16n8k16 B fragments for both k16 halves at bytes 8*(l%4)..+7 (k =
+ * 2t, 2t+1, 2t+8, 2t+9, then the same + 16, for t = l%4). The loader
+ * copies 8-byte chunks (half the bytes of fp16) into 32-byte shared rows;
+ * each lane reads its 8 bytes with one conflict-free 64-bit load per n8
+ * fragment and k-slice and widens them to fp16 exactly (|q| <= 128) with
+ * four byte permutes and four HSUB2. The accumulators hold A . q^T; the
+ * epilogue multiplies by bscale[n] before the bias. Split-K partials are
+ * unscaled, so the reduction is unchanged.
  *
  * Split-K. Small-M GEMMs (batch-1 layer4 convolutions: 49 rows; the text
  * tower: 77) have too few output tiles to fill the SMs, so the K loop can be
@@ -67,16 +72,18 @@ struct gemm_params {
 	int splits;		/* >= 1 */
 	float *ws;		/* splits > 1: tiles*splits*BM*BN floats */
 	int *counters;		/* splits > 1: one per output tile, zero between launches */
-	/* Non-NULL: B holds int8 weights (symmetric, per output channel) and
+	/* Non-NULL: B holds int8 weights (symmetric, per output channel),
+	 * packed (mmf_gemm_pack_int8, rows of ldb bytes), and
 	 * C = act(bscale[n] * (A . q^T) + bias + R): the main loop widens the
 	 * int8 values to fp16 in registers (exact) and the scale is applied
 	 * once, in the epilogue. */
 	const float *bscale;
+	int ldb;
 };
 
 #define GEMM_BK 32
 #define GEMM_LDS (GEMM_BK + 8)	/* padded row, in halves */
-#define GEMM_LDSQ (GEMM_BK + 16)	/* int8 B: padded row, in bytes (fits in the fp16 B slice) */
+#define GEMM_LDSQ GEMM_BK	/* int8 B: a shared row of one k-slice, in bytes (packed: see below) */
 
 template <int BM_, int BN_, int WM_, int WN_, int STAGES_>
 struct gemm_cfg {
@@ -119,13 +126,15 @@ __device__ __forceinline__ void cp_async8(uint32_t dst, const void *src, bool va
 	asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(n));
 }
 
-/* Two int8 values (bits 0-7: k, 8-15: k+1) to an fp16 pair, exactly:
- * q + 128 as a byte becomes the low mantissa bits of 1024.0 (0x6400), and
- * 1152 = 1024 + 128 is subtracted back. One byte permute and one HSUB2
- * instead of two integer-to-float conversions. */
-__device__ __forceinline__ uint32_t i8x2_to_h2(uint32_t v)
+/* Two biased int8 bytes of v (q + 128, selected by sel: 0x4140 bytes 0-1,
+ * 0x4342 bytes 2-3) to an fp16 pair, exactly: the byte becomes the low
+ * mantissa bits of 1024.0 (0x6400) and 1152 = 1024 + 128 is subtracted
+ * back. One byte permute and one HSUB2 instead of two integer-to-float
+ * conversions. */
+template <int SEL>
+__device__ __forceinline__ uint32_t u8x2_to_h2(uint32_t v)
 {
-	uint32_t x = __byte_perm(v ^ 0x8080u, 0x64646464u, 0x4140);
+	uint32_t x = __byte_perm(v, 0x64646464u, SEL);
 	__half2 h = __hsub2(*reinterpret_cast<__half2 *>(&x), __halves2half2(__ushort_as_half(0x6480), __ushort_as_half(0x6480)));
 	return *reinterpret_cast<uint32_t *>(&h);
 }
@@ -262,7 +271,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 	for (int i = 0; i < B_PER; i++) {
 		int c = tid + i * Cfg::THREADS, r = c / (GEMM_BK / 8), n = n0 + r;
 		bcol[i] = (c % (GEMM_BK / 8)) * 8;
-		brow[i] = (c < CHUNKS_B && n < p.N) ? reinterpret_cast<const char *>(p.B) + (long long)n * p.K * ES : nullptr;
+		brow[i] = (c < CHUNKS_B && n < p.N) ? reinterpret_cast<const char *>(p.B) + (long long)n * (Q8 ? p.ldb : p.K) * ES : nullptr;
 	}
 
 	auto load_stage = [&](int stage, int k0) {
@@ -281,7 +290,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 			int c = tid + i * Cfg::THREADS;
 			if (c < CHUNKS_B) {
 				int r = c / (GEMM_BK / 8), k = k0 + bcol[i];
-				bool ok = brow[i] && k < p.K;
+				bool ok = brow[i] && k < (Q8 ? p.ldb : p.K);	/* int8 rows are padded to whole slices */
 				const void *src = ok ? static_cast<const void *>(brow[i] + (long long)k * ES) : p.B;
 				if (Q8)
 					cp_async8(smem_u32(sBq + (stage * BN + r) * GEMM_LDSQ + bcol[i]), src, ok);
@@ -326,6 +335,14 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 		cp_async_commit();
 		const int st = kt % STAGES;
 		const __half *a = sA + st * BM * GEMM_LDS, *b = sB + st * BN * GEMM_LDS;
+		uint2 bq[Q8 ? NI : 1];	/* Q8: each lane's 8 bytes of the slice, per n8 fragment */
+		if (Q8) {
+			const int8_t *b8 = sBq + st * BN * GEMM_LDSQ;
+#pragma unroll
+			for (int j = 0; j < NI; j++)
+				bq[j] = *reinterpret_cast<const uint2 *>(b8 + (wn * (BN / Cfg::WN) + j * 8 + (lane >> 2)) * GEMM_LDSQ +
+									  (lane & 3) * 8);
+		}
 #pragma unroll
 		for (int kk = 0; kk < GEMM_BK; kk += 16) {
 			uint32_t af[MI][4], bf[NI][2];
@@ -335,14 +352,14 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 				ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), af[i][0], af[i][1], af[i][2], af[i][3]);
 			}
 			if (Q8) {
-				/* The m16n8k16 B fragment: lane holds n = lane/4, k =
-				 * 2*(lane%4) + {0,1} and the same + 8. */
-				const int8_t *bq = sBq + st * BN * GEMM_LDSQ;
+				/* The packed slice gives lane its m16n8k16 B fragments
+				 * of both k16 halves in one 8-byte load: word kk/16,
+				 * bytes 0-1 = k 2*(lane%4)+{0,1}, bytes 2-3 the same + 8. */
 #pragma unroll
 				for (int j = 0; j < NI; j++) {
-					const int8_t *row = bq + (wn * (BN / Cfg::WN) + j * 8 + (lane >> 2)) * GEMM_LDSQ + kk + (lane & 3) * 2;
-					bf[j][0] = i8x2_to_h2(*reinterpret_cast<const uint16_t *>(row));
-					bf[j][1] = i8x2_to_h2(*reinterpret_cast<const uint16_t *>(row + 8));
+					uint32_t w = kk ? bq[j].y : bq[j].x;
+					bf[j][0] = u8x2_to_h2<0x4140>(w);
+					bf[j][1] = u8x2_to_h2<0x4342>(w);
 				}
 			} else {
 #pragma unroll

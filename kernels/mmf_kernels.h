@@ -62,12 +62,20 @@ typedef struct mmf_gemm {
 	int splits;
 	float *ws;
 	int *counters;
-	/* INT8 weights: non-NULL makes B int8 [N][K] (symmetric, quantised per
-	 * output channel) with bscale[n] its fp32 scale: C = act(bscale[n] *
-	 * (A . B^T) + bias (+ R)). The kernels widen B to fp16 in registers;
-	 * accumulation stays fp32. */
+	/* INT8 weights: non-NULL makes B int8 weights q [N][K] (symmetric,
+	 * quantised per output channel) packed by mmf_gemm_pack_int8, with
+	 * bscale[n] their fp32 scales: C = act(bscale[n] * (A . q^T) + bias
+	 * (+ R)). The kernels widen q to fp16 in registers; accumulation stays
+	 * fp32. */
 	const float *bscale;
 } mmf_gemm;
+
+/* The int8 weight layout the GEMM reads: rows of mmf_gemm_int8_ldb(K)
+ * bytes (K rounded up to 32), each value stored as q + 128, reordered
+ * within every 32-byte slice for the tensor-core fragments (gemm.cuh).
+ * out holds rows * mmf_gemm_int8_ldb(K) bytes. */
+long long mmf_gemm_int8_ldb(int K);
+void mmf_gemm_pack_int8(const int8_t *q, int rows, int K, uint8_t *out);
 
 /* Tile configurations: L 128x128 and W 128x64 (256 threads), M 64x64,
  * S 32x64 and N 128x32 (128 threads). */

@@ -38,16 +38,21 @@ static void *upload_half(float *x, size_t n)	/* rounds x to fp16 in place */
 }
 
 /* Quantises w [rows][cols] per row, replaces it by its dequantised values
- * (the reference) and uploads the int8 values; *dscale gets the scales. */
+ * (the reference) and uploads the int8 values packed for the GEMM; *dscale
+ * gets the scales. */
 static void *upload_int8(float *w, int rows, int cols, float **dscale)
 {
 	int8_t *q = malloc((size_t)rows * cols);
 	float *s = malloc((size_t)rows * 4);
 	mmf_quant(w, rows, cols, 0, q, s);
 	mmf_dequant(q, s, rows, cols, 0, w);
+	size_t nb = (size_t)rows * mmf_gemm_int8_ldb(cols);
+	uint8_t *packed = malloc(nb);
+	mmf_gemm_pack_int8(q, rows, cols, packed);
 	void *d;
-	CK(cudaMalloc(&d, (size_t)rows * cols + 16));
-	CK(cudaMemcpy(d, q, (size_t)rows * cols, cudaMemcpyHostToDevice));
+	CK(cudaMalloc(&d, nb + 16));
+	CK(cudaMemcpy(d, packed, nb, cudaMemcpyHostToDevice));
+	free(packed);
 	CK(cudaMalloc((void **)dscale, (size_t)rows * 4));
 	CK(cudaMemcpy(*dscale, s, (size_t)rows * 4, cudaMemcpyHostToDevice));
 	free(q), free(s);
