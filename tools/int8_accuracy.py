@@ -26,7 +26,9 @@ Needs torch and open_clip_torch (to write the seeded model) and Pillow.
 import argparse
 import json
 import os
+import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -46,6 +48,25 @@ CAPTIONS = LABELS + [
     "a blurry photo", "a photo of a pile of money", "a photo of a chessboard",
     "a photo of a coffee shop", "a close-up photo of a flower", "a photo of an old building",
 ]
+
+
+def commit():
+    c = os.environ.get("MMF_COMMIT")
+    if c:
+        return c
+    r = subprocess.run(["git", "-C", SRC, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
+def gpu_name():
+    """'NVIDIA H200, 132 SMs' (the whole GPU: mmf-bench --device cuda here uses all SMs)."""
+    try:
+        import torch
+        p = torch.cuda.get_device_properties(0)
+        return f"{p.name}, {p.multi_processor_count} SMs"
+    except Exception:  # noqa: BLE001 -- informational only
+        r = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+        return r.stdout.strip() or "unknown"
 
 
 def variants(paths, cache):
@@ -139,6 +160,8 @@ def main(argv=None):
                  "min_cosine_image": min(cosine(ri[k], ci[k]) for k in range(len(images))),
                  "min_cosine_text": min(cosine(rt[k], ct[k]) for k in range(len(CAPTIONS)))}
     report = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit(),
+        "gpu": gpu_name() if a.device == "cuda" else None,
         "device": a.device, "model": f"RN50-quickgelu seeded random (seed {a.seed})",
         "reference": "mmf --weights fp16" if a.device == "cuda" else "mmf CPU float32 (--weights fp16)",
         "images": [{"path": rel(p), "cosine": c} for p, c in zip(images, cos_i)],
