@@ -20,6 +20,7 @@
 #ifdef MMF_GPU_BENCH
 #include "engine/plan.h"
 #include "gpu_bench.h"
+#include "report.h"
 #endif
 
 static void usage(FILE *fp)
@@ -70,6 +71,15 @@ static void usage(FILE *fp)
 		"                      of every partition: SM utilisation (total, per tower) and\n"
 		"                      the cost of tracing; the first partition's fused iteration\n"
 		"                      written to FILE as Chrome trace JSON (open in Perfetto)\n"
+		"  --report DIR        cuda: run the analysis report's scenario matrix into DIR:\n"
+		"                      fp16 and int8 weights x batch 1, 4, 8 x fusion strategy\n"
+		"                      (auto with every mode, per-SM traces and SM utilisation;\n"
+		"                      inter, intra-block, intra-thread with the fused modes), on\n"
+		"                      each --sms partition [8,16,32,all], plus the PyTorch peer\n"
+		"                      (tools/torch_baseline.py; open_clip must import); then\n"
+		"                      tools/report.py writes DIR/REPORT.md and its plots\n"
+		"                      (matplotlib). Finished scenarios are kept: rerun to resume\n"
+		"  --report-quick      with --report: batch 1 and strategy auto only\n"
 		"  --pairs             cuda: also time each stage's 3x3 conv paired with the text\n"
 		"                      QKV GEMM, MLP GEMM and attention (and conv x conv) in\n"
 		"                      sequence, on two streams and fused by each strategy\n"
@@ -248,7 +258,7 @@ int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
 	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_IMAGE, O_TEXT,
-	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS };
+	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS, O_REPORT, O_REPORT_QUICK };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -263,7 +273,8 @@ int main(int argc, char **argv)
 		{"labels", required_argument, 0, O_LABELS}, {"vocab", required_argument, 0, O_VOCAB},
 		{"out", required_argument, 0, O_OUT}, {"tokenize", no_argument, 0, O_TOKENIZE},
 		{"texts-json", required_argument, 0, O_TEXTS_JSON}, {"trace", required_argument, 0, O_TRACE},
-		{"weights", required_argument, 0, O_WEIGHTS},
+		{"weights", required_argument, 0, O_WEIGHTS}, {"report", required_argument, 0, O_REPORT},
+		{"report-quick", no_argument, 0, O_REPORT_QUICK},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	/* --image and --text/--labels collect at most one per argument */
@@ -283,6 +294,8 @@ int main(int argc, char **argv)
 	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, tune_sms = 0, c;
 	unsigned long long seed = 1;
 	clip_weights weights = CLIP_WEIGHTS_AUTO;
+	const char *report = NULL;
+	int report_quick = 0, sms_given = 0;
 	const char *cuda_only = NULL;	/* the first CUDA-only option given */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
@@ -317,7 +330,9 @@ int main(int argc, char **argv)
 		case O_CHAIN: show_chain = 1; break;
 		case O_OPS: ops = 1; break;
 		case O_JSON: json = optarg; break;
-		case O_SMS: sms = optarg; break;
+		case O_SMS: sms = optarg, sms_given = 1; break;
+		case O_REPORT: report = optarg; break;
+		case O_REPORT_QUICK: report_quick = 1; break;
 		case O_MODES: modes = optarg; break;
 		case O_NOTUNE: tune = 0; break;
 		case O_TUNE_SMS: tune_sms = (int)v; break;
@@ -370,6 +385,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mmf-bench: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return 2;
 	}
+	if (report_quick && !report) {
+		fprintf(stderr, "mmf-bench: --report-quick goes with --report\n");
+		return 2;
+	}
+	if (report)
+		device = "cuda";
 	int cuda = !strcmp(device, "cuda");
 	if (!cuda && strcmp(device, "cpu") != 0) {
 		fprintf(stderr, "mmf-bench: --device '%s': expected cpu or cuda\n", device);
@@ -397,6 +418,19 @@ int main(int argc, char **argv)
 		iters = cuda ? 200 : 20;
 	if (warmup < 0)
 		warmup = cuda ? 20 : 2;
+#ifdef MMF_GPU_BENCH
+	if (report) {
+		mmf_err rerr = {0};
+		char rpath[4096];
+		if (clip_model_resolve(model_arg, seed, rpath, sizeof rpath, note_stderr, &rerr) < 0) {
+			fprintf(stderr, "mmf-bench: %s\n", rerr.msg);
+			return 1;
+		}
+		report_opts ro = {.dir = report, .model_path = rpath, .sms = sms_given ? sms : "8,16,32,all", .iters = iters,
+				  .warmup = warmup, .seed = seed, .quick = report_quick};
+		return report_run(&ro);
+	}
+#endif
 	mmf_err err = {0};
 	char path[4096];
 	clip_model *m = NULL;

@@ -1,0 +1,226 @@
+/* mmf-bench --report DIR: runs the scenario matrix (precision x batch x
+ * fusion strategy, every mode and partition inside each run, plus the
+ * PyTorch peer per batch), resumably, then renders the report. */
+#include "config.h"
+#include "report.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_ARGS 48
+
+typedef struct scenario {
+	char name[64];
+	char what[128];		/* for progress lines */
+	const char *argv[MAX_ARGS];
+	int argc;
+	char store[MAX_ARGS][1200];	/* backing for argv strings */
+	int nstore;
+} scenario;
+
+static const char *keep(scenario *s, const char *fmt, const char *a, const char *b)
+{
+	char *d = s->store[s->nstore++];
+	snprintf(d, sizeof s->store[0], fmt, a, b);
+	return d;
+}
+
+static void arg(scenario *s, const char *a) { s->argv[s->argc++] = a; }
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+/* Runs argv with stdout and stderr to log; returns its exit status (or -1). */
+static int spawn(const char *const *argv, const char *log)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	pid_t pid;
+	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		fprintf(stderr, "mmf-bench: cannot run %s: %s\n", argv[0], strerror(rc));
+		return -1;
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* The directory holding report.py: o->tools, $MMF_TOOLS, or tools/ next to
+ * or above this program (build tree, or a GPU bundle inside the tree). */
+static int find_tools(const report_opts *o, const char *self, char *out, size_t len)
+{
+	const char *env = getenv("MMF_TOOLS");
+	char dir[4096], cand[4200];
+	snprintf(dir, sizeof dir, "%s", self);
+	const char *d = dirname(dir);
+	const char *tries[4] = {o->tools, env && *env ? env : NULL, NULL, NULL};
+	char t2[4200], t3[4200];
+	snprintf(t2, sizeof t2, "%s/tools", d);
+	snprintf(t3, sizeof t3, "%s/../tools", d);
+	tries[2] = t2, tries[3] = t3;
+	for (int i = 0; i < 4; i++) {
+		if (!tries[i])
+			continue;
+		snprintf(cand, sizeof cand, "%s/report.py", tries[i]);
+		if (exists(cand)) {
+			snprintf(out, len, "%s", tries[i]);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int report_run(const report_opts *o)
+{
+	char self[4096], tools[4096], sub[4200];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0) {
+		fprintf(stderr, "mmf-bench: --report: cannot find this program (/proc/self/exe): %s\n", strerror(errno));
+		return 1;
+	}
+	self[n] = 0;
+	if (find_tools(o, self, tools, sizeof tools) < 0) {
+		fprintf(stderr, "mmf-bench: --report: tools/report.py not found next to %s; set MMF_TOOLS to the "
+			"source tree's tools/ directory\n", self);
+		return 2;
+	}
+	const char *subs[] = {"", "/runs", "/logs", "/traces"};
+	for (int i = 0; i < 4; i++) {
+		snprintf(sub, sizeof sub, "%s%s", o->dir, subs[i]);
+		if (mkdir(sub, 0755) < 0 && errno != EEXIST) {
+			fprintf(stderr, "mmf-bench: --report: cannot create %s: %s\n", sub, strerror(errno));
+			return 1;
+		}
+	}
+	static const char *precisions[] = {"fp16", "int8"};
+	static const char *strategies[] = {"auto", "inter", "intra-block", "intra-thread"};
+	static const int batches[] = {1, 4, 8};
+	int nb = o->quick ? 1 : 3, ns = o->quick ? 1 : 4;
+	int total = 2 * nb * ns + nb;
+	scenario *sc = calloc((size_t)total, sizeof *sc);
+	if (!sc) {
+		fprintf(stderr, "mmf-bench: out of memory\n");
+		return 1;
+	}
+	char iters[16], warmup[16], seed[32], batch[16];
+	snprintf(iters, sizeof iters, "%d", o->iters);
+	snprintf(warmup, sizeof warmup, "%d", o->warmup);
+	snprintf(seed, sizeof seed, "%llu", o->seed);
+	int k = 0;
+	for (int bi = 0; bi < nb; bi++) {
+		snprintf(batch, sizeof batch, "%d", batches[bi]);
+		for (int pi = 0; pi < 2; pi++)
+			for (int si = 0; si < ns; si++) {
+				scenario *s = &sc[k++];
+				snprintf(s->name, sizeof s->name, "%s-b%d-%s", precisions[pi], batches[bi], strategies[si]);
+				snprintf(s->what, sizeof s->what, "%s weights, batch %d+%d, %s", precisions[pi], batches[bi],
+					 batches[bi], si ? strategies[si] : "every mode (fusion: auto)");
+				arg(s, self);
+				const char *fixed[] = {"--device", "cuda", "--model", o->model_path, "--weights", precisions[pi],
+						       "--batch", NULL, "--sms", o->sms, "--iters", iters, "--warmup", warmup,
+						       "--seed", seed, "--strategy", strategies[si]};
+				for (size_t a = 0; a < sizeof fixed / sizeof *fixed; a++)
+					arg(s, fixed[a] ? fixed[a] : keep(s, "%s%s", batch, ""));
+				if (si) {
+					arg(s, "--modes");
+					arg(s, "fused,fused-graph");
+				} else {
+					arg(s, "--trace");
+					arg(s, keep(s, "%s/traces/%s.json", o->dir, s->name));
+					if (pi == 0 && bi == 0) {	/* the per-op table and the pair microbenchmark, once */
+						arg(s, "--ops");
+						arg(s, "--pairs");
+					}
+				}
+				arg(s, "--json");
+				arg(s, keep(s, "%s/runs/%s.json.tmp", o->dir, s->name));
+			}
+		scenario *s = &sc[k++];
+		snprintf(s->name, sizeof s->name, "torch-b%d", batches[bi]);
+		snprintf(s->what, sizeof s->what, "PyTorch peer (open_clip, fp16), batch %d+%d", batches[bi], batches[bi]);
+		arg(s, "python3");
+		arg(s, keep(s, "%s/%s", tools, "torch_baseline.py"));
+		const char *fixed[] = {"--weights", o->model_path, "--sms", o->sms, "--batch", NULL, "--iters", iters,
+				       "--warmup", warmup};
+		for (size_t a = 0; a < sizeof fixed / sizeof *fixed; a++)
+			arg(s, fixed[a] ? fixed[a] : keep(s, "%s%s", batch, ""));
+		arg(s, "--json");
+		arg(s, keep(s, "%s/runs/%s.json.tmp", o->dir, s->name));
+	}
+	printf("report: %d scenarios into %s (partitions %s, %d iterations each; resumable: finished ones are kept)\n",
+	       total, o->dir, o->sms, o->iters);
+	int failed = 0, ran = 0;
+	double spent = 0;
+	for (int i = 0; i < total; i++) {
+		scenario *s = &sc[i];
+		char out[4300], tmp[4300], log[4300];
+		snprintf(out, sizeof out, "%s/runs/%s.json", o->dir, s->name);
+		snprintf(tmp, sizeof tmp, "%s.tmp", out);
+		snprintf(log, sizeof log, "%s/logs/%s.log", o->dir, s->name);
+		if (exists(out)) {
+			printf("[%2d/%d] %-22s done before (%s)\n", i + 1, total, s->name, out);
+			continue;
+		}
+		int left = total - i;
+		if (ran)
+			printf("[%2d/%d] %-22s %s ... (about %.0f s left)\n", i + 1, total, s->name, s->what, spent / ran * left);
+		else
+			printf("[%2d/%d] %-22s %s ...\n", i + 1, total, s->name, s->what);
+		fflush(stdout);
+		s->argv[s->argc] = NULL;
+		double t0 = now_s();
+		int rc = spawn(s->argv, log);
+		double dt = now_s() - t0;
+		spent += dt, ran++;
+		if (rc == 0 && exists(tmp) && rename(tmp, out) == 0) {
+			printf("        ok in %.0f s\n", dt);
+		} else {
+			printf("        FAILED (exit %d after %.0f s): see %s\n", rc, dt, log);
+			unlink(tmp);
+			failed++;
+		}
+		fflush(stdout);
+	}
+	free(sc);
+	const char *render[] = {"python3", NULL, o->dir, NULL};
+	char rp[4200], rlog[4300];
+	snprintf(rp, sizeof rp, "%s/report.py", tools);
+	snprintf(rlog, sizeof rlog, "%s/logs/report.log", o->dir);
+	render[1] = rp;
+	printf("report: rendering %s/REPORT.md (python3 %s %s)\n", o->dir, rp, o->dir);
+	fflush(stdout);
+	int rc = spawn(render, rlog);
+	if (rc != 0) {
+		printf("report: rendering FAILED (exit %d): see %s\n", rc, rlog);
+		return 1;
+	}
+	printf("report: %s/REPORT.md written%s\n", o->dir, failed ? "; some scenarios FAILED (rerun to retry them)" : "");
+	return failed ? 1 : 0;
+}
