@@ -72,5 +72,18 @@ expect 0 '"error": "text: invalid UTF-8 at byte offset 3 (byte 0xc3): truncated 
 "$B/mmf-bench" --tokenize --vocab "$V" --text "$(printf 'caf\303')" --json "$T/tok.json" >/dev/null 2>&1
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/tok.json" 2>/dev/null && ok || bad "--tokenize JSON of a non-UTF-8 text does not parse"
 
+# tools/report.py renders the committed quick report's runs again: the
+# tables come out with the recorded numbers (plots only where matplotlib is).
+Q=$S/bench/results/report-rn50-h200-quick-2026-11-26
+if [ -d "$Q/runs" ] && command -v python3 >/dev/null 2>&1; then
+	mkdir -p "$T/rep" && cp -r "$Q/runs" "$Q/traces" "$T/rep/"
+	out=$(python3 "$S/tools/report.py" "$T/rep" 2>&1); rc=$?
+	case "$rc:$out" in 0:*|1:*"no plots: matplotlib"*) ok ;; *) bad "report.py exited $rc: $out" ;; esac
+	grep -q "| 8 | 3.473 | 3.064 | 3.451 | 3.018 |" "$T/rep/REPORT.md" && ok || bad "report.py: the fp16 8-SM row is not in REPORT.md"
+	grep -q "fp32 (SIMT)" "$T/rep/REPORT.md" && ok || bad "report.py: REPORT.md does not say fp32 is not measured"
+else
+	echo "SKIP: report.py check (no committed report or no python3)"
+fi
+
 echo "test_tools: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -320,8 +320,11 @@ def plots(d, scen, runs, parts, precisions, batches, total, speedups):
         plt.close(fig)
     # timeline of a fused iteration
     tpath = os.path.join(d, "traces", "fp16-b1-auto.json")
+    if not os.path.exists(tpath) and os.path.exists(tpath + ".gz"):
+        tpath += ".gz"  # a committed report keeps its traces compressed
     if os.path.exists(tpath):
-        tr = json.load(open(tpath))
+        import gzip
+        tr = json.load(gzip.open(tpath, "rt") if tpath.endswith(".gz") else open(tpath))
         ev = [e for e in tr.get("traceEvents", []) if e.get("ph") == "X" and e.get("pid") == 2]
         if ev:
             sms = sorted({e["tid"] for e in ev})
