@@ -457,33 +457,8 @@ static int profile_once(const gpu_bench_opts *o, run_ctx *r)
  * attributing block records (trace.h). */
 static int trace_launches(run_ctx *r, int fused, trace_launch **out)
 {
-	const chain *c[2] = {gpu_tower_chain(r->tw[0]), gpu_tower_chain(r->tw[1])};
-	int n = fused ? r->plan->nsteps : c[0]->nops + c[1]->nops, k = 0;
-	trace_launch *l = calloc((size_t)n, sizeof *l);
-	if (!l)
-		return -ENOMEM;
-	if (fused) {
-		for (int i = 0; i < r->plan->nsteps; i++, k++) {
-			const plan_step *st = &r->plan->steps[i];
-			if (st->img >= 0 && st->txt >= 0) {
-				snprintf(l[k].name, sizeof l[k].name, "%s + %s", c[0]->ops[st->img].name, c[1]->ops[st->txt].name);
-				l[k].tower = TRACE_BOTH;
-				l[k].per_block = st->fuse.strategy == MMF_FUSE_INTRA_BLOCK ? 2 : 1;
-			} else {
-				int t = st->img >= 0 ? 0 : 1;
-				snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[t ? st->txt : st->img].name);
-				l[k].tower = t, l[k].per_block = 1;
-			}
-		}
-	} else {
-		for (int t = 0; t < 2; t++)
-			for (int i = 0; i < c[t]->nops; i++, k++) {
-				snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[i].name);
-				l[k].tower = t, l[k].per_block = 1;
-			}
-	}
-	*out = l;
-	return n;
+	const chain *img = gpu_tower_chain(r->tw[0]), *txt = gpu_tower_chain(r->tw[1]);
+	return fused ? plan_trace_launches(r->plan, img, txt, out) : trace_launches_chains(img, txt, out);
 }
 
 /* One traced iteration of seq, streams and (with a plan) fused: SM

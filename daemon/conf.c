@@ -30,6 +30,7 @@ void conf_defaults(conf *c)
 	snprintf(c->plan_dir, sizeof c->plan_dir, "%s", CONF_DEFAULT_PLAN_DIR);
 	c->max_image_pixels = 64LL * 1000 * 1000;
 	c->prep_threads = 2;
+	c->util_every = 100;
 	c->socket_mode = 0660;
 }
 
@@ -67,6 +68,7 @@ static int conf_set(conf *c, const char *key, const char *v, const char *where, 
 	INT_KEY("sms", sms, 0, 4096)
 	INT_KEY("max-image-pixels", max_image_pixels, 1, 1LL << 32)
 	INT_KEY("prep-threads", prep_threads, 1, 256)
+	INT_KEY("util-every", util_every, 0, 1 << 30)
 #undef INT_KEY
 #define STR_KEY(name, field, empty_ok, what)                                                             \
 	if (strcmp(key, name) == 0) {                                                                    \
@@ -202,6 +204,7 @@ static const struct option conf_options[] = {
 	{"vocab", required_argument, NULL, OPT_VALUE},
 	{"max-image-pixels", required_argument, NULL, OPT_VALUE},
 	{"prep-threads", required_argument, NULL, OPT_VALUE},
+	{"util-every", required_argument, NULL, OPT_VALUE},
 	{"socket-group", required_argument, NULL, OPT_VALUE},
 	{"socket-mode", required_argument, NULL, OPT_VALUE},
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -290,6 +293,8 @@ void conf_usage(FILE *fp)
 		"                        %s)\n"
 		"  --max-image-pixels N  largest decoded image (default 64000000)\n"
 		"  --prep-threads N      threads decoding images and tokenizing labels (default 2)\n"
+		"  --util-every N        cuda: trace one engine step each time N images and texts\n"
+		"                        have run, for the sm_util_* counters (0: never; default 100)\n"
 		"  --max-output BYTES    unsent response bytes per client before reading from it stops\n"
 		"                        (default 1048576)\n"
 		"  --stall-timeout-ms N  drop a client that reads none of its responses for this long\n"

@@ -28,6 +28,7 @@ typedef struct conf {
 	int sms;		/* cuda: SM partition size, 0 for the whole GPU */
 	char fuse[8];		/* cuda: auto, on or off */
 	char weights[8];	/* auto, fp16 or int8 (clip_weights) */
+	int util_every;		/* cuda: trace one step per this many images+texts (0: never) */
 	char plan_dir[1024];	/* cuda: fusion plan cache ("" for none) */
 	char vocab[1024];	/* BPE vocabulary ("" for the default) */
 	long long max_image_pixels;

@@ -28,6 +28,7 @@ struct sched {
 #ifdef MMFD_GPU
 	gpu_exec *gx;		/* --device cuda */
 	int64_t mem_t;		/* when the device memory gauge was last read */
+	int util_samples;	/* SM utilisation samples already in the counters */
 #endif
 	char device[200];
 	float *px_batch, *img_batch, *txt_batch;
@@ -94,7 +95,7 @@ int sched_new(const clip_model *m, const sched_opts *o, sched **out, mmf_err *er
 #ifdef MMFD_GPU
 		gpu_exec_opts go = {.sms = o->sms, .max_batch = o->max_batch, .fuse = (gpu_fuse_mode)o->fuse,
 				    .model_path = o->model_path, .plan_dir = o->plan_dir, .progress = o->progress,
-				    .int8 = o->int8};
+				    .int8 = o->int8, .util_every = o->util_every};
 		if ((rc = gpu_exec_new(s->ch[TOWER_IMAGE], s->ch[TOWER_TEXT], &go, &s->gx, err)) < 0)
 			goto fail;
 		snprintf(s->device, sizeof s->device, "cuda: %s", gpu_exec_device(s->gx));
@@ -199,6 +200,16 @@ static int sched_run_steps(sched *s, const sched_item *im, int ni, const sched_i
 			double us;
 			rc = gpu_exec_run(s->gx, s->px_batch, bi, s->tok_batch, bt, s->img_batch, s->txt_batch, &fused, &us, err);
 			stats_add(STAT_gpu_busy_us, (int64_t)us);
+			trace_util u;
+			int n = gpu_exec_util(s->gx, &u);
+			if (n > s->util_samples) {	/* this step was traced: a new sample */
+				s->util_samples = n;
+				stats_add(STAT_sm_util_samples, 1);
+				stats_set(STAT_sm_util_pct, (int64_t)(100 * u.total + 0.5));
+				stats_set(STAT_sm_util_image_pct, (int64_t)(100 * u.image + 0.5));
+				stats_set(STAT_sm_util_text_pct, (int64_t)(100 * u.text + 0.5));
+				stats_add(STAT_sm_util_sum_pct, (int64_t)(100 * u.total + 0.5));
+			}
 			int64_t now = stats_now_ns();
 			if (now - s->mem_t > 1000000000) {
 				s->mem_t = now;

@@ -84,7 +84,8 @@ stat_rtype stats_rtype_of(int kind_case)
 static int stats_is_gauge(stat_id id)
 {
 	return id == STAT_connections_open || id == STAT_queue_depth || id == STAT_prep_depth || id == STAT_in_flight || id == STAT_gpu_busy_pct ||
-	       id == STAT_gpu_memory_mmfd_bytes || id == STAT_gpu_memory_used_bytes;
+	       id == STAT_gpu_memory_mmfd_bytes || id == STAT_gpu_memory_used_bytes || id == STAT_sm_util_pct ||
+	       id == STAT_sm_util_image_pct || id == STAT_sm_util_text_pct;
 }
 
 void stats_latency(stat_hist h, int64_t ns)

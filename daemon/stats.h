@@ -46,7 +46,12 @@
 	X(gpu_busy_us, "GPU time of the engine steps (CUDA events), microseconds")      \
 	X(gpu_busy_pct, "GPU time over wall time in the last second, percent")          \
 	X(gpu_memory_mmfd_bytes, "device memory mmfd holds: weights and activations")   \
-	X(gpu_memory_used_bytes, "device memory in use on the GPU, all processes")
+	X(gpu_memory_used_bytes, "device memory in use on the GPU, all processes")                 \
+	X(sm_util_samples, "engine steps traced for SM utilisation (one per --util-every items)")  \
+	X(sm_util_pct, "SM utilisation of the last traced step: SM-time covered by blocks, percent") \
+	X(sm_util_image_pct, "the image tower's share of it, percent")                          \
+	X(sm_util_text_pct, "the text tower's share of it, percent")                            \
+	X(sm_util_sum_pct, "sum of sm_util_pct over the samples (mean = sum / samples)")
 
 /* Request types (the Request oneof, plus frames that were not a request)
  * and response statuses (mmf.Status, in its order): every response is

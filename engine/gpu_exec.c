@@ -38,7 +38,15 @@ struct gpu_exec {
 	char plan_path[GX_SIZES][1400];
 	char device[160];
 	double roof_tflops, roof_gbs;
+	/* sampled SM utilisation */
+	gpu_trace *gt;
+	long long items, items_at_sample;
+	int samples, sample_failed;
+	trace_util util;
 };
+
+/* Record slots for a sampled step (32 bytes each on the device). */
+#define GX_TRACE_CAP (1u << 18)
 
 static const char *const fuse_names[gpu_fuse_mode_max] = {"auto", "on", "off"};
 
@@ -287,12 +295,56 @@ void gpu_exec_free(gpu_exec *g)
 			gpu_tower_free(g->tw[t][k]);
 	}
 	gpu_model_free(g->gm);
+	gpu_trace_free(g->gt);
 	cudaEvent_t ev[4] = {g->fork, g->join, g->t0, g->t1};
 	for (int i = 0; i < 4; i++)
 		if (ev[i])
 			cudaEventDestroy(ev[i]);
 	gpu_parts_close(g->parts);
 	free(g);
+}
+
+/* Runs step sh with its kernels traced (not as a graph) between t0 and t1
+ * and keeps its SM utilisation. */
+static int gx_traced_step(gpu_exec *g, const gx_shape *sh, mmf_err *err)
+{
+	int rc;
+	if (!g->gt && (rc = gpu_trace_new(GX_TRACE_CAP, &g->gt, err)) < 0)
+		return rc;
+	const chain *img = sh->ki >= 0 ? gpu_tower_chain(g->tw[TOWER_IMAGE][sh->ki]) : NULL;
+	const chain *txt = sh->kt >= 0 ? gpu_tower_chain(g->tw[TOWER_TEXT][sh->kt]) : NULL;
+	trace_launch *l = NULL;
+	int nl = sh->fused ? plan_trace_launches(g->plan[sh->ki], img, txt, &l) : trace_launches_chains(img, txt, &l);
+	if (nl < 0)
+		return mmf_err_set(err, -ENOMEM, "gpu: out of memory tracing a step");
+	if ((rc = gpu_trace_on(g->gt, g->s[0], err)) < 0)
+		goto out;
+	int erc = gx_cuda(cudaEventRecord(g->t0, g->s[0]), err, "event");
+	if (erc == 0 && (erc = gx_enqueue(sh)) < 0)
+		mmf_err_set(err, erc, "gpu: launching a traced step failed: %s", cudaGetErrorString(cudaGetLastError()));
+	if (erc == 0)
+		erc = gx_cuda(cudaEventRecord(g->t1, g->s[0]), err, "event");
+	if ((rc = gpu_trace_off(g->gt, g->s[0], err)) < 0 || (rc = erc) < 0)
+		goto out;
+	trace_util u;
+	mmf_err aerr = {0};
+	if (gpu_trace_analyse(g->gt, l, nl, gpu_part_sms(g->part), &u, &aerr) < 0) {
+		if (!g->sample_failed)
+			gx_note(g, "SM utilisation sample skipped (and any like it): %s", aerr.msg);
+		g->sample_failed = 1;
+	} else {
+		g->util = u;
+		g->samples++;
+	}
+out:
+	free(l);
+	return rc;
+}
+
+int gpu_exec_util(const gpu_exec *g, trace_util *last)
+{
+	*last = g->util;
+	return g->samples;
 }
 
 int gpu_exec_run(gpu_exec *g, const float *px, int ni, const int32_t *tok, int nt, float *img_emb, float *txt_emb,
@@ -321,10 +373,17 @@ int gpu_exec_run(gpu_exec *g, const float *px, int ni, const int32_t *tok, int n
 	} else {
 		exec = ni ? g->solo[TOWER_IMAGE][ki] : g->solo[TOWER_TEXT][kt];
 	}
-	if ((rc = gx_cuda(cudaEventRecord(g->t0, g->s[0]), err, "event")) < 0 ||
-	    (rc = gx_cuda(cudaGraphLaunch(exec, g->s[0]), err, "graph launch")) < 0 ||
-	    (rc = gx_cuda(cudaEventRecord(g->t1, g->s[0]), err, "event")) < 0)
+	g->items += ni + nt;
+	if (g->o.util_every > 0 && g->items - g->items_at_sample >= g->o.util_every) {
+		g->items_at_sample = g->items;
+		gx_shape sh = {g, ni ? ki : -1, nt ? kt : -1, *fused};
+		if ((rc = gx_traced_step(g, &sh, err)) < 0)
+			return rc;
+	} else if ((rc = gx_cuda(cudaEventRecord(g->t0, g->s[0]), err, "event")) < 0 ||
+		   (rc = gx_cuda(cudaGraphLaunch(exec, g->s[0]), err, "graph launch")) < 0 ||
+		   (rc = gx_cuda(cudaEventRecord(g->t1, g->s[0]), err, "event")) < 0) {
 		return rc;
+	}
 	if (ni && (rc = gpu_tower_get_output(g->tw[TOWER_IMAGE][ki], img_emb, ni, g->s[0], err)) < 0)
 		return rc;
 	if (nt && (rc = gpu_tower_get_output(g->tw[TOWER_TEXT][kt], txt_emb, nt, g->s[0], err)) < 0)

@@ -24,6 +24,7 @@
 
 #include "chain.h"
 #include "err.h"
+#include "trace.h"
 
 typedef enum gpu_fuse_mode { GPU_FUSE_AUTO, GPU_FUSE_ON, GPU_FUSE_OFF, gpu_fuse_mode_max } gpu_fuse_mode;
 
@@ -36,6 +37,7 @@ typedef struct gpu_exec_opts {
 	const char *model_path;	/* its header hash keys the plan cache */
 	const char *plan_dir;	/* where plans are cached; NULL: plan every start */
 	int int8;		/* run the model's int8 weights (clip_model_load_w) */
+	int util_every;		/* trace one step each time this many images+texts have run (0: never) */
 	void (*progress)(const char *line);	/* setup progress, or NULL */
 } gpu_exec_opts;
 
@@ -52,6 +54,15 @@ void gpu_exec_free(gpu_exec *g);
  * fused kernels and *gpu_us to its GPU time (CUDA events). */
 int gpu_exec_run(gpu_exec *g, const float *px, int ni, const int32_t *tok, int nt, float *img_emb, float *txt_emb,
 		 int *fused, double *gpu_us, mmf_err *err);
+
+/* SM utilisation, sampled: each time util_every images and texts have run
+ * since the last sample, the next step runs its kernels traced (launched
+ * one by one instead of as a graph, with per-block records: trace.h) and
+ * its utilisation is kept. Returns how many samples were taken, with the
+ * last in *last (zeros before the first). A sample that cannot be taken
+ * (too many blocks for the record buffer) is skipped and said once through
+ * the progress callback. */
+int gpu_exec_util(const gpu_exec *g, trace_util *last);
 
 /* "NVIDIA H200, all 132 SMs" */
 const char *gpu_exec_device(const gpu_exec *g);

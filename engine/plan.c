@@ -310,6 +310,28 @@ void plan_free(gpu_plan *p)
 	free(p);
 }
 
+int plan_trace_launches(const gpu_plan *p, const chain *img, const chain *txt, trace_launch **out)
+{
+	const chain *c[2] = {img, txt};
+	trace_launch *l = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	for (int i = 0; i < p->nsteps; i++) {
+		const plan_step *st = &p->steps[i];
+		if (st->img >= 0 && st->txt >= 0) {
+			snprintf(l[i].name, sizeof l[i].name, "%s + %s", img->ops[st->img].name, txt->ops[st->txt].name);
+			l[i].tower = TRACE_BOTH;
+			l[i].per_block = st->fuse.strategy == MMF_FUSE_INTRA_BLOCK ? 2 : 1;
+		} else {
+			int t = st->img >= 0 ? 0 : 1;
+			snprintf(l[i].name, sizeof l[i].name, "%s", c[t]->ops[t ? st->txt : st->img].name);
+			l[i].tower = t, l[i].per_block = 1;
+		}
+	}
+	*out = l;
+	return p->nsteps;
+}
+
 /* ------------------------------------------------------------ cache */
 
 int model_file_hash(const char *path, int int8, char out[17], mmf_err *err)

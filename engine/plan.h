@@ -16,6 +16,7 @@
 #include "err.h"
 #include "gpu.h"
 #include "kernels/mmf_fuse.h"
+#include "trace.h"
 
 typedef enum op_class { CLASS_COMPUTE, CLASS_MEMORY, CLASS_LATENCY, op_class_max } op_class;
 
@@ -65,6 +66,10 @@ int plan_build(gpu_tower *img, gpu_tower *txt, cudaStream_t s, int sms, int batc
 	       const char *model_hash, const plan_opts *o, gpu_plan **out, mmf_err *err);
 /* Enqueues the plan's steps on s (one stream). */
 int plan_enqueue(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, cudaStream_t s);
+/* The launches plan_enqueue makes, in order, for attributing block records
+ * (trace.h): each step's fused pair or single op. Returns how many, with
+ * *out malloc'd, or -ENOMEM. */
+int plan_trace_launches(const gpu_plan *p, const chain *img, const chain *txt, trace_launch **out);
 void plan_print(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, FILE *fp);
 void plan_free(gpu_plan *p);
 

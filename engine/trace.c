@@ -179,6 +179,22 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
 }
 
 /* A JSON string through jansson's escaping. */
+int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out)
+{
+	const chain *c[2] = {img, txt};
+	int n = (img ? img->nops : 0) + (txt ? txt->nops : 0), k = 0;
+	trace_launch *l = calloc((size_t)(n ? n : 1), sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	for (int t = 0; t < 2; t++)
+		for (int i = 0; c[t] && i < c[t]->nops; i++, k++) {
+			snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[i].name);
+			l[k].tower = t, l[k].per_block = 1;
+		}
+	*out = l;
+	return n;
+}
+
 static void json_str(FILE *fp, const char *s)
 {
 	json_t *j = json_string(s);

@@ -12,6 +12,7 @@
 
 #include <cuda_runtime.h>
 
+#include "chain.h"
 #include "err.h"
 #include "kernels/mmf_trace.h"
 
@@ -45,6 +46,10 @@ int gpu_trace_off(gpu_trace *t, cudaStream_t s, mmf_err *err);
  * iteration (in host enqueue order) and computes utilisation over nsm SMs.
  * -EINVAL (message says where) when the records do not match the launches. */
 int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trace_util *u, mmf_err *err);
+/* The launches of the towers' own kernels in host enqueue order: every op
+ * of img, then every op of txt (either may be NULL). Returns how many, with
+ * *out malloc'd, or -ENOMEM. (A fusion plan's: plan_trace_launches.) */
+int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out);
 /* After gpu_trace_analyse: the Chrome trace-event JSON. */
 int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const char *title, const char *path,
 			   mmf_err *err);

@@ -26,6 +26,8 @@ expect 0 '"device":"cpu"' -- "$B/mmfctl" --json health
 expect 0 "requests_health" -- "$B/mmfctl" stats
 expect 0 "# TYPE mmf_requests_health_total counter" -- "$B/mmfctl" stats --prometheus
 expect 0 "# TYPE mmf_queue_depth gauge" -- "$B/mmfctl" stats --prometheus
+expect 0 "# TYPE mmf_sm_util_pct gauge" -- "$B/mmfctl" stats --prometheus
+expect 0 "# TYPE mmf_sm_util_samples_total counter" -- "$B/mmfctl" stats --prometheus
 "$B/mmfctl" embed-text --tokens 49406,320,1125,49407 --out "$T/e.f32" >/dev/null 2>&1 && [ "$(wc -c < "$T/e.f32")" -eq 256 ] && ok || bad "embed-text --out: expected 64 floats"
 expect 0 "" -- "$B/mmfctl" embed-text "a photo of a cat"
 "$B/mmfctl" --json embed-text "a photo of a cat" > "$T/t1.json" 2>&1 &&
@@ -56,6 +58,7 @@ elif ! command -v nvidia-smi >/dev/null 2>&1; then	# built with CUDA, no GPU her
 fi
 expect 2 "device 'tpu': expected cpu or cuda" -- "$B/mmfd" --device tpu
 expect 2 "weights 'int4': expected auto, fp16 or int8" -- "$B/mmfd" --weights int4
+expect 2 "util-every '-1': expected an integer in [0, 1073741824]" -- "$B/mmfd" --util-every -1
 # --weights int8 on the CPU backend: serves, and says what it runs
 MMF_CACHE=$T/cache "$B/mmfd" --foreground --model tiny --weights int8 --socket "$T/q.sock" --threads 1 --vocab "$VOCAB" >"$T/q.log" 2>&1 &
 qpid=$!

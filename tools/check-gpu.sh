@@ -52,7 +52,7 @@ if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
 		echo "== mmfd --device cuda --sms $sms --weights $weights"
 		d=$(mktemp -d "${TMPDIR:-/tmp}/mmf-gpud-XXXXXX")
 		MMF_CACHE=$d "$mmfd" --foreground --device cuda --sms $sms --model small --socket "$d/s.sock" \
-			--fuse on --max-batch 2 --plan-dir "$d/plans" --weights $weights >"$d/log" 2>&1 &
+			--fuse on --max-batch 2 --plan-dir "$d/plans" --weights $weights --util-every 50 >"$d/log" 2>&1 &
 		dpid=$!
 		for i in $(seq 1 3000); do "$mmfctl" --socket "$d/s.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
 		grep -E "planned|fused .* us" "$d/log" | head -4
@@ -62,7 +62,11 @@ if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
 		"$mmfctl" --socket "$d/s.sock" bench --clients 4 --requests 400 --image-size 224 2>/dev/null | grep -E 'throughput|latency all' ||
 			{ echo "FAILED: mmfctl bench against mmfd --device cuda"; fail=1; }
 		st=$("$mmfctl" --socket "$d/s.sock" stats 2>&1)
-		echo "$st" | grep -E "^(steps_fused|steps_unfused|gpu_busy_us|gpu_memory_mmfd_bytes) "
+		echo "$st" | grep -E "^(steps_fused|steps_unfused|gpu_busy_us|gpu_memory_mmfd_bytes|sm_util_[a-z_]*) "
+		samples=$(echo "$st" | awk '$1 == "sm_util_samples" {print $2}')
+		util=$(echo "$st" | awk '$1 == "sm_util_pct" {print $2}')
+		[ "${samples:-0}" -gt 0 ] && [ "${util:-0}" -gt 0 ] && [ "${util:-0}" -le 100 ] ||
+			{ echo "FAILED: --util-every 50: sm_util_samples ${samples:-none}, sm_util_pct ${util:-none}"; grep -i "sample" "$d/log"; fail=1; }
 		fused=$(echo "$st" | awk '$1 == "steps_fused" {print $2}')
 		[ "${fused:-0}" != 0 ] || { echo "FAILED: --fuse on: no fused steps under image+text load"; fail=1; }
 		"$mmfctl" --socket "$d/s.sock" plan | grep -q '"image_and_text": "fused"' ||
