@@ -6,6 +6,7 @@
  * outputs are bitwise equal. */
 #include "config.h"
 #include "gpu_bench.h"
+#include "cupti.h"
 
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
@@ -461,6 +462,83 @@ static int trace_launches(run_ctx *r, int fused, trace_launch **out)
 	return fused ? plan_trace_launches(r->plan, img, txt, out) : trace_launches_chains(img, txt, out);
 }
 
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return (x > y) - (x < y);
+}
+
+/* One more traced iteration of mode with CUPTI recording the host side:
+ * runtime calls per thread and kernels per stream, moved onto the block
+ * records' clock by the median offset between each kernel's CUPTI start
+ * and its first block's start (kernels and launches pair up in order on
+ * one stream). Leaves gt analysed for this iteration. Returns how many
+ * extra intervals *out holds (0 and a note without CUPTI). */
+static int host_side(run_ctx *r, int mode, gpu_trace *gt, const trace_launch *l, int nl, int nsm, trace_extra **out)
+{
+	mmf_err err = {0};
+	cupti_ev *api = NULL, *kern = NULL;
+	int napi = 0, nk = 0, rc, n = 0;
+	trace_util u;
+	*out = NULL;
+	if (cupti_begin(&err) < 0) {
+		printf("   host side: not recorded (%s)\n", err.msg);
+		return 0;
+	}
+	if ((rc = gpu_trace_on(gt, r->s[0], &err)) == 0) {
+		rc = enqueue(r, mode, WHAT_BOTH);
+		if (gpu_trace_off(gt, r->s[0], &err) < 0 && rc == 0)
+			rc = -EIO;
+	}
+	if (cupti_end(&api, &napi, &kern, &nk, &err) < 0 || rc < 0 || gpu_trace_analyse(gt, l, nl, nsm, &u, &err) < 0) {
+		printf("   host side: not recorded (%s)\n", err.msg[0] ? err.msg : "the traced iteration failed");
+		free(api), free(kern);
+		return rc < 0 ? rc : 0;
+	}
+	long long *d = malloc((size_t)(nk ? nk : 1) * sizeof *d), off = 0;
+	int nd = 0;
+	for (int k = 0; d && k < nk && k < nl; k++) {
+		unsigned long long st;
+		if (gpu_trace_launch_start(gt, k, &st) == 0)
+			d[nd++] = (long long)st - (long long)kern[k].t0;
+	}
+	if (nd) {
+		qsort(d, (size_t)nd, sizeof *d, cmp_ll);
+		off = d[nd / 2];
+	}
+	trace_extra *x = calloc((size_t)(napi + nk + 1), sizeof *x);
+	unsigned threads[64];
+	int nthreads = 0;
+	double launch_us = 0, sync_us = 0;
+	for (int i = 0; x && i < napi; i++) {
+		int row = 0;
+		while (row < nthreads && threads[row] != api[i].id)
+			row++;
+		if (row == nthreads && nthreads < 64)
+			threads[nthreads++] = api[i].id;
+		x[n] = (trace_extra){TRACE_ROW_HOST, (unsigned)row, "", api[i].t0 + off, api[i].t1 + off};
+		snprintf(x[n].name, sizeof x[n].name, "%s", api[i].name);
+		n++;
+		double us = (api[i].t1 - api[i].t0) / 1e3;
+		if (api[i].sync)
+			sync_us += us;
+		else if (strstr(api[i].name, "Launch"))
+			launch_us += us;
+	}
+	for (int k = 0; x && k < nk; k++) {
+		x[n] = (trace_extra){TRACE_ROW_STREAM, kern[k].id, "", kern[k].t0 + off, kern[k].t1 + off};
+		snprintf(x[n].name, sizeof x[n].name, "%s", nk == nl ? l[k].name : kern[k].name);
+		n++;
+	}
+	printf("   host side (CUPTI): %d runtime calls on %d thread%s (launch calls %.1f us, waiting in synchronisation "
+	       "%.1f us), %d kernels; clocks aligned by the median of %d kernel starts (offset %lld ns, spread %lld ns)\n",
+	       napi, nthreads, nthreads == 1 ? "" : "s", launch_us, sync_us, nk, nd, off,
+	       nd ? d[nd - 1] - d[0] : 0LL);
+	free(d), free(api), free(kern);
+	*out = x;
+	return x ? n : 0;
+}
+
 /* One traced iteration of seq, streams and (with a plan) fused: SM
  * utilisation of each, the cost of tracing, and for the first partition
  * the Chrome trace of the fused iteration (seq without a plan). */
@@ -500,7 +578,15 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		if (first_part && (fused || (!r->plan && mode == MODE_SEQ))) {
 			char title[256];
 			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", mname, gpu, nsm, o->batch);
-			if ((rc = gpu_trace_write_chrome(gt, l, nl, title, o->trace, &err)) < 0)
+			trace_extra *x = NULL;
+			int nx = host_side(r, mode, gt, l, nl, nsm, &x);
+			if (nx < 0) {
+				rc = nx;
+				goto out;
+			}
+			rc = gpu_trace_write_chrome(gt, l, nl, x, nx, title, o->trace, &err);
+			free(x);
+			if (rc < 0)
 				goto fail;
 			printf("   trace of the %s iteration written to %s (Chrome trace JSON: open in Perfetto)\n", mname, o->trace);
 		}

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +26,18 @@ typedef struct scenario {
 	char what[128];		/* for progress lines */
 	const char *argv[MAX_ARGS];
 	int argc;
-	char store[MAX_ARGS][1200];	/* backing for argv strings */
+	char store[MAX_ARGS][4400];	/* backing for argv strings (paths under DIR) */
 	int nstore;
 } scenario;
 
-static const char *keep(scenario *s, const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 2, 3)))
+static const char *keep(scenario *s, const char *fmt, ...)
 {
 	char *d = s->store[s->nstore++];
-	snprintf(d, sizeof s->store[0], fmt, a, b);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d, sizeof s->store[0], fmt, ap);
+	va_end(ap);
 	return d;
 }
 
@@ -147,7 +152,7 @@ int report_run(const report_opts *o)
 						       "--batch", NULL, "--sms", o->sms, "--iters", iters, "--warmup", warmup,
 						       "--seed", seed, "--strategy", strategies[si]};
 				for (size_t a = 0; a < sizeof fixed / sizeof *fixed; a++)
-					arg(s, fixed[a] ? fixed[a] : keep(s, "%s%s", batch, ""));
+					arg(s, fixed[a] ? fixed[a] : keep(s, "%s", batch));
 				if (si) {
 					arg(s, "--modes");
 					arg(s, "fused,fused-graph");
@@ -170,7 +175,7 @@ int report_run(const report_opts *o)
 		const char *fixed[] = {"--weights", o->model_path, "--sms", o->sms, "--batch", NULL, "--iters", iters,
 				       "--warmup", warmup};
 		for (size_t a = 0; a < sizeof fixed / sizeof *fixed; a++)
-			arg(s, fixed[a] ? fixed[a] : keep(s, "%s%s", batch, ""));
+			arg(s, fixed[a] ? fixed[a] : keep(s, "%s", batch));
 		arg(s, "--json");
 		arg(s, keep(s, "%s/runs/%s.json.tmp", o->dir, s->name));
 	}
@@ -180,7 +185,7 @@ int report_run(const report_opts *o)
 	double spent = 0;
 	for (int i = 0; i < total; i++) {
 		scenario *s = &sc[i];
-		char out[4300], tmp[4300], log[4300];
+		char out[4300], tmp[4310], log[4300];
 		snprintf(out, sizeof out, "%s/runs/%s.json", o->dir, s->name);
 		snprintf(tmp, sizeof tmp, "%s.tmp", out);
 		snprintf(log, sizeof log, "%s/logs/%s.log", o->dir, s->name);

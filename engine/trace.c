@@ -203,8 +203,17 @@ static void json_str(FILE *fp, const char *s)
 	json_decref(j);
 }
 
-int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const char *title, const char *path,
-			   mmf_err *err)
+int gpu_trace_launch_start(const gpu_trace *t, int i, unsigned long long *start)
+{
+	int found = 0;
+	for (unsigned j = 0; j < t->n; j++)
+		if (t->launch[j] == i && (!found || t->rec[j].t0 < *start))
+			*start = t->rec[j].t0, found = 1;
+	return found ? 0 : -1;
+}
+
+int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const trace_extra *x, int nx,
+			   const char *title, const char *path, mmf_err *err)
 {
 	static const char *const towers[3] = {"image", "text", "image+text"};
 	FILE *fp = fopen(path, "w");
@@ -216,6 +225,8 @@ int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, co
 		maxsm = (int)t->rec[i].sm > maxsm ? (int)t->rec[i].sm : maxsm;
 		lo = t->rec[i].t0 < lo ? t->rec[i].t0 : lo;
 	}
+	for (int i = 0; i < nx; i++)
+		lo = x[i].t0 < lo ? x[i].t0 : lo;
 	fputs("{\"displayTimeUnit\": \"ns\", \"otherData\": {\"title\": ", fp);
 	json_str(fp, title);
 	fputs("},\n\"traceEvents\": [\n", fp);
@@ -224,6 +235,22 @@ int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, co
 	for (int sm = 0; sm <= maxsm; sm++)
 		fprintf(fp, ",\n{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 2, \"tid\": %d, \"args\": {\"name\": \"SM %d\"}}",
 			sm, sm);
+	static const char *const groups[2] = {"host: CUDA runtime calls (CUPTI)", "streams: kernels (CUPTI)"};
+	for (int g = TRACE_ROW_HOST; g <= TRACE_ROW_STREAM; g++) {
+		int any = 0;
+		for (int i = 0; i < nx && !any; i++)
+			any = x[i].group == g;
+		if (any)
+			fprintf(fp, ",\n{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": %d, \"args\": {\"name\": \"%s\"}}", g,
+				groups[g - TRACE_ROW_HOST]);
+	}
+	for (int i = 0; i < nx; i++) {
+		fputs(",\n{\"name\": ", fp);
+		json_str(fp, x[i].name);
+		fprintf(fp, ", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": %d, \"tid\": %u, \"ts\": %.3f, \"dur\": %.3f}",
+			x[i].group == TRACE_ROW_HOST ? "host" : "stream", x[i].group, x[i].row,
+			((double)x[i].t0 - (double)lo) / 1e3, (double)(x[i].t1 - x[i].t0) / 1e3);
+	}
 	/* one interval per launch: its first block's start to its last block's end */
 	for (int i = 0; i < nl; i++) {
 		unsigned long long a = ~0ull, b = 0;

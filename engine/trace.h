@@ -50,8 +50,24 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
  * of img, then every op of txt (either may be NULL). Returns how many, with
  * *out malloc'd, or -ENOMEM. (A fusion plan's: plan_trace_launches.) */
 int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out);
-/* After gpu_trace_analyse: the Chrome trace-event JSON. */
-int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const char *title, const char *path,
-			   mmf_err *err);
+/* An extra interval for the Chrome trace, on the block records' clock
+ * (%globaltimer ns): a host runtime call (TRACE_ROW_HOST, row = thread)
+ * or a kernel as the driver saw it (TRACE_ROW_STREAM, row = stream), e.g.
+ * from CUPTI. */
+enum { TRACE_ROW_HOST = 3, TRACE_ROW_STREAM = 4 };
+typedef struct trace_extra {
+	int group;		/* TRACE_ROW_HOST or TRACE_ROW_STREAM */
+	unsigned row;
+	char name[64];
+	unsigned long long t0, t1;
+} trace_extra;
+/* After gpu_trace_analyse: launch i's first block start in *start, for
+ * aligning other clocks with the records. Returns 0, or -1 when the
+ * launch has no record. */
+int gpu_trace_launch_start(const gpu_trace *t, int i, unsigned long long *start);
+/* After gpu_trace_analyse: the Chrome trace-event JSON, with the nx extra
+ * intervals x (may be NULL) in their own rows. */
+int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const trace_extra *x, int nx,
+			   const char *title, const char *path, mmf_err *err);
 
 #endif

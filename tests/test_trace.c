@@ -65,12 +65,13 @@ int main(void)
 	int fd = mkstemp(path);
 	if (fd >= 0)
 		close(fd);
-	rc = gpu_trace_write_chrome(t, l, 3, "test \"trace\"", path, &err);
+	trace_extra x[2] = {{TRACE_ROW_HOST, 7, "cudaLaunchKernel", 900, 1500}, {TRACE_ROW_STREAM, 13, "gemm_kernel", 1000, 2000}};
+	rc = gpu_trace_write_chrome(t, l, 3, x, 2, "test \"trace\"", path, &err);
 	CHECK(rc == 0, "write: %s", err.msg);
 	json_error_t je;
 	json_t *j = json_load_file(path, 0, &je);
 	CHECK(j != NULL, "trace JSON does not parse: %s (line %d)", je.text, je.line);
-	int slices = 0, sm_rows = 0, launches = 0;
+	int slices = 0, sm_rows = 0, launches = 0, host = 0, streams = 0, groups = 0;
 	json_t *ev = json_object_get(j, "traceEvents");
 	for (size_t i = 0; i < json_array_size(ev); i++) {
 		json_t *e = json_array_get(ev, i);
@@ -80,10 +81,22 @@ int main(void)
 			slices++;
 		if (ph && !strcmp(ph, "X") && pid == 1)
 			launches++;
+		if (ph && !strcmp(ph, "X") && pid == TRACE_ROW_HOST)
+			host += json_integer_value(json_object_get(e, "tid")) == 7 &&
+				fabs(json_real_value(json_object_get(e, "ts")) - 0.9) < 1e-9;
+		if (ph && !strcmp(ph, "X") && pid == TRACE_ROW_STREAM)
+			streams += fabs(json_real_value(json_object_get(e, "dur")) - 1.0) < 1e-9;
+		if (ph && !strcmp(ph, "M") && !strcmp(json_string_value(json_object_get(e, "name")), "process_name"))
+			groups++;
 		if (ph && !strcmp(ph, "M") && !strcmp(json_string_value(json_object_get(e, "name")), "thread_name"))
 			sm_rows++;
 	}
 	CHECK(slices == 5 && launches == 3 && sm_rows == 2, "%d slices, %d launches, %d SM rows", slices, launches, sm_rows);
+	CHECK(host == 1 && streams == 1 && groups == 4, "extra rows: %d host, %d stream slices, %d groups", host, streams, groups);
+	unsigned long long s0 = 1, s2 = 0, s9;
+	CHECK(gpu_trace_launch_start(t, 0, &s0) == 0 && s0 == 0 && gpu_trace_launch_start(t, 2, &s2) == 0 && s2 == 200 &&
+		      gpu_trace_launch_start(t, 9, &s9) == -1,
+	      "launch starts %llu %llu", s0, s2);
 	json_decref(j);
 	unlink(path);
 	gpu_trace_free(t);
