@@ -5,6 +5,7 @@
  * tower alone, the text tower alone and both, and check that every mode's
  * outputs are bitwise equal. */
 #include "config.h"
+#include "engine/sortcmp.h"
 #include "gpu_bench.h"
 #include "cupti.h"
 
@@ -40,15 +41,9 @@ static const char *what_names[what_max] = {"image", "text", "both"};
 		}                                                                                           \
 	} while (0)
 
-static int cmp_float(const void *a, const void *b)
-{
-	float x = *(const float *)a, y = *(const float *)b;
-	return (x > y) - (x < y);
-}
-
 static float pctf(float *v, int n, double p)
 {
-	qsort(v, (size_t)n, sizeof *v, cmp_float);
+	qsort(v, (size_t)n, sizeof *v, mmf_cmp_float);
 	double idx = p * (n - 1);
 	int lo = (int)idx;
 	return lo + 1 < n ? (float)(v[lo] + (idx - lo) * (v[lo + 1] - v[lo])) : v[lo];
@@ -99,12 +94,6 @@ static double host_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timing *t)
 {
 	cudaGraph_t graph = NULL;
@@ -152,8 +141,8 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 	t->p10 = pctf(ms, iters, 0.1);
 	t->p50 = pctf(ms, iters, 0.5);
 	t->p90 = pctf(ms, iters, 0.9);
-	qsort(lus, (size_t)iters, sizeof *lus, cmp_dbl);
-	qsort(wus, (size_t)iters, sizeof *wus, cmp_dbl);
+	qsort(lus, (size_t)iters, sizeof *lus, mmf_cmp_double);
+	qsort(wus, (size_t)iters, sizeof *wus, mmf_cmp_double);
 	t->launch_us = lus[iters / 2];
 	t->wall_ms = wus[iters / 2] / 1e3;
 out:
@@ -462,12 +451,6 @@ static int trace_launches(run_ctx *r, int fused, trace_launch **out)
 	return fused ? plan_trace_launches(r->plan, img, txt, out) : trace_launches_chains(img, txt, out);
 }
 
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return (x > y) - (x < y);
-}
-
 /* One more traced iteration of mode with CUPTI recording the host side:
  * runtime calls per thread and kernels per stream, moved onto the block
  * records' clock by the median offset between each kernel's CUPTI start
@@ -503,7 +486,7 @@ static int host_side(run_ctx *r, int mode, gpu_trace *gt, const trace_launch *l,
 			d[nd++] = (long long)st - (long long)kern[k].t0;
 	}
 	if (nd) {
-		qsort(d, (size_t)nd, sizeof *d, cmp_ll);
+		qsort(d, (size_t)nd, sizeof *d, mmf_cmp_ll);
 		off = d[nd / 2];
 	}
 	trace_extra *x = calloc((size_t)(napi + nk + 1), sizeof *x);

@@ -1,6 +1,7 @@
 /* mmf-bench: runs the CLIP towers and reports latency, on the CPU backend or
  * (bench/gpu_bench.c) on the GPU in every execution mode and SM partition. */
 #include "config.h"
+#include "engine/sortcmp.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -105,15 +106,9 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static double pct(double *v, int n, double p)
 {
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	qsort(v, (size_t)n, sizeof *v, mmf_cmp_double);
 	double idx = p * (n - 1);
 	int lo = (int)idx;
 	return lo + 1 < n ? v[lo] + (idx - lo) * (v[lo + 1] - v[lo]) : v[lo];

@@ -2,6 +2,7 @@
  * 1 an error (a status from the daemon, the connection, an input file),
  * 2 a usage error. */
 #include "config.h"
+#include "engine/sortcmp.h"
 #include "mmf.h"
 
 #include <errno.h>
@@ -878,12 +879,6 @@ static void *bench_client(void *arg)
 	return NULL;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Nearest-rank percentile of a sorted array. */
 static double pct(const double *v, size_t n, double p)
 {
@@ -904,7 +899,7 @@ static struct lat_summary summarise(const struct bench *b, int kind /* -1 all, 1
 	for (uint32_t i = 0; i < b->requests; i++)
 		if (!isnan(b->lat[i]) && (kind < 0 || is_text(b, i) == kind))
 			tmp[s.n++] = b->lat[i];
-	qsort(tmp, s.n, sizeof *tmp, cmp_double);
+	qsort(tmp, s.n, sizeof *tmp, mmf_cmp_double);
 	s.p50 = pct(tmp, s.n, 50), s.p90 = pct(tmp, s.n, 90), s.p99 = pct(tmp, s.n, 99);
 	s.max = s.n ? tmp[s.n - 1] : NAN;
 	return s;

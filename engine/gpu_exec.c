@@ -1,6 +1,7 @@
 /* The server-side GPU executor: towers per batch size, graphs per step
  * shape, fusion plans chosen by measurement (gpu_exec.h). */
 #include "config.h"
+#include "engine/sortcmp.h"
 #include "gpu_exec.h"
 
 #include <cuda_runtime.h>
@@ -138,12 +139,6 @@ static int gx_capture(gpu_exec *g, int ki, int kt, int fused, cudaGraphExec_t *o
 	return rc;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Median GPU time of one launch of exec, microseconds. */
 static int gx_time(gpu_exec *g, cudaGraphExec_t exec, double *us, mmf_err *err)
 {
@@ -160,7 +155,7 @@ static int gx_time(gpu_exec *g, cudaGraphExec_t exec, double *us, mmf_err *err)
 		if (it >= 0)
 			t[it] = ms * 1e3;
 	}
-	qsort(t, GX_TIME_ITERS, sizeof t[0], cmp_double);
+	qsort(t, GX_TIME_ITERS, sizeof t[0], mmf_cmp_double);
 	*us = t[GX_TIME_ITERS / 2];
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* The fusion planner: characterisation, pair measurement, the dynamic
  * programme over the two chains, and the JSON plan cache. */
 #include "config.h"
+#include "engine/sortcmp.h"
 #include "plan.h"
 
 #include <errno.h>
@@ -25,12 +26,6 @@ int fuse_strategy_parse(const char *s)
 		if (!strcmp(s, strategy_names[i]))
 			return i;
 	return -2;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 /* Median over `iters` of the time per launch of fn, measured over REPS
@@ -65,7 +60,7 @@ static int time_launch(launch_fn fn, void *ud, cudaStream_t s, int iters, double
 	cudaEventDestroy(a);
 	cudaEventDestroy(b);
 	if (rc == 0) {
-		qsort(v, (size_t)iters, sizeof *v, cmp_double);
+		qsort(v, (size_t)iters, sizeof *v, mmf_cmp_double);
 		*us = v[iters / 2];
 	}
 	return rc;

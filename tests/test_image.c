@@ -11,6 +11,7 @@
  *   test_image                          run the tests (srcdir from the environment)
  *   test_image --bench FILE [S] [REPS]  time decode and preprocess of FILE on one core */
 #include "config.h"
+#include "engine/sortcmp.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -665,12 +666,6 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static int bench(const char *path, int s, int reps)
 {
 	size_t n;
@@ -697,8 +692,8 @@ static int bench(const char *path, int s, int reps)
 		if (r < reps - 1)
 			mmf_image_free(&im);
 	}
-	qsort(td, (size_t)reps, sizeof *td, cmp_d);
-	qsort(tp, (size_t)reps, sizeof *tp, cmp_d);
+	qsort(td, (size_t)reps, sizeof *td, mmf_cmp_double);
+	qsort(tp, (size_t)reps, sizeof *tp, mmf_cmp_double);
 	printf("%s: %zu bytes, %d x %d (%.1f Mpx), s=%d, %d runs: decode %.2f ms, preprocess %.2f ms (medians; "
 	       "min %.2f / %.2f)\n", path, n, im.w, im.h, (double)im.w * im.h / 1e6, s, reps, td[reps / 2], tp[reps / 2],
 	       td[0], tp[0]);
