@@ -530,6 +530,27 @@ out:
 	return rc;
 }
 
+int mmf_trace(mmf_client *c, unsigned seconds, char **json, mmf_trace_info *info, mmf_error *err)
+{
+	*json = NULL;
+	Mmf__TraceRequest t = MMF__TRACE_REQUEST__INIT;
+	t.seconds = seconds;
+	Mmf__Request req = MMF__REQUEST__INIT;
+	req.kind_case = MMF__REQUEST__KIND_TRACE;
+	req.trace = &t;
+	Mmf__Response *r;
+	int rc = call(c, &req, MMF__RESPONSE__PAYLOAD_TRACE, &r, err);
+	if (rc)
+		return rc;
+	*json = strdup(r->trace->json ? r->trace->json : "");
+	if (info)
+		info->steps = r->trace->steps, info->records = r->trace->records, info->truncated = r->trace->truncated;
+	mmf__response__free_unpacked(r, NULL);
+	if (!*json)
+		return fail(err, -ENOMEM, "trace: out of memory");
+	return 0;
+}
+
 int mmf_plan(mmf_client *c, char **json, mmf_error *err)
 {
 	*json = NULL;

@@ -131,6 +131,17 @@ int mmf_similarity(mmf_client *c, const mmf_image *images, size_t nimages, const
 /* The daemon's execution plan as JSON, in a malloc'd string (free()). */
 int mmf_plan(mmf_client *c, char **json, mmf_error *err);
 
+/* Traces every engine step for `seconds` (1..60; the call blocks that
+ * long) and returns the per-block timeline as Chrome trace-event JSON in a
+ * malloc'd string (free()). CUDA daemons only (else MMF_UNSUPPORTED).
+ * steps, records and truncated may be NULL. */
+typedef struct mmf_trace_info {
+	unsigned steps;			/* engine steps traced */
+	unsigned long long records;	/* block records */
+	int truncated;			/* the record limit ended the trace early */
+} mmf_trace_info;
+int mmf_trace(mmf_client *c, unsigned seconds, char **json, mmf_trace_info *info, mmf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,6 +42,7 @@ static const char usage_main[] =
 	"  classify      zero-shot classification of an image over labels\n"
 	"  similarity    logits of images against texts\n"
 	"  plan          the daemon's execution plan (JSON)\n"
+	"  trace         a per-SM timeline of the engine steps of the next N seconds\n"
 	"  bench         a load generator: throughput and latency percentiles\n"
 	"\n"
 	"Exit status: 0 ok, 1 an error (the daemon's, the connection's or a file's), 2 usage.\n";
@@ -75,6 +76,12 @@ static const char usage_similarity[] =
 	"text (columns). The n-th --raw goes with the n-th --width and --height.\n";
 static const char usage_plan[] = "usage: mmfctl plan [--json]\n"
 				 "Prints the daemon's execution plan as JSON.\n";
+static const char usage_trace[] =
+	"usage: mmfctl trace [--seconds N] OUT.json\n"
+	"Asks the daemon (--device cuda) to trace every engine step for N seconds\n"
+	"(1..60, default 5) and writes their per-block timeline to OUT.json as Chrome\n"
+	"trace-event JSON (open it in Perfetto: one row per SM, one of launches).\n"
+	"Traced steps run their kernels one by one, not as CUDA graphs: slower.\n";
 static const char usage_bench[] =
 	"usage: mmfctl bench [--clients N] [--requests M] [--mix T:I] [--image-size S] [--tokens IDS]\n"
 	"Sends M requests (total, default 1000) over N connections (default 4), one\n"
@@ -825,6 +832,71 @@ static int cmd_plan(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_trace(int argc, char **argv)
+{
+	enum { O_SECONDS = 300 };
+	static const struct option lo[] = {COMMON_OPTS, {"seconds", required_argument, 0, O_SECONDS}, {0}};
+	int o, rc;
+	long seconds = 5;
+	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (o == O_SECONDS) {
+			char *end;
+			errno = 0;
+			seconds = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || seconds < 1 || seconds > 60)
+				return usage_error(usage_trace, "--seconds '%s': expected 1..60", optarg);
+			continue;
+		}
+		if ((rc = common_opt(o, usage_trace)) >= 0)
+			return rc;
+	}
+	if (optind != argc - 1)
+		return usage_error(usage_trace, "trace takes one output file");
+	const char *out = argv[optind];
+	FILE *fp = fopen(out, "w");
+	if (!fp) {
+		fprintf(stderr, "mmfctl: %s: cannot write: %s\n", out, strerror(errno));
+		return EXIT_ERR;
+	}
+	mmf_client *c = connect_or_report();
+	if (!c) {
+		fclose(fp);
+		unlink(out);
+		return EXIT_ERR;
+	}
+	char *json;
+	mmf_trace_info info;
+	mmf_error e;
+	if (!opt_json)
+		fprintf(stderr, "mmfctl: tracing for %ld s ...\n", seconds);
+	rc = mmf_trace(c, (unsigned)seconds, &json, &info, &e);
+	mmf_close(c);
+	if (rc) {
+		fclose(fp);
+		unlink(out);
+		return report(&e);
+	}
+	size_t l = strlen(json);
+	int bad = fwrite(json, 1, l, fp) != l;
+	bad |= fclose(fp) != 0;
+	free(json);
+	if (bad) {
+		fprintf(stderr, "mmfctl: %s: cannot write: %s\n", out, strerror(errno));
+		return EXIT_ERR;
+	}
+	if (opt_json)
+	{
+		fputs("{\"file\":", stdout);
+		json_str(stdout, out);
+		printf(",\"steps\":%u,\"records\":%llu,\"truncated\":%s}\n", info.steps, info.records,
+		       info.truncated ? "true" : "false");
+	}
+	else
+		printf("%u engine steps, %llu block records%s -> %s (open in Perfetto)\n", info.steps, info.records,
+		       info.truncated ? " (the record limit ended the trace early)" : "", out);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- bench */
 
 struct bench {
@@ -1080,7 +1152,7 @@ static const struct {
 } commands[] = {
 	{"health", cmd_health},		  {"stats", cmd_stats}, {"embed-text", cmd_embed_text},
 	{"embed-image", cmd_embed_image}, {"classify", cmd_classify}, {"similarity", cmd_similarity},
-	{"plan", cmd_plan},		  {"bench", cmd_bench},
+	{"plan", cmd_plan},		  {"bench", cmd_bench},		  {"trace", cmd_trace},
 };
 
 int main(int argc, char **argv)

@@ -253,6 +253,8 @@ int req_prepare(const req_ctx *ctx, job *j, char *err)
 			st = req_fill_text(ctx, q->similarity->texts[i], what, j->tokens + (size_t)i * T, err);
 		}
 		return st;
+	case JOB_TRACE:	/* nothing to prepare */
+		return MMF__STATUS__OK;
 	case job_kind_max:
 		break;
 	}
@@ -361,11 +363,22 @@ static int req_job(const req_ctx *ctx, Mmf__Request *q, const uint8_t *msg, size
 		ni = (int)s->n_images, nt = (int)s->n_texts;
 		break;
 	}
+	case MMF__REQUEST__KIND_TRACE:
+		kind = JOB_TRACE;
+		if (q->trace->seconds < 1 || q->trace->seconds > REQ_MAX_TRACE_S) {
+			snprintf(err, REQ_ERR_MAX, "trace of %u seconds, expected 1..%d", q->trace->seconds, REQ_MAX_TRACE_S);
+			return MMF__STATUS__BAD_REQUEST;
+		}
+		if (strncmp(ctx->device, "cuda", 4) != 0) {
+			snprintf(err, REQ_ERR_MAX, "tracing needs mmfd --device cuda (the block records come from the GPU kernels)");
+			return MMF__STATUS__UNSUPPORTED;
+		}
+		break;
 	default:
 		snprintf(err, REQ_ERR_MAX, "request kind %d is not a work request", (int)q->kind_case);
 		return MMF__STATUS__INTERNAL;
 	}
-	if ((st = req_check_strings(ctx, q, msg, len, err)) != MMF__STATUS__OK)
+	if (kind != JOB_TRACE && (st = req_check_strings(ctx, q, msg, len, err)) != MMF__STATUS__OK)
 		return st;
 	job *j = job_new(kind, q->id, c, ni, nt);
 	if (!j) {
@@ -378,8 +391,13 @@ static int req_job(const req_ctx *ctx, Mmf__Request *q, const uint8_t *msg, size
 	j->t_deadline = t_arrive + (int64_t)(q->deadline_ms ? q->deadline_ms : (uint32_t)ctx->deadline_ms) * 1000000;
 	/* One short text is tokenized here (microseconds); a long one goes to
 	 * the pool: nested HTML entities make cleaning quadratic in length. */
-	*prep = kind != JOB_EMBED_TEXT || (q->embed_text->text->source_case == MMF__TEXT__SOURCE_TEXT &&
-					   strlen(q->embed_text->text->text) > REQ_INLINE_TEXT_BYTES);
+	*prep = kind != JOB_TRACE && (kind != JOB_EMBED_TEXT || (q->embed_text->text->source_case == MMF__TEXT__SOURCE_TEXT &&
+								 strlen(q->embed_text->text->text) > REQ_INLINE_TEXT_BYTES));
+	if (kind == JOB_TRACE) {	/* nothing to prepare; its window ignores the deadline */
+		j->t_deadline = INT64_MAX;
+		*jout = j;
+		return MMF__STATUS__OK;
+	}
 	if (!*prep && (st = req_prepare(ctx, j, err)) != MMF__STATUS__OK) {
 		j->req = NULL;	/* the caller still owns q */
 		job_free(j);
@@ -411,6 +429,7 @@ int req_handle(const req_ctx *ctx, const uint8_t *msg, size_t len, int64_t t_arr
 	case MMF__REQUEST__KIND_STATS: stats_add(STAT_requests_stats, 1); break;
 	case MMF__REQUEST__KIND_HEALTH: stats_add(STAT_requests_health, 1); break;
 	case MMF__REQUEST__KIND_PLAN: stats_add(STAT_requests_plan, 1); break;
+	case MMF__REQUEST__KIND_TRACE: stats_add(STAT_requests_trace, 1); break;
 	default: stats_add(STAT_requests_invalid, 1); break;
 	}
 	switch (q->kind_case) {

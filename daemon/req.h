@@ -18,6 +18,7 @@
 #define REQ_MAX_IMAGES 16
 #define REQ_MAX_TEXTS 256
 #define REQ_MAX_LABELS 1000
+#define REQ_MAX_TRACE_S 60	/* longest trace window, seconds */
 #define REQ_MAX_TEXT_BYTES 16384
 #define REQ_ERR_MAX 512
 

@@ -29,6 +29,8 @@ struct sched {
 	gpu_exec *gx;		/* --device cuda */
 	int64_t mem_t;		/* when the device memory gauge was last read */
 	int util_samples;	/* SM utilisation samples already in the counters */
+	job *trace_job;		/* the open trace window's request, or NULL */
+	int64_t trace_end;	/* when it closes (CLOCK_MONOTONIC ns) */
 #endif
 	char device[200];
 	float *px_batch, *img_batch, *txt_batch;
@@ -288,6 +290,7 @@ static void sched_pack_result(sched *s, job *j)
 		r.probabilities = &pr;
 		break;
 	}
+	case JOB_TRACE:	/* answered by sched_trace_close */
 	case job_kind_max:
 		break;
 	}
@@ -325,6 +328,72 @@ void sched_complete(sched *s, job *j)
 	sched_finish(s, j);
 }
 
+/* A trace request taken from the queue: opens the window, or answers at
+ * once why it cannot. */
+static void sched_trace_open(sched *s, job *j)
+{
+	const char *why = NULL;
+	Mmf__Status st = MMF__STATUS__OK;
+#ifdef MMFD_GPU
+	if (!s->gx)
+		why = "tracing needs mmfd --device cuda (the block records come from the GPU kernels)", st = MMF__STATUS__UNSUPPORTED;
+	else if (s->trace_job || gpu_exec_trace_begin(s->gx) < 0)
+		why = "a trace is already running; try again when it has finished", st = MMF__STATUS__QUEUE_FULL;
+#else
+	why = "tracing needs mmfd --device cuda (the block records come from the GPU kernels)", st = MMF__STATUS__UNSUPPORTED;
+#endif
+	if (why) {
+		resp_pack_status(j->id, j->rtype, st, why, &j->resp, &j->resp_len);
+		sched_finish(s, j);
+		return;
+	}
+	stats_add(STAT_in_flight, 1);
+	j->t_start = stats_now_ns();
+	pthread_mutex_lock(&s->mu);
+	s->trace_job = j;
+	s->trace_end = j->t_start + (int64_t)j->req->trace->seconds * 1000000000LL;
+	pthread_mutex_unlock(&s->mu);
+	log_info("trace: tracing every engine step for %u s (request %llu)", j->req->trace->seconds,
+		 (unsigned long long)j->id);
+}
+
+/* Closes the trace window and answers its request. */
+static void sched_trace_close(sched *s)
+{
+	pthread_mutex_lock(&s->mu);
+	job *j = s->trace_job;
+	s->trace_job = NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (!j)
+		return;
+#ifdef MMFD_GPU
+	mmf_err err = {0};
+	unsigned steps = 0;
+	unsigned long long records = 0;
+	int truncated = 0;
+	char *json = gpu_exec_trace_end(s->gx, &steps, &records, &truncated, &err);
+	if (!json) {
+		resp_pack_status(j->id, j->rtype, MMF__STATUS__INTERNAL, err.msg, &j->resp, &j->resp_len);
+	} else {
+		Mmf__Response r = MMF__RESPONSE__INIT;
+		Mmf__Trace t = MMF__TRACE__INIT;
+		t.json = json, t.steps = steps, t.records = records, t.truncated = truncated;
+		r.id = j->id, r.status = MMF__STATUS__OK;
+		r.payload_case = MMF__RESPONSE__PAYLOAD_TRACE;
+		r.trace = &t;
+		if (resp_pack(&r, j->rtype, &j->resp, &j->resp_len) < 0)
+			resp_pack_status(j->id, j->rtype, MMF__STATUS__INTERNAL, "out of memory packing the trace", &j->resp,
+					 &j->resp_len);
+		log_info("trace: %u steps, %llu block records%s (request %llu)", steps, records,
+			 truncated ? ", truncated at the record limit" : "", (unsigned long long)j->id);
+		free(json);
+	}
+#endif
+	stats_latency(HIST_latency_compute, stats_now_ns() - j->t_start);
+	stats_add(STAT_in_flight, -1);
+	sched_finish(s, j);
+}
+
 static void *sched_worker(void *arg)
 {
 	sched *s = arg;
@@ -334,17 +403,44 @@ static void *sched_worker(void *arg)
 	int icap = 0, tcap = 0;
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
-		while (!s->head && !s->stopping)
-			pthread_cond_wait(&s->cv, &s->mu);
+		while (!s->head && !s->stopping && !(s->trace_job && stats_now_ns() >= s->trace_end)) {
+			if (s->trace_job) {
+				struct timespec ts;
+				clock_gettime(CLOCK_MONOTONIC, &ts);
+				int64_t left = s->trace_end - stats_now_ns(), at = ts.tv_sec * 1000000000LL + ts.tv_nsec + left;
+				ts.tv_sec = at / 1000000000LL, ts.tv_nsec = at % 1000000000LL;
+				pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			} else {
+				pthread_cond_wait(&s->cv, &s->mu);
+			}
+		}
+		if (s->trace_job && (s->stopping || stats_now_ns() >= s->trace_end)) {
+			pthread_mutex_unlock(&s->mu);
+			sched_trace_close(s);
+			continue;
+		}
 		if (!s->head) {
 			pthread_mutex_unlock(&s->mu);
 			break;
 		}
+		if (s->head->kind == JOB_TRACE) {
+			job *t = s->head;
+			s->head = t->next;
+			if (!s->head)
+				s->tail = NULL;
+			t->next = NULL;
+			s->depth--;
+			pthread_mutex_unlock(&s->mu);
+			stats_add(STAT_queue_depth, -1);
+			sched_trace_open(s, t);
+			continue;
+		}
 		/* The first job always goes (a Similarity may hold more than B
-		 * samples); later ones only while both batches still fit. */
+		 * samples); later ones only while both batches still fit (and
+		 * never a trace request: it opens a window of its own). */
 		job *batch = s->head, *last = s->head;
 		int ni = batch->ni, nt = batch->nt, n = 1;
-		while (last->next && ni + last->next->ni <= B && nt + last->next->nt <= B) {
+		while (last->next && last->next->kind != JOB_TRACE && ni + last->next->ni <= B && nt + last->next->nt <= B) {
 			last = last->next;
 			ni += last->ni, nt += last->nt, n++;
 		}

@@ -20,7 +20,9 @@
 #include "model.h"
 #include "stats.h"
 
-typedef enum job_kind { JOB_EMBED_IMAGE, JOB_EMBED_TEXT, JOB_SIMILARITY, JOB_CLASSIFY, job_kind_max } job_kind;
+/* JOB_TRACE: no images or texts; the worker traces every step for
+ * req->trace->seconds, then answers (CUDA only). */
+typedef enum job_kind { JOB_EMBED_IMAGE, JOB_EMBED_TEXT, JOB_SIMILARITY, JOB_CLASSIFY, JOB_TRACE, job_kind_max } job_kind;
 
 typedef struct job {
 	struct job *next;

@@ -76,6 +76,7 @@ stat_rtype stats_rtype_of(int kind_case)
 	case MMF__REQUEST__KIND_STATS: return RT_stats;
 	case MMF__REQUEST__KIND_HEALTH: return RT_health;
 	case MMF__REQUEST__KIND_PLAN: return RT_plan;
+	case MMF__REQUEST__KIND_TRACE: return RT_trace;
 	default: return RT_invalid;
 	}
 }

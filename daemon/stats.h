@@ -19,6 +19,7 @@
 	X(requests_stats, "Stats requests")                                             \
 	X(requests_health, "Health requests")                                           \
 	X(requests_plan, "Plan requests")                                               \
+	X(requests_trace, "Trace requests")                                             \
 	X(requests_invalid, "frames that were not a valid request")                     \
 	X(responses_ok, "responses with status OK")                                     \
 	X(responses_bad_request, "responses with status BAD_REQUEST")                   \
@@ -56,7 +57,7 @@
 /* Request types (the Request oneof, plus frames that were not a request)
  * and response statuses (mmf.Status, in its order): every response is
  * counted in one (type, status) cell. */
-#define STATS_RTYPES(X) X(embed_image) X(embed_text) X(classify) X(similarity) X(stats) X(health) X(plan) X(invalid)
+#define STATS_RTYPES(X) X(embed_image) X(embed_text) X(classify) X(similarity) X(stats) X(health) X(plan) X(trace) X(invalid)
 #define STATS_STATUSES(X)                                                                           \
 	X(ok) X(bad_request) X(unsupported) X(queue_full) X(deadline_exceeded) X(too_large) X(bad_version) \
 	X(internal) X(shutting_down)

@@ -44,7 +44,19 @@ struct gpu_exec {
 	long long items, items_at_sample;
 	int samples, sample_failed;
 	trace_util util;
+	/* gpu_exec_trace_begin .. _end: every step traced and kept */
+	int tracing, trace_truncated;
+	gpu_trace **tr;
+	trace_launch **trl;
+	int *trn, ntr, ctr;
+	unsigned long long trace_records;
 };
+
+static void gx_trace_clear(gpu_exec *g);
+
+/* Block records a trace window keeps at most: about 200 bytes of JSON
+ * each, so the answer stays well inside a 16 MiB frame. */
+#define GX_TRACE_KEEP 60000ull
 
 /* Record slots for a sampled step (32 bytes each on the device). */
 #define GX_TRACE_CAP (1u << 18)
@@ -291,6 +303,7 @@ void gpu_exec_free(gpu_exec *g)
 	}
 	gpu_model_free(g->gm);
 	gpu_trace_free(g->gt);
+	gx_trace_clear(g);
 	cudaEvent_t ev[4] = {g->fork, g->join, g->t0, g->t1};
 	for (int i = 0; i < 4; i++)
 		if (ev[i])
@@ -299,8 +312,47 @@ void gpu_exec_free(gpu_exec *g)
 	free(g);
 }
 
+/* Keeps a copy of the step just traced (records still in slot order) for
+ * the trace window; 0, or a negative errno (out of memory). */
+static int gx_keep_step(gpu_exec *g, trace_launch *l, int nl)
+{
+	unsigned n;
+	const mmf_trace_rec *r = gpu_trace_records(g->gt, &n);
+	if (g->trace_truncated || g->trace_records + n > GX_TRACE_KEEP) {
+		g->trace_truncated = 1;
+		return 1;
+	}
+	if (g->ntr == g->ctr) {
+		int c = g->ctr ? 2 * g->ctr : 16;
+		gpu_trace **t = realloc(g->tr, (size_t)c * sizeof *t);
+		if (t)
+			g->tr = t;
+		trace_launch **tl = realloc(g->trl, (size_t)c * sizeof *tl);
+		if (tl)
+			g->trl = tl;
+		int *tn = realloc(g->trn, (size_t)c * sizeof *tn);
+		if (tn)
+			g->trn = tn;
+		if (!t || !tl || !tn)
+			return -ENOMEM;
+		g->ctr = c;
+	}
+	gpu_trace *copy;
+	trace_util u;
+	if (gpu_trace_from_records(r, n, &copy, NULL) < 0)
+		return -ENOMEM;
+	if (gpu_trace_analyse(copy, l, nl, gpu_part_sms(g->part), &u, NULL) < 0) {
+		gpu_trace_free(copy);
+		return 1;	/* not attributable (the sample path says why) */
+	}
+	g->tr[g->ntr] = copy, g->trl[g->ntr] = l, g->trn[g->ntr] = nl;
+	g->ntr++;
+	g->trace_records += n;
+	return 0;
+}
+
 /* Runs step sh with its kernels traced (not as a graph) between t0 and t1
- * and keeps its SM utilisation. */
+ * and keeps its SM utilisation (and, in a trace window, the step). */
 static int gx_traced_step(gpu_exec *g, const gx_shape *sh, mmf_err *err)
 {
 	int rc;
@@ -321,6 +373,15 @@ static int gx_traced_step(gpu_exec *g, const gx_shape *sh, mmf_err *err)
 		erc = gx_cuda(cudaEventRecord(g->t1, g->s[0]), err, "event");
 	if ((rc = gpu_trace_off(g->gt, g->s[0], err)) < 0 || (rc = erc) < 0)
 		goto out;
+	if (g->tracing) {
+		int k = gx_keep_step(g, l, nl);
+		if (k < 0) {
+			rc = mmf_err_set(err, k, "gpu: out of memory keeping a traced step");
+			goto out;
+		}
+		if (k == 0)
+			l = NULL;	/* kept */
+	}
 	trace_util u;
 	mmf_err aerr = {0};
 	if (gpu_trace_analyse(g->gt, l, nl, gpu_part_sms(g->part), &u, &aerr) < 0) {
@@ -334,6 +395,37 @@ static int gx_traced_step(gpu_exec *g, const gx_shape *sh, mmf_err *err)
 out:
 	free(l);
 	return rc;
+}
+
+static void gx_trace_clear(gpu_exec *g)
+{
+	for (int i = 0; i < g->ntr; i++)
+		gpu_trace_free(g->tr[i]), free(g->trl[i]);
+	free(g->tr), free(g->trl), free(g->trn);
+	g->tr = NULL, g->trl = NULL, g->trn = NULL;
+	g->ntr = g->ctr = 0;
+	g->trace_records = 0;
+	g->trace_truncated = 0;
+}
+
+int gpu_exec_trace_begin(gpu_exec *g)
+{
+	if (g->tracing)
+		return -EBUSY;
+	gx_trace_clear(g);
+	g->tracing = 1;
+	return 0;
+}
+
+char *gpu_exec_trace_end(gpu_exec *g, unsigned *steps, unsigned long long *records, int *truncated, mmf_err *err)
+{
+	char title[256];
+	snprintf(title, sizeof title, "mmfd engine steps, %s", g->device);
+	*steps = (unsigned)g->ntr, *records = g->trace_records, *truncated = g->trace_truncated;
+	char *json = gpu_trace_chrome_steps(g->tr, (const trace_launch *const *)g->trl, g->trn, g->ntr, title, err);
+	g->tracing = 0;
+	gx_trace_clear(g);
+	return json;
 }
 
 int gpu_exec_util(const gpu_exec *g, trace_util *last)
@@ -369,7 +461,8 @@ int gpu_exec_run(gpu_exec *g, const float *px, int ni, const int32_t *tok, int n
 		exec = ni ? g->solo[TOWER_IMAGE][ki] : g->solo[TOWER_TEXT][kt];
 	}
 	g->items += ni + nt;
-	if (g->o.util_every > 0 && g->items - g->items_at_sample >= g->o.util_every) {
+	if ((g->tracing && !g->trace_truncated) ||
+	    (g->o.util_every > 0 && g->items - g->items_at_sample >= g->o.util_every)) {
 		g->items_at_sample = g->items;
 		gx_shape sh = {g, ni ? ki : -1, nt ? kt : -1, *fused};
 		if ((rc = gx_traced_step(g, &sh, err)) < 0)

@@ -64,6 +64,14 @@ int gpu_exec_run(gpu_exec *g, const float *px, int ni, const int32_t *tok, int n
  * the progress callback. */
 int gpu_exec_util(const gpu_exec *g, trace_util *last);
 
+/* A trace window: from gpu_exec_trace_begin (-EBUSY if one is open) every
+ * step runs traced and is kept (up to 60000 block records; later steps run
+ * untraced and *truncated is set) until gpu_exec_trace_end, which returns
+ * the steps as one Chrome trace-event JSON document (malloc'd; NULL with
+ * err set on failure) and closes the window. */
+int gpu_exec_trace_begin(gpu_exec *g);
+char *gpu_exec_trace_end(gpu_exec *g, unsigned *steps, unsigned long long *records, int *truncated, mmf_err *err);
+
 /* "NVIDIA H200, all 132 SMs" */
 const char *gpu_exec_device(const gpu_exec *g);
 /* Device bytes this executor holds (weights and activation arenas). */

@@ -212,25 +212,61 @@ int gpu_trace_launch_start(const gpu_trace *t, int i, unsigned long long *start)
 	return found ? 0 : -1;
 }
 
-int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const trace_extra *x, int nx,
-			   const char *title, const char *path, mmf_err *err)
+/* One step's launches (row of pid 1) and block records (pid 2 rows), on a
+ * clock starting at lo; launch names get the prefix (may be ""). */
+static void write_step(FILE *fp, const gpu_trace *t, const trace_launch *l, int nl, unsigned long long lo,
+		       const char *prefix, int launch_base)
 {
 	static const char *const towers[3] = {"image", "text", "image+text"};
-	FILE *fp = fopen(path, "w");
-	if (!fp)
-		return mmf_err_set(err, -errno, "%s: cannot write: %s", path, strerror(errno));
+	char nm[160];
+	/* one interval per launch: its first block's start to its last block's end */
+	for (int i = 0; i < nl; i++) {
+		unsigned long long a = ~0ull, b = 0;
+		for (unsigned j = 0; j < t->n; j++)
+			if (t->launch[j] == i) {
+				a = t->rec[j].t0 < a ? t->rec[j].t0 : a;
+				b = t->rec[j].t1 > b ? t->rec[j].t1 : b;
+			}
+		if (b < a)
+			continue;
+		snprintf(nm, sizeof nm, "%s%s", prefix, l[i].name);
+		fputs(",\n{\"name\": ", fp);
+		json_str(fp, nm);
+		fprintf(fp, ", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": 1, \"tid\": 0, \"ts\": %.3f, \"dur\": %.3f, "
+			"\"args\": {\"launch\": %d}}", towers[l[i].tower], (double)(a - lo) / 1e3, (double)(b - a) / 1e3,
+			launch_base + i);
+	}
+	for (unsigned j = 0; j < t->n; j++) {
+		const mmf_trace_rec *r = &t->rec[j];
+		const trace_launch *L = &l[t->launch[j]];
+		int tw = rec_tower(r, L);
+		fputs(",\n{\"name\": ", fp);
+		json_str(fp, L->name);
+		fprintf(fp, ", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": 2, \"tid\": %u, \"ts\": %.3f, \"dur\": %.3f, "
+			"\"args\": {\"tower\": \"%s\", \"block\": %u, \"grid\": %u, \"launch\": %d}}",
+			towers[tw], r->sm, (double)(r->t0 - lo) / 1e3, (double)(r->t1 - r->t0) / 1e3, towers[tw], r->block,
+			r->grid, launch_base + t->launch[j]);
+	}
+}
+
+/* Steps t[0..n) (each analysed with its launches), extras x, to fp. */
+static void write_chrome(FILE *fp, gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n,
+			 const trace_extra *x, int nx, const char *title)
+{
 	unsigned long long lo = ~0ull;
 	int maxsm = 0;
-	for (unsigned i = 0; i < t->n; i++) {
-		maxsm = (int)t->rec[i].sm > maxsm ? (int)t->rec[i].sm : maxsm;
-		lo = t->rec[i].t0 < lo ? t->rec[i].t0 : lo;
-	}
+	for (int k = 0; k < n; k++)
+		for (unsigned i = 0; i < t[k]->n; i++) {
+			maxsm = (int)t[k]->rec[i].sm > maxsm ? (int)t[k]->rec[i].sm : maxsm;
+			lo = t[k]->rec[i].t0 < lo ? t[k]->rec[i].t0 : lo;
+		}
 	for (int i = 0; i < nx; i++)
 		lo = x[i].t0 < lo ? x[i].t0 : lo;
 	fputs("{\"displayTimeUnit\": \"ns\", \"otherData\": {\"title\": ", fp);
 	json_str(fp, title);
 	fputs("},\n\"traceEvents\": [\n", fp);
-	fputs("{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": 1, \"args\": {\"name\": \"launches (one stream)\"}}", fp);
+	fprintf(fp, "{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": 1, \"args\": {\"name\": \"launches (%s)\"}}",
+		n > 1 ? "in order, step by step" : "one stream");
 	fputs(",\n{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": 2, \"args\": {\"name\": \"SMs (block records)\"}}", fp);
 	for (int sm = 0; sm <= maxsm; sm++)
 		fprintf(fp, ",\n{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 2, \"tid\": %d, \"args\": {\"name\": \"SM %d\"}}",
@@ -251,34 +287,51 @@ int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, co
 			x[i].group == TRACE_ROW_HOST ? "host" : "stream", x[i].group, x[i].row,
 			((double)x[i].t0 - (double)lo) / 1e3, (double)(x[i].t1 - x[i].t0) / 1e3);
 	}
-	/* one interval per launch: its first block's start to its last block's end */
-	for (int i = 0; i < nl; i++) {
-		unsigned long long a = ~0ull, b = 0;
-		for (unsigned j = 0; j < t->n; j++)
-			if (t->launch[j] == i) {
-				a = t->rec[j].t0 < a ? t->rec[j].t0 : a;
-				b = t->rec[j].t1 > b ? t->rec[j].t1 : b;
-			}
-		if (b < a)
-			continue;
-		fputs(",\n{\"name\": ", fp);
-		json_str(fp, l[i].name);
-		fprintf(fp, ", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": 1, \"tid\": 0, \"ts\": %.3f, \"dur\": %.3f, "
-			"\"args\": {\"launch\": %d}}", towers[l[i].tower], (double)(a - lo) / 1e3, (double)(b - a) / 1e3, i);
-	}
-	for (unsigned j = 0; j < t->n; j++) {
-		const mmf_trace_rec *r = &t->rec[j];
-		const trace_launch *L = &l[t->launch[j]];
-		int tw = rec_tower(r, L);
-		fputs(",\n{\"name\": ", fp);
-		json_str(fp, L->name);
-		fprintf(fp, ", \"cat\": \"%s\", \"ph\": \"X\", \"pid\": 2, \"tid\": %u, \"ts\": %.3f, \"dur\": %.3f, "
-			"\"args\": {\"tower\": \"%s\", \"block\": %u, \"grid\": %u, \"launch\": %d}}",
-			towers[tw], r->sm, (double)(r->t0 - lo) / 1e3, (double)(r->t1 - r->t0) / 1e3, towers[tw], r->block,
-			r->grid, t->launch[j]);
+	int base = 0;
+	for (int k = 0; k < n; k++) {
+		char prefix[32] = "";
+		if (n > 1)
+			snprintf(prefix, sizeof prefix, "step %d: ", k);
+		write_step(fp, t[k], l[k], nl[k], lo, prefix, base);
+		base += nl[k];
 	}
 	fputs("\n]}\n", fp);
+}
+
+int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, const trace_extra *x, int nx,
+			   const char *title, const char *path, mmf_err *err)
+{
+	FILE *fp = fopen(path, "w");
+	if (!fp)
+		return mmf_err_set(err, -errno, "%s: cannot write: %s", path, strerror(errno));
+	gpu_trace *tt = (gpu_trace *)t;
+	write_chrome(fp, &tt, &l, &nl, 1, x, nx, title);
 	if (fclose(fp))
 		return mmf_err_set(err, -EIO, "%s: cannot write: %s", path, strerror(errno));
 	return 0;
+}
+
+char *gpu_trace_chrome_steps(gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n, const char *title,
+			     mmf_err *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	if (!fp) {
+		mmf_err_set(err, -ENOMEM, "trace: out of memory for the JSON");
+		return NULL;
+	}
+	write_chrome(fp, t, l, nl, n, NULL, 0, title);
+	if (fclose(fp) || !buf) {
+		free(buf);
+		mmf_err_set(err, -ENOMEM, "trace: out of memory for the JSON");
+		return NULL;
+	}
+	return buf;
+}
+
+const mmf_trace_rec *gpu_trace_records(const gpu_trace *t, unsigned *n)
+{
+	*n = t->n;
+	return t->rec;
 }

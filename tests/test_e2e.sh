@@ -35,6 +35,9 @@ expect 0 "" -- "$B/mmfctl" embed-text "a photo of a cat"
 	cmp -s "$T/t1.json" "$T/t2.json" && ok || bad "embed-text of a string differs from its token ids"
 expect 1 "BAD_REQUEST: text: " -- "$B/mmfctl" embed-text "$(printf 'caf\303')"
 expect 0 '"backend": "cpu"' -- "$B/mmfctl" plan
+expect 1 "UNSUPPORTED: tracing needs mmfd --device cuda" -- "$B/mmfctl" trace --seconds 1 "$T/trace.json"
+[ ! -e "$T/trace.json" ] && ok || bad "mmfctl trace left a file behind after an error"
+expect 2 "--seconds '61': expected 1..60" -- "$B/mmfctl" trace --seconds 61 "$T/trace.json"
 expect 0 "responses_by_type{type=\"embed_text\",status=\"ok\"}" -- "$B/mmfctl" stats
 expect 0 'mmf_responses_by_type_total{type="embed_text",status="ok"}' -- "$B/mmfctl" stats --prometheus
 head -c $((8 * 8 * 3)) /dev/urandom > "$T/img.rgb"

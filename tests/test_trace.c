@@ -101,6 +101,37 @@ int main(void)
 	unlink(path);
 	gpu_trace_free(t);
 
+	/* several steps as one document: launches named per step, one time base */
+	{
+		mmf_trace_rec s1[] = {rec(1000, 1100, 0, 0, 0, 1)}, s2[] = {rec(5000, 5300, 1, 0, 0, 1)};
+		trace_launch la[1] = {{"conv1", TRACE_IMAGE, 1}}, lb[1] = {{"block0.ln1", TRACE_TEXT, 1}};
+		gpu_trace *ta = NULL, *tb = NULL;
+		CHECK(analyse(s1, 1, la, 1, 2, &u, &err, &ta) == 0 && analyse(s2, 1, lb, 1, 2, &u, &err, &tb) == 0, "steps: %s",
+		      err.msg);
+		if (ta && tb) {
+			gpu_trace *ts[2] = {ta, tb};
+			const trace_launch *ls[2] = {la, lb};
+			int ns[2] = {1, 1};
+			char *js = gpu_trace_chrome_steps(ts, ls, ns, 2, "two steps", &err);
+			json_t *d = js ? json_loads(js, 0, &je) : NULL;
+			CHECK(d != NULL, "steps JSON does not parse: %s", js ? je.text : err.msg);
+			int named = 0, later = 0;
+			json_t *evs = json_object_get(d, "traceEvents");
+			for (size_t i = 0; i < json_array_size(evs); i++) {
+				json_t *e = json_array_get(evs, i);
+				const char *nm = json_string_value(json_object_get(e, "name"));
+				if (json_integer_value(json_object_get(e, "pid")) == 1 && nm && !strcmp(nm, "step 1: block0.ln1")) {
+					named++;
+					later += fabs(json_real_value(json_object_get(e, "ts")) - 4.0) < 1e-9;
+				}
+			}
+			CHECK(named == 1 && later == 1, "step 1's launch: %d named, %d at 4 us", named, later);
+			json_decref(d);
+			free(js);
+		}
+		gpu_trace_free(ta), gpu_trace_free(tb);
+	}
+
 	/* intra-block fusion: two records per block */
 	mmf_trace_rec ib[] = {rec(0, 10, 0, 0, 1, 1), rec(0, 20, 0, 0, 2, 1)};
 	trace_launch lib[1] = {{"a + b", TRACE_BOTH, 2}};

@@ -59,8 +59,19 @@ if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
 		h=$("$mmfctl" --socket "$d/s.sock" health 2>&1)
 		echo "$h" | grep device
 		case $h in *"cuda: "*) ;; *) echo "FAILED: mmfd --device cuda health: $h"; tail -5 "$d/log"; fail=1 ;; esac
-		"$mmfctl" --socket "$d/s.sock" bench --clients 4 --requests 400 --image-size 224 2>/dev/null | grep -E 'throughput|latency all' ||
+		# a trace window over part of the load (mmfctl trace)
+		"$mmfctl" --socket "$d/s.sock" trace --seconds 2 "$d/trace.json" >"$d/trace.out" 2>&1 &
+		tpid=$!
+		sleep 0.3	# the window opens before the load
+		"$mmfctl" --socket "$d/s.sock" bench --clients 4 --requests 1200 --image-size 224 2>/dev/null | grep -E 'throughput|latency all' ||
 			{ echo "FAILED: mmfctl bench against mmfd --device cuda"; fail=1; }
+		if wait $tpid && grep -q "engine steps" "$d/trace.out"; then
+			cat "$d/trace.out"
+			python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); n=sum(1 for e in d["traceEvents"] if e.get("pid")==2); print("trace: %d block slices" % n); sys.exit(0 if n else 1)' "$d/trace.json" ||
+				{ echo "FAILED: mmfctl trace wrote no block records"; fail=1; }
+		else
+			echo "FAILED: mmfctl trace: $(cat "$d/trace.out")"; fail=1
+		fi
 		st=$("$mmfctl" --socket "$d/s.sock" stats 2>&1)
 		echo "$st" | grep -E "^(steps_fused|steps_unfused|gpu_busy_us|gpu_memory_mmfd_bytes|sm_util_[a-z_]*) "
 		samples=$(echo "$st" | awk '$1 == "sm_util_samples" {print $2}')

@@ -749,6 +749,18 @@ static void test_bad_input(void)
 	expect_req("no version", &r.q, MMF__STATUS__BAD_VERSION, "protocol version 0");
 	req_init(&r.q, 12);
 	expect_req("unset kind", &r.q, MMF__STATUS__BAD_REQUEST, "has no kind");
+	{
+		Mmf__TraceRequest tr = MMF__TRACE_REQUEST__INIT;
+		req_init(&r.q, 16);
+		r.q.kind_case = MMF__REQUEST__KIND_TRACE;
+		r.q.trace = &tr;
+		tr.seconds = 0;
+		expect_req("trace of 0 s", &r.q, MMF__STATUS__BAD_REQUEST, "trace of 0 seconds, expected 1..60");
+		tr.seconds = 61;
+		expect_req("trace of 61 s", &r.q, MMF__STATUS__BAD_REQUEST, "trace of 61 seconds, expected 1..60");
+		tr.seconds = 2;
+		expect_req("trace on the CPU", &r.q, MMF__STATUS__UNSUPPORTED, "tracing needs mmfd --device cuda");
+	}
 	/* version 1, id 13, then field 99 (a kind this daemon does not know), empty */
 	static const uint8_t unknown_kind[] = {0x08, 0x01, 0x10, 13, 0x9a, 0x06, 0x00};
 	expect_raw("unknown kind", buf, framed(unknown_kind, sizeof unknown_kind, buf), MMF__STATUS__BAD_REQUEST, 13,
