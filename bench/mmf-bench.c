@@ -81,6 +81,8 @@ static void usage(FILE *fp)
 		"                      tools/report.py writes DIR/REPORT.md and its plots\n"
 		"                      (matplotlib). Finished scenarios are kept: rerun to resume\n"
 		"  --report-quick      with --report: batch 1 and strategy auto only\n"
+		"  --report-gpus N     with --report: run N scenarios at once, one per GPU of\n"
+		"                      this machine (CUDA_VISIBLE_DEVICES) [1]\n"
 		"  --pairs             cuda: also time each stage's 3x3 conv paired with the text\n"
 		"                      QKV GEMM, MLP GEMM and attention (and conv x conv) in\n"
 		"                      sequence, on two streams and fused by each strategy\n"
@@ -253,7 +255,8 @@ int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
 	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_IMAGE, O_TEXT,
-	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS, O_REPORT, O_REPORT_QUICK };
+	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS, O_REPORT, O_REPORT_QUICK,
+	       O_REPORT_GPUS };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -269,7 +272,7 @@ int main(int argc, char **argv)
 		{"out", required_argument, 0, O_OUT}, {"tokenize", no_argument, 0, O_TOKENIZE},
 		{"texts-json", required_argument, 0, O_TEXTS_JSON}, {"trace", required_argument, 0, O_TRACE},
 		{"weights", required_argument, 0, O_WEIGHTS}, {"report", required_argument, 0, O_REPORT},
-		{"report-quick", no_argument, 0, O_REPORT_QUICK},
+		{"report-quick", no_argument, 0, O_REPORT_QUICK}, {"report-gpus", required_argument, 0, O_REPORT_GPUS},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	/* --image and --text/--labels collect at most one per argument */
@@ -290,7 +293,7 @@ int main(int argc, char **argv)
 	unsigned long long seed = 1;
 	clip_weights weights = CLIP_WEIGHTS_AUTO;
 	const char *report = NULL;
-	int report_quick = 0, sms_given = 0;
+	int report_quick = 0, sms_given = 0, report_gpus = 1;
 	const char *cuda_only = NULL;	/* the first CUDA-only option given */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
@@ -300,16 +303,18 @@ int main(int argc, char **argv)
 				if (q->val == c)
 					cuda_only = q->name;
 		long v = 0;
-		if (c == O_BATCH || c == O_ITERS || c == O_WARMUP || c == O_THREADS || c == O_SEED || c == O_TUNE_SMS) {
+		if (c == O_BATCH || c == O_ITERS || c == O_WARMUP || c == O_THREADS || c == O_SEED || c == O_TUNE_SMS ||
+		    c == O_REPORT_GPUS) {
 			errno = 0;
 			v = strtol(optarg, &end, 10);
-			if (errno || *end || !*optarg || v < 0 || v > 1000000 || ((c == O_BATCH || c == O_ITERS) && v < 1)) {
+			if (errno || *end || !*optarg || v < 0 || v > 1000000 || ((c == O_BATCH || c == O_ITERS) && v < 1) ||
+			    (c == O_REPORT_GPUS && (v < 1 || v > 64))) {
 				const char *name = "?";
 				for (const struct option *q = opts; q->name; q++)
 					if (q->val == c)
 						name = q->name;
-				fprintf(stderr, "mmf-bench: --%s '%s': expected a %s integer\n", name, optarg,
-					c == O_BATCH || c == O_ITERS ? "positive" : "non-negative");
+				fprintf(stderr, "mmf-bench: --%s '%s': expected a%s integer\n", name, optarg,
+					c == O_REPORT_GPUS ? " 1..64" : c == O_BATCH || c == O_ITERS ? " positive" : " non-negative");
 				return 2;
 			}
 		}
@@ -328,6 +333,7 @@ int main(int argc, char **argv)
 		case O_SMS: sms = optarg, sms_given = 1; break;
 		case O_REPORT: report = optarg; break;
 		case O_REPORT_QUICK: report_quick = 1; break;
+		case O_REPORT_GPUS: report_gpus = (int)v; break;
 		case O_MODES: modes = optarg; break;
 		case O_NOTUNE: tune = 0; break;
 		case O_TUNE_SMS: tune_sms = (int)v; break;
@@ -380,8 +386,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mmf-bench: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return 2;
 	}
-	if (report_quick && !report) {
-		fprintf(stderr, "mmf-bench: --report-quick goes with --report\n");
+	if ((report_quick || report_gpus != 1) && !report) {
+		fprintf(stderr, "mmf-bench: --report-%s goes with --report\n", report_quick ? "quick" : "gpus");
 		return 2;
 	}
 	if (report)
@@ -422,7 +428,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		report_opts ro = {.dir = report, .model_path = rpath, .sms = sms_given ? sms : "8,16,32,all", .iters = iters,
-				  .warmup = warmup, .seed = seed, .quick = report_quick};
+				  .warmup = warmup, .seed = seed, .quick = report_quick, .gpus = report_gpus};
 		return report_run(&ro);
 	}
 #endif

@@ -56,25 +56,53 @@ static int exists(const char *p)
 	return stat(p, &st) == 0;
 }
 
-/* Runs argv with stdout and stderr to log; returns its exit status (or -1). */
-static int spawn(const char *const *argv, const char *log)
+/* Starts argv with stdout and stderr to log and, when gpu >= 0, only that
+ * GPU visible (CUDA_VISIBLE_DEVICES); returns its pid or -1. */
+static pid_t start(const char *const *argv, const char *log, int gpu)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	pid_t pid;
-	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc != 0) {
-		fprintf(stderr, "mmf-bench: cannot run %s: %s\n", argv[0], strerror(rc));
-		return -1;
+	/* the environment, with CUDA_VISIBLE_DEVICES replaced */
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = calloc(n + 2, sizeof *env), vis[48];
+	pid_t pid = -1;
+	if (env) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (gpu < 0 || strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21))
+				env[k++] = environ[i];
+		if (gpu >= 0) {
+			snprintf(vis, sizeof vis, "CUDA_VISIBLE_DEVICES=%d", gpu);
+			env[k++] = vis;
+		}
+		int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, env);
+		if (rc != 0) {
+			fprintf(stderr, "mmf-bench: cannot run %s: %s\n", argv[0], strerror(rc));
+			pid = -1;
+		}
 	}
+	free(env);
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+static int exit_status(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0); }
+
+/* Runs argv to completion (see start); its exit status, or -1. */
+static int spawn(const char *const *argv, const char *log)
+{
+	pid_t pid = start(argv, log, -1);
+	if (pid < 0)
+		return -1;
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	return exit_status(st);
 }
 
 /* The directory holding report.py: o->tools, $MMF_TOOLS, or tools/ next to
@@ -179,39 +207,88 @@ int report_run(const report_opts *o)
 		arg(s, "--json");
 		arg(s, keep(s, "%s/runs/%s.json.tmp", o->dir, s->name));
 	}
-	printf("report: %d scenarios into %s (partitions %s, %d iterations each; resumable: finished ones are kept)\n",
-	       total, o->dir, o->sms, o->iters);
-	int failed = 0, ran = 0;
+	int ngpu = o->gpus > 0 ? o->gpus : 1;
+	printf("report: %d scenarios into %s (partitions %s, %d iterations each; %d at a time, one per GPU%s; "
+	       "resumable: finished ones are kept)\n",
+	       total, o->dir, o->sms, o->iters, ngpu, ngpu > 1 ? " (CUDA_VISIBLE_DEVICES)" : "");
+	int failed = 0, ran = 0, running = 0;
 	double spent = 0;
-	for (int i = 0; i < total; i++) {
-		scenario *s = &sc[i];
-		char out[4300], tmp[4310], log[4300];
-		snprintf(out, sizeof out, "%s/runs/%s.json", o->dir, s->name);
-		snprintf(tmp, sizeof tmp, "%s.tmp", out);
-		snprintf(log, sizeof log, "%s/logs/%s.log", o->dir, s->name);
-		if (exists(out)) {
-			printf("[%2d/%d] %-22s done before (%s)\n", i + 1, total, s->name, out);
-			continue;
+	struct slot { pid_t pid; int i; double t0; } slot[64];
+	if (ngpu > 64)
+		ngpu = 64;
+	for (int g = 0; g < ngpu; g++)
+		slot[g].pid = 0;
+	int next = 0;
+	for (;;) {
+		/* fill free GPUs with scenarios still to run */
+		for (int g = 0; g < ngpu && next < total; g++) {
+			if (slot[g].pid)
+				continue;
+			while (next < total) {
+				scenario *s = &sc[next];
+				char out[4300], log[4300];
+				snprintf(out, sizeof out, "%s/runs/%s.json", o->dir, s->name);
+				snprintf(log, sizeof log, "%s/logs/%s.log", o->dir, s->name);
+				if (exists(out)) {
+					printf("[%2d/%d] %-22s done before (%s)\n", next + 1, total, s->name, out);
+					next++;
+					continue;
+				}
+				s->argv[s->argc] = NULL;
+				pid_t pid = start(s->argv, log, ngpu > 1 ? g : -1);
+				if (pid < 0) {
+					printf("[%2d/%d] %-22s FAILED to start\n", next + 1, total, s->name);
+					failed++;
+					next++;
+					continue;
+				}
+				slot[g] = (struct slot){pid, next, now_s()};
+				running++;
+				int left = total - next;
+				char on[32] = "";
+				if (ngpu > 1)
+					snprintf(on, sizeof on, ", GPU %d", g);
+				if (ran)
+					printf("[%2d/%d] %-22s %s%s ... (about %.0f s left)\n", next + 1, total, s->name, s->what, on,
+					       spent / ran * left / ngpu);
+				else
+					printf("[%2d/%d] %-22s %s%s ...\n", next + 1, total, s->name, s->what, on);
+				fflush(stdout);
+				next++;
+				break;
+			}
 		}
-		int left = total - i;
-		if (ran)
-			printf("[%2d/%d] %-22s %s ... (about %.0f s left)\n", i + 1, total, s->name, s->what, spent / ran * left);
-		else
-			printf("[%2d/%d] %-22s %s ...\n", i + 1, total, s->name, s->what);
-		fflush(stdout);
-		s->argv[s->argc] = NULL;
-		double t0 = now_s();
-		int rc = spawn(s->argv, log);
-		double dt = now_s() - t0;
-		spent += dt, ran++;
-		if (rc == 0 && exists(tmp) && rename(tmp, out) == 0) {
-			printf("        ok in %.0f s\n", dt);
-		} else {
-			printf("        FAILED (exit %d after %.0f s): see %s\n", rc, dt, log);
-			unlink(tmp);
-			failed++;
+		if (!running)
+			break;
+		int st;
+		pid_t pid = waitpid(-1, &st, 0);
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
 		}
-		fflush(stdout);
+		for (int g = 0; g < ngpu; g++) {
+			if (slot[g].pid != pid)
+				continue;
+			scenario *s = &sc[slot[g].i];
+			char out[4300], tmp[4310], log[4300];
+			snprintf(out, sizeof out, "%s/runs/%s.json", o->dir, s->name);
+			snprintf(tmp, sizeof tmp, "%s.tmp", out);
+			snprintf(log, sizeof log, "%s/logs/%s.log", o->dir, s->name);
+			double dt = now_s() - slot[g].t0;
+			int rc = exit_status(st);
+			spent += dt, ran++;
+			if (rc == 0 && exists(tmp) && rename(tmp, out) == 0) {
+				printf("        %-22s ok in %.0f s\n", s->name, dt);
+			} else {
+				printf("        %-22s FAILED (exit %d after %.0f s): see %s\n", s->name, rc, dt, log);
+				unlink(tmp);
+				failed++;
+			}
+			fflush(stdout);
+			slot[g].pid = 0;
+			running--;
+		}
 	}
 	free(sc);
 	const char *render[] = {"python3", NULL, o->dir, NULL};

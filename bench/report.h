@@ -14,6 +14,7 @@ typedef struct report_opts {
 	int iters, warmup;
 	unsigned long long seed;
 	int quick;		/* batch 1 only, strategy auto only (a smoke run) */
+	int gpus;		/* run this many scenarios at once, one per GPU (0, 1: one at a time) */
 	const char *tools;	/* directory holding report.py and torch_baseline.py, or NULL: found */
 } report_opts;
 
