@@ -31,6 +31,7 @@ void conf_defaults(conf *c)
 	c->max_image_pixels = 64LL * 1000 * 1000;
 	c->prep_threads = 2;
 	c->util_every = 100;
+	c->text_cache = 1024;
 	c->socket_mode = 0660;
 }
 
@@ -69,6 +70,7 @@ static int conf_set(conf *c, const char *key, const char *v, const char *where, 
 	INT_KEY("max-image-pixels", max_image_pixels, 1, 1LL << 32)
 	INT_KEY("prep-threads", prep_threads, 1, 256)
 	INT_KEY("util-every", util_every, 0, 1 << 30)
+	INT_KEY("text-cache", text_cache, 0, 1 << 20)
 #undef INT_KEY
 #define STR_KEY(name, field, empty_ok, what)                                                             \
 	if (strcmp(key, name) == 0) {                                                                    \
@@ -205,6 +207,7 @@ static const struct option conf_options[] = {
 	{"max-image-pixels", required_argument, NULL, OPT_VALUE},
 	{"prep-threads", required_argument, NULL, OPT_VALUE},
 	{"util-every", required_argument, NULL, OPT_VALUE},
+	{"text-cache", required_argument, NULL, OPT_VALUE},
 	{"socket-group", required_argument, NULL, OPT_VALUE},
 	{"socket-mode", required_argument, NULL, OPT_VALUE},
 	{"config", required_argument, NULL, OPT_CONFIG},
@@ -295,6 +298,8 @@ void conf_usage(FILE *fp)
 		"  --prep-threads N      threads decoding images and tokenizing labels (default 2)\n"
 		"  --util-every N        cuda: trace one engine step each time N images and texts\n"
 		"                        have run, for the sm_util_* counters (0: never; default 100)\n"
+		"  --text-cache N        keep the embeddings of the last N distinct texts (Classify\n"
+		"                        labels, prompts) by token ids (0: none; default 1024)\n"
 		"  --max-output BYTES    unsent response bytes per client before reading from it stops\n"
 		"                        (default 1048576)\n"
 		"  --stall-timeout-ms N  drop a client that reads none of its responses for this long\n"

@@ -29,6 +29,7 @@ typedef struct conf {
 	char fuse[8];		/* cuda: auto, on or off */
 	char weights[8];	/* auto, fp16 or int8 (clip_weights) */
 	int util_every;		/* cuda: trace one step per this many images+texts (0: never) */
+	int text_cache;		/* text-embedding cache entries (0: none) */
 	char plan_dir[1024];	/* cuda: fusion plan cache ("" for none) */
 	char vocab[1024];	/* BPE vocabulary ("" for the default) */
 	long long max_image_pixels;

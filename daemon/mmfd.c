@@ -161,7 +161,8 @@ int main(int argc, char **argv)
 #endif
 	sched_opts so = {.queue = cf.queue, .max_batch = cf.max_batch, .threads = cf.threads,
 			 .test_delay_ms = cf.test_delay_ms, .wake = srv_wake, .wake_ud = &s,
-			 .cuda = !strcmp(cf.device, "cuda"), .sms = cf.sms, .fuse = fuse, .int8 = int8, .util_every = cf.util_every, .model_path = path,
+			 .cuda = !strcmp(cf.device, "cuda"), .sms = cf.sms, .fuse = fuse, .int8 = int8, .util_every = cf.util_every, .text_cache = cf.text_cache,
+			 .model_path = path,
 			 .plan_dir = *cf.plan_dir ? cf.plan_dir : NULL, .progress = note_info};
 	if (sched_new(m, &so, &sc, &err) < 0) {
 		log_error("engine: %s", err.msg);

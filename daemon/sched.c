@@ -3,6 +3,7 @@
  * request waits behind later ones. */
 #include "config.h"
 #include "sched.h"
+#include "tcache.h"
 
 #include <errno.h>
 #include <math.h>
@@ -30,6 +31,7 @@ struct sched {
 	int64_t mem_t;		/* when the device memory gauge was last read */
 	int util_samples;	/* SM utilisation samples already in the counters */
 	job *trace_job;		/* the open trace window's request, or NULL */
+	tcache *tc;		/* text embeddings by token ids, or NULL */
 	int64_t trace_end;	/* when it closes (CLOCK_MONOTONIC ns) */
 #endif
 	char device[200];
@@ -93,6 +95,10 @@ int sched_new(const clip_model *m, const sched_opts *o, sched **out, mmf_err *er
 		if ((rc = chain_build(m, (tower)t, &s->ch[t], err)) < 0)
 			goto fail;
 	snprintf(s->device, sizeof s->device, "cpu");
+	if (o->text_cache > 0 && !(s->tc = tcache_new(o->text_cache, m->cfg.context, m->cfg.embed_dim))) {
+		rc = mmf_err_set(err, -ENOMEM, "out of memory for a text cache of %d entries", o->text_cache);
+		goto fail;
+	}
 	if (o->cuda) {
 #ifdef MMFD_GPU
 		gpu_exec_opts go = {.sms = o->sms, .max_batch = o->max_batch, .fuse = (gpu_fuse_mode)o->fuse,
@@ -399,6 +405,7 @@ static void *sched_worker(void *arg)
 	sched *s = arg;
 	cpu_set_threads(s->o.threads);	/* OpenMP's thread count is per calling thread */
 	int B = s->o.max_batch;
+	const size_t T = (size_t)s->m->cfg.context, E = (size_t)s->m->cfg.embed_dim;
 	sched_item *imgs = NULL, *txts = NULL;
 	int icap = 0, tcap = 0;
 	for (;;) {
@@ -488,13 +495,22 @@ static void *sched_worker(void *arg)
 				continue;
 			for (int k = 0; k < j->ni; k++)
 				imgs[nimg++] = (sched_item){j, k};
-			for (int k = 0; k < j->nt; k++)
+			for (int k = 0; k < j->nt; k++) {
+				if (tcache_get(s->tc, j->tokens + (size_t)k * T, j->txt_emb + (size_t)k * E)) {
+					stats_add(STAT_text_cache_hits, 1);
+					continue;
+				}
+				if (s->tc)
+					stats_add(STAT_text_cache_misses, 1);
 				txts[ntxt++] = (sched_item){j, k};
+			}
 		}
 		mmf_err err = {0};
 		int rc = oom ? mmf_err_set(&err, -ENOMEM, "worker: out of memory for a batch of %d images and %d texts", ni, nt) : 0;
 		if (rc == 0 && (nimg || ntxt))
 			rc = sched_run_steps(s, imgs, nimg, txts, ntxt, &err);
+		for (int i = 0; rc == 0 && s->tc && i < ntxt; i++)
+			tcache_put(s->tc, txts[i].j->tokens + (size_t)txts[i].k * T, txts[i].j->txt_emb + (size_t)txts[i].k * E);
 		int64_t end = stats_now_ns();
 		for (job *j = batch; j; j = j->next) {
 			if (j->resp)
@@ -552,6 +568,7 @@ void sched_free(sched *s)
 		cpu_engine_free(s->eng[t]);
 		chain_free(s->ch[t]);
 	}
+	tcache_free(s->tc);
 	free(s->px_batch);
 	free(s->tok_batch);
 	free(s->img_batch);

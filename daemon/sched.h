@@ -56,6 +56,7 @@ typedef struct sched_opts {
 	int fuse;		/* cuda: gpu_fuse_mode (auto, on, off) */
 	int int8;		/* cuda: run the model's int8 weights */
 	int util_every;		/* cuda: sample SM utilisation every this many images+texts (0: never) */
+	int text_cache;		/* text embeddings kept by token ids (0: none) */
 	const char *model_path;	/* cuda: keys the plan cache */
 	const char *plan_dir;	/* cuda: where fusion plans are cached, or NULL */
 	void (*progress)(const char *line);	/* setup progress lines */

@@ -221,6 +221,7 @@ static void srv_reload(srv *s)
 	FIXED(strcmp(tmp.weights, c->weights), "weights");
 	FIXED(tmp.max_frame != c->max_frame, "max-frame");
 	FIXED(tmp.util_every != c->util_every, "util-every");
+	FIXED(tmp.text_cache != c->text_cache, "text-cache");
 #undef FIXED
 	c->log_level = tmp.log_level;
 	c->deadline_ms = tmp.deadline_ms;

@@ -42,6 +42,8 @@
 	X(in_flight, "requests the worker is computing")                                \
 	X(batches, "engine batches run")                                                \
 	X(batch_items, "images and texts embedded")                                     \
+	X(text_cache_hits, "texts (labels, prompts) answered from the text cache")     \
+	X(text_cache_misses, "texts embedded and added to the text cache")             \
 	X(steps_fused, "engine steps that ran image and text work as fused kernels")    \
 	X(steps_unfused, "engine steps that ran the towers' own kernels")               \
 	X(gpu_busy_us, "GPU time of the engine steps (CUDA events), microseconds")      \

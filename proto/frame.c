@@ -103,7 +103,7 @@ int frame_unpack_request(const uint8_t *msg, size_t len, Mmf__Request **out, uin
 		return MMF__STATUS__BAD_VERSION;
 	}
 	if (r->kind_case == MMF__REQUEST__KIND__NOT_SET) {
-		snprintf(err, errlen, "request %llu has no kind (expected one of embed_image, embed_text, classify, similarity, stats, health, plan)",
+		snprintf(err, errlen, "request %llu has no kind (expected one of embed_image, embed_text, classify, similarity, stats, health, plan, trace)",
 			 (unsigned long long)r->id);
 		mmf__request__free_unpacked(r, NULL);
 		return MMF__STATUS__BAD_REQUEST;

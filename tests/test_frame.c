@@ -297,7 +297,7 @@ static void test_unpack_errors(void)
 	rc = frame_unpack_request(buf, n, &out, &id, err, sizeof err);
 	CHECK(rc == MMF__STATUS__BAD_REQUEST && !out && id == 11, "no kind: rc %d", rc);
 	CHECK(!strcmp(err, "request 11 has no kind (expected one of embed_image, embed_text, classify, similarity, stats, "
-			   "health, plan)"),
+			   "health, plan, trace)"),
 	      "message '%s'", err);
 
 	/* A field number the protocol does not know of (kind 99, as a newer

@@ -585,6 +585,24 @@ static void test_types(void)
 			}
 			CHECK(fabs(total - 1) < 1e-5, "classify: probabilities sum to %g", total);
 		}
+		/* the same labels again: answered from the text cache, same result */
+		double hits = stat_value(g_sock, "text_cache_hits");
+		req_init(&q, 112);
+		q.kind_case = MMF__REQUEST__KIND_CLASSIFY;
+		q.classify = &cl;
+		Mmf__Response *p2 = rpc(fd, &q);
+		CHECK(p2 && p2->status == MMF__STATUS__OK && p2->probabilities && p && p->probabilities &&
+			      p2->probabilities->n_values == 3,
+		      "classify again: %s", p2 ? p2->error : "no response");
+		if (p2 && p2->probabilities && p && p->probabilities && p2->probabilities->n_values == 3)
+			for (int k = 0; k < 3; k++)
+				CHECK(!strcmp(p2->probabilities->labels[k], p->probabilities->labels[k]) &&
+					      p2->probabilities->values[k] == p->probabilities->values[k],
+				      "classify from the cache: '%s' %g, first '%s' %g", p2->probabilities->labels[k],
+				      p2->probabilities->values[k], p->probabilities->labels[k], p->probabilities->values[k]);
+		CHECK(stat_value(g_sock, "text_cache_hits") >= hits + 3, "text_cache_hits %g after %g: the labels were embedded again",
+		      stat_value(g_sock, "text_cache_hits"), hits);
+		mmf__response__free_unpacked(p2, NULL);
 		mmf__response__free_unpacked(p, NULL);
 		free(raw_e);
 		free(png);
