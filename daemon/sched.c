@@ -89,7 +89,12 @@ int sched_new(const clip_model *m, const sched_opts *o, sched **out, mmf_err *er
 	s->m = m;
 	s->o = *o;
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	/* CLOCK_MONOTONIC: the trace window's timed wait uses that clock */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	int rc;
 	for (int t = 0; t < tower_max; t++)
 		if ((rc = chain_build(m, (tower)t, &s->ch[t], err)) < 0)
