@@ -73,13 +73,7 @@ static int enqueue(run_ctx *r, int mode, int what)
 			return rc;
 		return gpu_tower_enqueue(r->tw[1], r->s[0]);
 	}
-	if (cudaEventRecord(r->fork, r->s[0]) != cudaSuccess || cudaStreamWaitEvent(r->s[1], r->fork, 0) != cudaSuccess)
-		return -EIO;
-	if ((rc = gpu_tower_enqueue(r->tw[0], r->s[0])) < 0 || (rc = gpu_tower_enqueue(r->tw[1], r->s[1])) < 0)
-		return rc;
-	if (cudaEventRecord(r->join, r->s[1]) != cudaSuccess || cudaStreamWaitEvent(r->s[0], r->join, 0) != cudaSuccess)
-		return -EIO;
-	return 0;
+	return gpu_towers_enqueue2(r->tw[0], r->tw[1], r->s[0], r->s[1], r->fork, r->join);
 }
 
 /* GPU time (events), and per iteration: kernel launches, host time spent

@@ -592,6 +592,19 @@ const mmf_opdesc *gpu_tower_desc(const gpu_tower *t, int i) { return &t->l[i].d;
 int gpu_tower_nops(const gpu_tower *t) { return t->c->nops; }
 int gpu_tower_batch(const gpu_tower *t) { return t->batch; }
 
+int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork,
+			cudaEvent_t join)
+{
+	int rc;
+	if (cudaEventRecord(fork, s0) != cudaSuccess || cudaStreamWaitEvent(s1, fork, 0) != cudaSuccess)
+		return -EIO;
+	if ((rc = gpu_tower_enqueue(img, s0)) < 0 || (rc = gpu_tower_enqueue(txt, s1)) < 0)
+		return rc;
+	if (cudaEventRecord(join, s1) != cudaSuccess || cudaStreamWaitEvent(s0, join, 0) != cudaSuccess)
+		return -EIO;
+	return 0;
+}
+
 int gpu_tower_enqueue(gpu_tower *t, cudaStream_t s)
 {
 	for (int i = 0; i < t->c->nops; i++) {

@@ -39,6 +39,11 @@ int gpu_tower_set_image(gpu_tower *t, const float *pixels, int n, cudaStream_t s
 int gpu_tower_set_text(gpu_tower *t, const int32_t *tokens, int n, cudaStream_t s, mmf_err *err);
 /* Enqueues every op on s. Returns 0 or -EIO. */
 int gpu_tower_enqueue(gpu_tower *t, cudaStream_t s);
+/* The two towers on two streams, captured as one step: s0 forks to s1
+ * (event fork), img runs on s0 and txt on s1, and s0 joins s1 (event
+ * join), so everything after on s0 waits for both. Returns 0 or -EIO. */
+int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork,
+			cudaEvent_t join);
 /* Enqueues op i alone (for per-op timing). */
 int gpu_tower_enqueue_op(gpu_tower *t, int i, cudaStream_t s);
 /* Copies the n normalised embeddings (float32) to host memory; synchronises s. */

@@ -118,15 +118,7 @@ static int gx_enqueue(const gx_shape *sh)
 		return gpu_tower_enqueue(g->tw[TOWER_IMAGE][sh->ki], g->s[0]);
 	if (sh->ki < 0)
 		return gpu_tower_enqueue(g->tw[TOWER_TEXT][sh->kt], g->s[0]);
-	int rc;
-	if (cudaEventRecord(g->fork, g->s[0]) != cudaSuccess || cudaStreamWaitEvent(g->s[1], g->fork, 0) != cudaSuccess)
-		return -EIO;
-	if ((rc = gpu_tower_enqueue(g->tw[TOWER_IMAGE][sh->ki], g->s[0])) < 0 ||
-	    (rc = gpu_tower_enqueue(g->tw[TOWER_TEXT][sh->kt], g->s[1])) < 0)
-		return rc;
-	if (cudaEventRecord(g->join, g->s[1]) != cudaSuccess || cudaStreamWaitEvent(g->s[0], g->join, 0) != cudaSuccess)
-		return -EIO;
-	return 0;
+	return gpu_towers_enqueue2(g->tw[TOWER_IMAGE][sh->ki], g->tw[TOWER_TEXT][sh->kt], g->s[0], g->s[1], g->fork, g->join);
 }
 
 /* Captures one step shape into an executable graph on stream 0. */
