@@ -85,5 +85,19 @@ else
 	echo "SKIP: report.py check (no committed report or no python3)"
 fi
 
+# mmf-bench --report without a GPU: every scenario fails (each with its
+# log), the rendering says there are no results; given the quick report's
+# runs it resumes ("done before") and renders them.
+if [ "${HAVE_CUDA:-no}" = yes ] && [ -d "$Q/runs" ] && command -v python3 >/dev/null 2>&1; then
+	R=$T/report
+	MMF_TOOLS=$S/tools MMF_CACHE=$T/cache expect 1 "rendering FAILED" -- "$B/mmf-bench" --report "$R" --report-quick --model tiny --iters 2 --warmup 0
+	[ -s "$R/logs/fp16-b1-auto.log" ] && [ -s "$R/logs/int8-b1-auto.log" ] && [ -s "$R/logs/torch-b1.log" ] && [ ! -e "$R/runs/fp16-b1-auto.json" ] &&
+		ok || bad "--report: a log per failed scenario and no result expected: $(ls "$R/logs" "$R/runs")"
+	cp "$Q"/runs/*.json "$R/runs/"
+	out=$(MMF_TOOLS=$S/tools MMF_CACHE=$T/cache "$B/mmf-bench" --report "$R" --report-quick --model tiny 2>&1)
+	[ "$(echo "$out" | grep -c 'done before')" -eq 3 ] && [ -s "$R/REPORT.md" ] && ok || bad "--report did not resume: $out"
+	MMF_TOOLS=$S/tools expect 2 "--report-gpus '0': expected a 1..64 integer" -- "$B/mmf-bench" --report "$R" --report-gpus 0
+fi
+
 echo "test_tools: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
