@@ -343,15 +343,15 @@ void sched_complete(sched *s, job *j)
  * once why it cannot. */
 static void sched_trace_open(sched *s, job *j)
 {
-	const char *why = NULL;
-	Mmf__Status st = MMF__STATUS__OK;
+	/* req.c refuses traces on the CPU backend; this only guards */
+	const char *why = "tracing needs mmfd --device cuda";
+	Mmf__Status st = MMF__STATUS__UNSUPPORTED;
 #ifdef MMFD_GPU
-	if (!s->gx)
-		why = "tracing needs mmfd --device cuda (the block records come from the GPU kernels)", st = MMF__STATUS__UNSUPPORTED;
-	else if (s->trace_job || gpu_exec_trace_begin(s->gx) < 0)
-		why = "a trace is already running; try again when it has finished", st = MMF__STATUS__QUEUE_FULL;
-#else
-	why = "tracing needs mmfd --device cuda (the block records come from the GPU kernels)", st = MMF__STATUS__UNSUPPORTED;
+	if (s->gx) {
+		why = NULL;
+		if (s->trace_job || gpu_exec_trace_begin(s->gx) < 0)
+			why = "a trace is already running; try again when it has finished", st = MMF__STATUS__QUEUE_FULL;
+	}
 #endif
 	if (why) {
 		resp_pack_status(j->id, j->rtype, st, why, &j->resp, &j->resp_len);
@@ -416,11 +416,8 @@ static void *sched_worker(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&s->mu);
 		while (!s->head && !s->stopping && !(s->trace_job && stats_now_ns() >= s->trace_end)) {
-			if (s->trace_job) {
-				struct timespec ts;
-				clock_gettime(CLOCK_MONOTONIC, &ts);
-				int64_t left = s->trace_end - stats_now_ns(), at = ts.tv_sec * 1000000000LL + ts.tv_nsec + left;
-				ts.tv_sec = at / 1000000000LL, ts.tv_nsec = at % 1000000000LL;
+			if (s->trace_job) {	/* trace_end is CLOCK_MONOTONIC ns, the cv's clock */
+				struct timespec ts = {s->trace_end / 1000000000LL, s->trace_end % 1000000000LL};
 				pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 			} else {
 				pthread_cond_wait(&s->cv, &s->mu);

@@ -305,8 +305,10 @@ void gpu_exec_free(gpu_exec *g)
 }
 
 /* Keeps a copy of the step just traced (records still in slot order) for
- * the trace window; 0, or a negative errno (out of memory). */
-static int gx_keep_step(gpu_exec *g, trace_launch *l, int nl)
+ * the trace window, analysed into *u. Returns 0 (kept: the window owns l),
+ * 1 (the window is full: nothing done), 2 (the records do not match the
+ * launches: aerr says why) or a negative errno (out of memory). */
+static int gx_keep_step(gpu_exec *g, trace_launch *l, int nl, trace_util *u, mmf_err *aerr)
 {
 	unsigned n;
 	const mmf_trace_rec *r = gpu_trace_records(g->gt, &n);
@@ -330,12 +332,11 @@ static int gx_keep_step(gpu_exec *g, trace_launch *l, int nl)
 		g->ctr = c;
 	}
 	gpu_trace *copy;
-	trace_util u;
 	if (gpu_trace_from_records(r, n, &copy, NULL) < 0)
 		return -ENOMEM;
-	if (gpu_trace_analyse(copy, l, nl, gpu_part_sms(g->part), &u, NULL) < 0) {
+	if (gpu_trace_analyse(copy, l, nl, gpu_part_sms(g->part), u, aerr) < 0) {
 		gpu_trace_free(copy);
-		return 1;	/* not attributable (the sample path says why) */
+		return 2;
 	}
 	g->tr[g->ntr] = copy, g->trl[g->ntr] = l, g->trn[g->ntr] = nl;
 	g->ntr++;
@@ -365,18 +366,17 @@ static int gx_traced_step(gpu_exec *g, const gx_shape *sh, mmf_err *err)
 		erc = gx_cuda(cudaEventRecord(g->t1, g->s[0]), err, "event");
 	if ((rc = gpu_trace_off(g->gt, g->s[0], err)) < 0 || (rc = erc) < 0)
 		goto out;
-	if (g->tracing) {
-		int k = gx_keep_step(g, l, nl);
-		if (k < 0) {
-			rc = mmf_err_set(err, k, "gpu: out of memory keeping a traced step");
-			goto out;
-		}
-		if (k == 0)
-			l = NULL;	/* kept */
-	}
+	/* One analysis: of the kept copy in a trace window, else of the records */
 	trace_util u;
 	mmf_err aerr = {0};
-	if (gpu_trace_analyse(g->gt, l, nl, gpu_part_sms(g->part), &u, &aerr) < 0) {
+	int k = g->tracing ? gx_keep_step(g, l, nl, &u, &aerr) : 1;
+	if (k < 0) {
+		rc = mmf_err_set(err, k, "gpu: out of memory keeping a traced step");
+		goto out;
+	}
+	if (k == 0)
+		l = NULL;	/* the window owns it */
+	if (k == 2 || (k == 1 && gpu_trace_analyse(g->gt, l, nl, gpu_part_sms(g->part), &u, &aerr) < 0)) {
 		if (!g->sample_failed)
 			gx_note(g, "SM utilisation sample skipped (and any like it): %s", aerr.msg);
 		g->sample_failed = 1;
@@ -414,7 +414,7 @@ char *gpu_exec_trace_end(gpu_exec *g, unsigned *steps, unsigned long long *recor
 	char title[256];
 	snprintf(title, sizeof title, "mmfd engine steps, %s", g->device);
 	*steps = (unsigned)g->ntr, *records = g->trace_records, *truncated = g->trace_truncated;
-	char *json = gpu_trace_chrome_steps(g->tr, (const trace_launch *const *)g->trl, g->trn, g->ntr, title, err);
+	char *json = gpu_trace_chrome_steps((const gpu_trace *const *)g->tr, (const trace_launch *const *)g->trl, g->trn, g->ntr, title, err);
 	g->tracing = 0;
 	gx_trace_clear(g);
 	return json;

@@ -113,9 +113,8 @@ static int get_weight(loader *L, const char *name, int ndim, const int64_t *want
 	const st_tensor *t = lookup(L, name, ndim, want);
 	if (!t)
 		return L->err ? L->err->code : -EINVAL;
+	/* rows x cols: dim 0 against the rest (a conv's [out][in][k][k] too) */
 	int64_t rows = want[0], cols = rows ? (int64_t)(t->nelem / (uint64_t)rows) : 0, nout = out_dim ? want[1] : rows;
-	if (out_dim)
-		cols = want[1];
 	L->m->nweights++;
 	L->m->nparams += t->nelem;
 	char sname[300];

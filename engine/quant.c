@@ -80,9 +80,8 @@ static int is_float(st_dtype d) { return d == ST_F32 || d == ST_F16 || d == ST_B
  * <name>_scale. */
 static int add_quantised(st_writer *w, const st_file *f, const st_tensor *t, int out_dim, mmf_err *err)
 {
+	/* rows x cols: dim 0 against the rest (for out_dim 1 the tensor is 2-d) */
 	int64_t rows = t->shape[0], cols = rows ? (int64_t)(t->nelem / (uint64_t)rows) : 0;
-	if (out_dim == 1)
-		cols = t->shape[1];
 	int64_t nout = out_dim == 0 ? rows : cols;
 	float *x = malloc((t->nelem ? t->nelem : 1) * sizeof *x), *s = malloc((size_t)(nout ? nout : 1) * sizeof *s);
 	int8_t *q = malloc(t->nelem ? t->nelem : 1);
@@ -128,7 +127,7 @@ int mmf_quantize_file(const char *in, const char *out, void (*progress)(const ch
 	}
 	if ((rc = st_writer_meta(w, "mmf.weights", "int8 per output channel, symmetric (<name>_scale)", err)) < 0)
 		goto out;
-	int n = (int)st_count(f), nq = 0;
+	int n = (int)st_count(f), nq = 0;	/* quantisable weights, float or already I8 */
 	for (int i = 0; i < n; i++) {
 		const st_tensor *t = st_at(f, (size_t)i);
 		int od = mmf_quant_out_dim(t->name, t->ndim);
@@ -143,11 +142,11 @@ int mmf_quantize_file(const char *in, const char *out, void (*progress)(const ch
 			}
 			if ((rc = add_quantised(w, f, t, od, err)) < 0)
 				goto out;
-			nq++;
 		} else if ((rc = st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, err)) < 0)
 			goto out;
+		nq += od >= 0;
 	}
-	if (nq == 0 && !st_find(f, "text_projection_scale")) {
+	if (nq == 0) {
 		rc = mmf_err_set(err, -EINVAL, "%s: no convolution or linear weight to quantise (not an open_clip CLIP model?)", in);
 		goto out;
 	}

@@ -250,7 +250,7 @@ static void write_step(FILE *fp, const gpu_trace *t, const trace_launch *l, int 
 }
 
 /* Steps t[0..n) (each analysed with its launches), extras x, to fp. */
-static void write_chrome(FILE *fp, gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n,
+static void write_chrome(FILE *fp, const gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n,
 			 const trace_extra *x, int nx, const char *title)
 {
 	unsigned long long lo = ~0ull;
@@ -304,14 +304,13 @@ int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, co
 	FILE *fp = fopen(path, "w");
 	if (!fp)
 		return mmf_err_set(err, -errno, "%s: cannot write: %s", path, strerror(errno));
-	gpu_trace *tt = (gpu_trace *)t;
-	write_chrome(fp, &tt, &l, &nl, 1, x, nx, title);
+	write_chrome(fp, &t, &l, &nl, 1, x, nx, title);
 	if (fclose(fp))
 		return mmf_err_set(err, -EIO, "%s: cannot write: %s", path, strerror(errno));
 	return 0;
 }
 
-char *gpu_trace_chrome_steps(gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n, const char *title,
+char *gpu_trace_chrome_steps(const gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n, const char *title,
 			     mmf_err *err)
 {
 	char *buf = NULL;

@@ -64,7 +64,7 @@ typedef struct trace_extra {
 /* Several analysed traces (one per engine step, in time order, each with
  * its launches) as one Chrome trace-event JSON document (malloc'd), or
  * NULL with err set. */
-char *gpu_trace_chrome_steps(gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n, const char *title,
+char *gpu_trace_chrome_steps(const gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n, const char *title,
 			     mmf_err *err);
 /* The records as they are: in slot order after gpu_trace_off, sorted by
  * start after gpu_trace_analyse. */
