@@ -40,46 +40,21 @@ static void test_infer(const char *name, const clip_config *cfg, st_dtype dt)
 }
 
 /* Rewrites src to dst, dropping `drop`, replacing `repl` with a tensor of
- * the given dtype/shape (zero-filled), and adding `add` (a [4] F32). */
+ * the given dtype/shape (zero-filled), adding `add` (a [4] F32), or setting
+ * metadata meta_k to meta_v. */
 static void rewrite(const char *src, const char *dst, const char *drop, const char *repl, st_dtype rdt, int rndim,
 		    const int64_t *rshape, const char *add, const char *meta_k, const char *meta_v)
 {
-	mmf_err err = {0};
-	st_file *f;
-	if (st_open(src, &f, &err) < 0) {
-		CHECK(0, "%s", err.msg);
-		return;
-	}
-	st_writer *w = st_writer_new();
-	for (size_t i = 0; i < st_count(f); i++) {
-		const st_tensor *t = st_at(f, i);
-		if (drop && !strcmp(t->name, drop))
-			continue;
-		if (repl && !strcmp(t->name, repl)) {
-			size_t n = st_dtype_size(rdt);
-			for (int d = 0; d < rndim; d++)
-				n *= (size_t)rshape[d];
-			void *z = calloc(n ? n : 1, 1);
-			st_writer_add(w, t->name, rdt, rndim, rshape, z, &err);
-			free(z);
-			continue;
-		}
-		st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, &err);
-	}
-	if (add) {
-		float v[4] = {1, 2, 3, 4};
-		int64_t s[1] = {4};
-		st_writer_add(w, add, ST_F32, 1, s, v, &err);
-	}
-	const char *keys[] = {"mmf.vision_heads", "mmf.text_heads", "mmf.act"};
-	for (int i = 0; i < 3; i++) {
-		const char *v = meta_k && !strcmp(meta_k, keys[i]) ? meta_v : st_metadata(f, keys[i]);
-		if (v)
-			st_writer_meta(w, keys[i], v, &err);
-	}
-	CHECK(st_writer_save(w, dst, &err) == 0, "%s", err.msg);
-	st_writer_free(w);
-	st_close(f);
+	size_t n = st_dtype_size(rdt);
+	for (int d = 0; d < rndim; d++)
+		n *= (size_t)rshape[d];
+	void *z = repl ? calloc(n ? n : 1, 1) : NULL;
+	float v[4] = {1, 2, 3, 4};
+	st_tensor extra = {.name = add, .dtype = ST_F32, .ndim = 1, .shape = {4}, .data = v};
+	model_edit e = {.name = drop ? drop : repl, .dtype = rdt, .ndim = rndim, .shape = rshape, .data = z,
+			.add = add ? &extra : NULL, .meta_k = meta_k, .meta_v = meta_v};
+	model_copy(src, dst, &e);
+	free(z);
 }
 
 /* Rewrites src to dst with element `at` of tensor `name` set to v (as F32). */
@@ -91,22 +66,13 @@ static void poke(const char *src, const char *dst, const char *name, int at, flo
 		CHECK(0, "%s", err.msg);
 		return;
 	}
-	st_writer *w = st_writer_new();
-	for (size_t i = 0; i < st_count(f); i++) {
-		const st_tensor *t = st_at(f, i);
-		if (!strcmp(t->name, name)) {
-			float *x = malloc(t->nelem * sizeof *x);
-			st_tensor_read_f32(t, x);
-			x[at] = v;
-			st_writer_add_f32(w, t->name, ST_F32, t->ndim, t->shape, x, &err);
-			free(x);
-		} else
-			st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, &err);
-	}
-	st_writer_meta(w, "mmf.vision_heads", st_metadata(f, "mmf.vision_heads"), &err);
-	st_writer_meta(w, "mmf.text_heads", st_metadata(f, "mmf.text_heads"), &err);
-	CHECK(st_writer_save(w, dst, &err) == 0, "%s", err.msg);
-	st_writer_free(w);
+	const st_tensor *t = st_find(f, name);
+	float *x = malloc(t->nelem * sizeof *x);
+	st_tensor_read_f32(t, x);
+	x[at] = v;
+	model_edit e = {.name = name, .dtype = ST_F32, .ndim = t->ndim, .shape = t->shape, .data = x};
+	model_copy(src, dst, &e);
+	free(x);
 	st_close(f);
 }
 
