@@ -451,7 +451,14 @@ static int trace_launches(run_ctx *r, int fused, trace_launch **out)
  * and its first block's start (kernels and launches pair up in order on
  * one stream). Leaves gt analysed for this iteration. Returns how many
  * extra intervals *out holds (0 and a note without CUPTI). */
-static int host_side(run_ctx *r, int mode, gpu_trace *gt, const trace_launch *l, int nl, int nsm, trace_extra **out)
+typedef struct host_stats {
+	int calls, threads, kernels, aligned;
+	double launch_us, sync_us;
+	long long offset_ns, spread_ns;
+} host_stats;
+
+static int host_side(run_ctx *r, int mode, gpu_trace *gt, const trace_launch *l, int nl, int nsm, trace_extra **out,
+		     host_stats *hs)
 {
 	mmf_err err = {0};
 	cupti_ev *api = NULL, *kern = NULL;
@@ -507,10 +514,10 @@ static int host_side(run_ctx *r, int mode, gpu_trace *gt, const trace_launch *l,
 		snprintf(x[n].name, sizeof x[n].name, "%s", nk == nl ? l[k].name : kern[k].name);
 		n++;
 	}
+	*hs = (host_stats){napi, nthreads, nk, nd, launch_us, sync_us, off, nd ? d[nd - 1] - d[0] : 0LL};
 	printf("   host side (CUPTI): %d runtime calls on %d thread%s (launch calls %.1f us, waiting in synchronisation "
 	       "%.1f us), %d kernels; clocks aligned by the median of %d kernel starts (offset %lld ns, spread %lld ns)\n",
-	       napi, nthreads, nthreads == 1 ? "" : "s", launch_us, sync_us, nk, nd, off,
-	       nd ? d[nd - 1] - d[0] : 0LL);
+	       napi, nthreads, nthreads == 1 ? "" : "s", launch_us, sync_us, nk, nd, off, hs->spread_ns);
 	free(d), free(api), free(kern);
 	*out = x;
 	return x ? n : 0;
@@ -523,6 +530,7 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 {
 	mmf_err err = {0};
 	gpu_trace *gt = NULL;
+	host_stats hs = {0};	/* recorded with the Chrome trace (calls > 0) */
 	trace_launch *l = NULL;
 	cudaEvent_t a = NULL, b = NULL;
 	int rc = gpu_trace_new(1 << 20, &gt, &err);
@@ -556,7 +564,7 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 			char title[256];
 			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", mname, gpu, nsm, o->batch);
 			trace_extra *x = NULL;
-			int nx = host_side(r, mode, gt, l, nl, nsm, &x);
+			int nx = host_side(r, mode, gt, l, nl, nsm, &x, &hs);
 			if (nx < 0) {
 				rc = nx;
 				goto out;
@@ -599,6 +607,11 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 				ti ? ", " : "", mname, nl, u.records, u.sms_seen, u.span_us, u.total, u.image,
 				u.text, mon, moff, cost);
 	}
+	if (o->json && hs.calls)
+		fprintf(o->json, ", \"host_side\": {\"runtime_calls\": %d, \"threads\": %d, \"launch_calls_us\": %.1f, "
+			"\"sync_wait_us\": %.1f, \"kernels\": %d, \"aligned_kernels\": %d, \"clock_offset_ns\": %lld, "
+			"\"clock_spread_ns\": %lld}",
+			hs.calls, hs.threads, hs.launch_us, hs.sync_us, hs.kernels, hs.aligned, hs.offset_ns, hs.spread_ns);
 	if (o->json)
 		fprintf(o->json, "}");
 	rc = 0;

@@ -38,6 +38,7 @@ expect 0 '"backend": "cpu"' -- "$B/mmfctl" plan
 expect 1 "UNSUPPORTED: tracing needs mmfd --device cuda" -- "$B/mmfctl" trace --seconds 1 "$T/trace.json"
 [ ! -e "$T/trace.json" ] && ok || bad "mmfctl trace left a file behind after an error"
 expect 2 "--seconds '61': expected 1..60" -- "$B/mmfctl" trace --seconds 61 "$T/trace.json"
+expect 2 "trace takes one output file" -- "$B/mmfctl" trace
 expect 0 "responses_by_type{type=\"embed_text\",status=\"ok\"}" -- "$B/mmfctl" stats
 expect 0 'mmf_responses_by_type_total{type="embed_text",status="ok"}' -- "$B/mmfctl" stats --prometheus
 head -c $((8 * 8 * 3)) /dev/urandom > "$T/img.rgb"
@@ -62,6 +63,7 @@ fi
 expect 2 "device 'tpu': expected cpu or cuda" -- "$B/mmfd" --device tpu
 expect 2 "weights 'int4': expected auto, fp16 or int8" -- "$B/mmfd" --weights int4
 expect 2 "util-every '-1': expected an integer in [0, 1073741824]" -- "$B/mmfd" --util-every -1
+expect 2 "text-cache '-1': expected an integer in [0, 1048576]" -- "$B/mmfd" --text-cache -1
 # --weights int8 on the CPU backend: serves, and says what it runs
 MMF_CACHE=$T/cache "$B/mmfd" --foreground --model tiny --weights int8 --socket "$T/q.sock" --threads 1 --vocab "$VOCAB" >"$T/q.log" 2>&1 &
 qpid=$!

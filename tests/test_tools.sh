@@ -49,6 +49,7 @@ expect 0 "weights: int8 (32 of 32 convolution and linear weights int8" -- "$B/mm
 expect 0 "weights: int8 (32 of 32" -- "$B/mmf-bench" --model "$T/t.safetensors" --weights int8 --iters 1 --warmup 0
 expect 0 "weights: fp16, dequantised from int8" -- "$B/mmf-bench" --model "$T/q.safetensors" --weights fp16 --iters 1 --warmup 0
 expect 2 "--weights 'int4': expected auto, fp16 or int8" -- "$B/mmf-bench" --weights int4
+expect 2 "--report-quick goes with --report" -- "$B/mmf-bench" --report-quick
 MMF_CACHE=$T/cache expect 0 "writing synthetic tiny model to $T/cache/tiny-seed3.safetensors" -- "$B/mmf-bench" --model tiny --seed 3 --iters 1 --warmup 0
 MMF_CACHE=$T/cache expect 0 "embedding check: ok" -- "$B/mmf-bench" --model tiny --seed 3 --iters 1 --warmup 0 --ops
 
