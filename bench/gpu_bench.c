@@ -637,7 +637,7 @@ static int get_plan(const gpu_bench_opts *o, run_ctx *r, int sms, const char *gp
 	gpu_plan want = {.nimg = gpu_tower_nops(r->tw[0]), .ntxt = gpu_tower_nops(r->tw[1]), .sms = sms, .batch = o->batch,
 			 .strategy = o->strategy};
 	snprintf(want.gpu, sizeof want.gpu, "%s", gpu);
-	if (model_file_hash(o->model_path, o->int8, want.model_hash, &err) < 0) {
+	if (model_file_hash(o->model_path, o->precision, want.model_hash, &err) < 0) {
 		fprintf(stderr, "mmf-bench: %s\n", err.msg);
 		return err.code;
 	}
@@ -713,12 +713,13 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		}
 		cpu_engine_free(ce);
 	}
-	if ((rc = gpu_model_new(ch[0], ch[1], o->int8, &gm, &err)) < 0) {
+	if ((rc = gpu_model_new(ch[0], ch[1], o->precision, &gm, &err)) < 0) {
 		fprintf(stderr, "mmf-bench: %s\n", err.msg);
 		goto out;
 	}
 	printf("device: %s, %d SMs; weights resident: %.1f MB %s; batch %d, %d iterations after %d warm-up\n", gpu, total,
-	       gpu_model_bytes(gm) / 1e6, gpu_model_int8(gm) ? "(int8 convolutions and linears, fp16 embeddings)" : "fp16", B,
+	       gpu_model_bytes(gm) / 1e6, gpu_model_int8(gm) ? "(int8 convolutions and linears, fp16 embeddings)"
+	       : gpu_model_precision(gm) == CLIP_PREC_FP32 ? "fp32 (SIMT kernels, no tensor cores)" : "fp16", B,
 	       o->iters, o->warmup);
 	printf("programmatic dependent launch: %s\n", mmf_get_pdl() ? "on (sm_90+; MMF_PDL=0 turns it off)" : "off");
 	printf("note: an SM partition restricts SMs only; L2 cache and DRAM bandwidth are shared with the whole GPU\n");

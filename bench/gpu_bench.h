@@ -24,7 +24,7 @@ typedef struct gpu_bench_opts {
 	const char *profile_ops;	/* where to write that iteration's kernel -> op list (CSV) */
 	const char *trace;	/* Chrome trace of the first partition's fused (else seq) iteration; NULL: no tracing */
 	FILE *json;		/* may be NULL */
-	int int8;		/* run the model's int8 weights */
+	int precision;		/* CLIP_PREC_* (clip_model_load_w) */
 } gpu_bench_opts;
 
 /* Returns 0 when every check passed, 1 when a check failed, 2 for bad

@@ -114,7 +114,7 @@ int infer_run(const infer_opts *o, const clip_model *m, const char *model_path, 
 	if (o->cuda) {
 #ifdef MMF_GPU_BENCH
 		gpu_exec_opts go = {.sms = o->sms, .max_batch = INFER_BATCH, .fuse = GPU_FUSE_OFF, .model_path = model_path,
-				    .int8 = o->int8};
+				    .precision = o->precision};
 		if (gpu_exec_new(ch[TOWER_IMAGE], ch[TOWER_TEXT], &go, &gx, &err) < 0) {
 			fprintf(stderr, "mmf-bench: %s\n", err.msg);
 			goto out;

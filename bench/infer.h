@@ -17,7 +17,7 @@ typedef struct infer_opts {
 	int cuda, sms, threads;
 	const char *out;	/* raw float32: image embeddings, then text embeddings */
 	const char *json;	/* everything, for scripts */
-	int int8;		/* cuda: run the model's int8 weights */
+	int precision;		/* cuda: CLIP_PREC_* (clip_model_load_w) */
 } infer_opts;
 
 /* Returns 0, 1 on an input or engine error (reported on stderr). */

@@ -50,11 +50,12 @@ static void usage(FILE *fp)
 		"                      (tiny, small, rn50, rn101, rn50x4: written once with seeded\n"
 		"                      weights under $MMF_CACHE, default /tmp/mmf-cache) [rn50]\n"
 		"  --device cpu|cuda   backend [cpu]\n"
-		"  --weights W         auto, fp16 or int8: int8 quantises every convolution and\n"
-		"                      linear weight per output channel at load (the CPU then\n"
+		"  --weights W         auto, fp16, int8 or fp32: int8 quantises every convolution\n"
+		"                      and linear weight per output channel at load (the CPU then\n"
 		"                      computes with the dequantised values; CUDA runs int8\n"
-		"                      weights); auto is int8 for a file written by\n"
-		"                      mmf-mkmodel --quantize, else fp16 [auto]\n"
+		"                      weights); fp32 runs CUDA in fp32 on the CUDA cores (SIMT\n"
+		"                      kernels, no tensor cores: the baseline); auto is int8 for\n"
+		"                      a file written by mmf-mkmodel --quantize, else fp16 [auto]\n"
 		"  --sms LIST          cuda: SM partitions to run in, e.g. 8,16,32,all; each is a\n"
 		"                      green context of that many SMs (L2 and DRAM bandwidth are\n"
 		"                      not partitioned) [all]\n"
@@ -73,7 +74,7 @@ static void usage(FILE *fp)
 		"                      the cost of tracing; the first partition's fused iteration\n"
 		"                      written to FILE as Chrome trace JSON (open in Perfetto)\n"
 		"  --report DIR        cuda: run the analysis report's scenario matrix into DIR:\n"
-		"                      fp16 and int8 weights x batch 1, 4, 8 x fusion strategy\n"
+		"                      fp16, int8 and fp32 x batch 1, 4, 8 x fusion strategy\n"
 		"                      (auto with every mode, per-SM traces and SM utilisation;\n"
 		"                      inter, intra-block, intra-thread with the fused modes), on\n"
 		"                      each --sms partition [8,16,32,all], plus the PyTorch peer\n"
@@ -375,7 +376,7 @@ int main(int argc, char **argv)
 		case O_TRACE: trace = optarg; break;
 		case O_WEIGHTS:
 			if (clip_weights_parse(optarg, &weights) < 0) {
-				fprintf(stderr, "mmf-bench: --weights '%s': expected auto, fp16 or int8\n", optarg);
+				fprintf(stderr, "mmf-bench: --weights '%s': expected auto, fp16, int8 or fp32\n", optarg);
 				return 2;
 			}
 			break;
@@ -438,9 +439,9 @@ int main(int argc, char **argv)
 	chain *ch[2] = {NULL, NULL};
 	float *emb[2] = {NULL, NULL};
 	int rc = 1;
-	int int8 = 0;
+	int prec = CLIP_PREC_FP16;
 	if (clip_model_resolve(model_arg, seed, path, sizeof path, note_stderr, &err) < 0 ||
-	    clip_model_load_w(path, weights, &m, &int8, &err) < 0 ||
+	    clip_model_load_w(path, weights, &m, &prec, &err) < 0 ||
 	    chain_build(m, TOWER_IMAGE, &ch[0], &err) < 0 || chain_build(m, TOWER_TEXT, &ch[1], &err) < 0) {
 		fprintf(stderr, "mmf-bench: %s\n", err.msg);
 		goto out;
@@ -448,9 +449,9 @@ int main(int argc, char **argv)
 	char desc[256];
 	clip_config_str(&m->cfg, desc, sizeof desc);
 	printf("model: %s\n  %s\n  %.1f M parameters\n", path, desc, m->nparams / 1e6);
-	if (m->nint8 || int8)
+	if (m->nint8 || prec == CLIP_PREC_INT8)
 		printf("  weights: %s (%d of %d convolution and linear weights int8, per output channel%s)\n",
-		       int8 ? "int8" : "fp16, dequantised from int8", m->nint8, m->nweights,
+		       prec == CLIP_PREC_INT8 ? "int8" : "float, dequantised from int8", m->nint8, m->nweights,
 		       cuda ? "" : "; the CPU computes with their dequantised values");
 	if (show_chain) {
 		for (int t = 0; t < 2; t++) {
@@ -474,7 +475,7 @@ int main(int argc, char **argv)
 		}
 		infer_opts io = {.images = images, .nimages = nimages, .texts = texts, .ntexts = ntexts, .vocab = vocab,
 				 .cuda = cuda, .sms = sms_n, .threads = threads, .out = out_path, .json = json,
-				 .int8 = int8};
+				 .precision = prec};
 		rc = infer_run(&io, m, path, ch);
 		goto out;
 	}
@@ -499,13 +500,13 @@ int main(int argc, char **argv)
 		if (jf)
 			fprintf(jf, "{\n  \"benchmark\": \"mmf-bench\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n  \"device\": \"cuda\",\n"
 				"  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"weights\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n  \"host_cpu\": \"%s\",\n",
-				date, commit, model_arg, desc, int8 ? "int8" : "fp16", batch, iters, warmup, cpu);
+				date, commit, model_arg, desc, clip_weights_name(prec == CLIP_PREC_INT8 ? CLIP_WEIGHTS_INT8 : prec == CLIP_PREC_FP32 ? CLIP_WEIGHTS_FP32 : CLIP_WEIGHTS_FP16), batch, iters, warmup, cpu);
 		int strat = fuse_strategy_parse(strategy);	/* validated with the options */
 		gpu_bench_opts go = {.sms = sms, .modes = modes, .batch = batch, .iters = iters, .warmup = warmup,
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
 				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
-				     .tune_sms = tune_sms, .trace = trace, .int8 = int8};
+				     .tune_sms = tune_sms, .trace = trace, .precision = prec};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,6 +91,11 @@ static pid_t start(const char *const *argv, const char *log, int gpu)
 	return pid;
 }
 
+/* SIGINT or SIGTERM: the running scenarios are stopped and the report
+ * exits, resumable (scenarios finished before are kept). */
+static volatile sig_atomic_t stop_sig;
+static void on_stop(int sig) { stop_sig = sig; }
+
 static int exit_status(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0); }
 
 /* Runs argv to completion (see start); its exit status, or -1. */
@@ -152,11 +158,12 @@ int report_run(const report_opts *o)
 			return 1;
 		}
 	}
-	static const char *precisions[] = {"fp16", "int8"};
+	static const char *precisions[] = {"fp16", "int8", "fp32"};
+	const int np = sizeof precisions / sizeof *precisions;
 	static const char *strategies[] = {"auto", "inter", "intra-block", "intra-thread"};
 	static const int batches[] = {1, 4, 8};
 	int nb = o->quick ? 1 : 3, ns = o->quick ? 1 : 4;
-	int total = 2 * nb * ns + nb;
+	int total = np * nb * ns + nb;
 	scenario *sc = calloc((size_t)total, sizeof *sc);
 	if (!sc) {
 		fprintf(stderr, "mmf-bench: out of memory\n");
@@ -169,7 +176,7 @@ int report_run(const report_opts *o)
 	int k = 0;
 	for (int bi = 0; bi < nb; bi++) {
 		snprintf(batch, sizeof batch, "%d", batches[bi]);
-		for (int pi = 0; pi < 2; pi++)
+		for (int pi = 0; pi < np; pi++)
 			for (int si = 0; si < ns; si++) {
 				scenario *s = &sc[k++];
 				snprintf(s->name, sizeof s->name, "%s-b%d-%s", precisions[pi], batches[bi], strategies[si]);
@@ -207,6 +214,12 @@ int report_run(const report_opts *o)
 		arg(s, "--json");
 		arg(s, keep(s, "%s/runs/%s.json.tmp", o->dir, s->name));
 	}
+	/* Installed without SA_RESTART, so that waitpid returns for it. */
+	struct sigaction sa = {0};
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	int ngpu = o->gpus > 0 ? o->gpus : 1;
 	printf("report: %d scenarios into %s (partitions %s, %d iterations each; %d at a time, one per GPU%s; "
 	       "resumable: finished ones are kept)\n",
@@ -221,7 +234,7 @@ int report_run(const report_opts *o)
 	int next = 0;
 	for (;;) {
 		/* fill free GPUs with scenarios still to run */
-		for (int g = 0; g < ngpu && next < total; g++) {
+		for (int g = 0; g < ngpu && next < total && !stop_sig; g++) {
 			if (slot[g].pid)
 				continue;
 			while (next < total) {
@@ -263,9 +276,13 @@ int report_run(const report_opts *o)
 		int st;
 		pid_t pid = waitpid(-1, &st, 0);
 		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
+			if (errno != EINTR)
+				break;
+			if (stop_sig)	/* stop the scenarios running: their partial results are discarded below */
+				for (int g = 0; g < ngpu; g++)
+					if (slot[g].pid)
+						kill(slot[g].pid, SIGTERM);
+			continue;
 		}
 		for (int g = 0; g < ngpu; g++) {
 			if (slot[g].pid != pid)
@@ -280,6 +297,9 @@ int report_run(const report_opts *o)
 			spent += dt, ran++;
 			if (rc == 0 && exists(tmp) && rename(tmp, out) == 0) {
 				printf("        %-22s ok in %.0f s\n", s->name, dt);
+			} else if (stop_sig) {
+				printf("        %-22s stopped after %.0f s\n", s->name, dt);
+				unlink(tmp);
 			} else {
 				printf("        %-22s FAILED (exit %d after %.0f s): see %s\n", s->name, rc, dt, log);
 				unlink(tmp);
@@ -291,6 +311,11 @@ int report_run(const report_opts *o)
 		}
 	}
 	free(sc);
+	if (stop_sig) {
+		printf("report: stopped by signal %d; finished scenarios are kept: rerun the same command to resume\n",
+		       (int)stop_sig);
+		return 128 + stop_sig;
+	}
 	const char *render[] = {"python3", NULL, o->dir, NULL};
 	char rp[4200], rlog[4300];
 	snprintf(rp, sizeof rp, "%s/report.py", tools);

@@ -108,7 +108,7 @@ int sched_new(const clip_model *m, const sched_opts *o, sched **out, mmf_err *er
 #ifdef MMFD_GPU
 		gpu_exec_opts go = {.sms = o->sms, .max_batch = o->max_batch, .fuse = (gpu_fuse_mode)o->fuse,
 				    .model_path = o->model_path, .plan_dir = o->plan_dir, .progress = o->progress,
-				    .int8 = o->int8, .util_every = o->util_every};
+				    .precision = o->int8, .util_every = o->util_every};
 		if ((rc = gpu_exec_new(s->ch[TOWER_IMAGE], s->ch[TOWER_TEXT], &go, &s->gx, err)) < 0)
 			goto fail;
 		snprintf(s->device, sizeof s->device, "cuda: %s", gpu_exec_device(s->gx));

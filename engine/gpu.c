@@ -1,4 +1,4 @@
-/* CUDA backend: resident fp16 weights, one arena per (chain, batch), and a
+/* CUDA backend: resident weights, one arena per (chain, batch), and a
  * launch record per op resolved at build time, so a run is a plain sequence
  * of kernel launches. */
 #include "config.h"
@@ -24,11 +24,11 @@
 
 /* Device copies of one op's weights. */
 typedef struct gpu_w {
-	void *w;	/* fp16, or int8 when scale is set */
+	void *w;	/* fp16 (fp32 on a CLIP_PREC_FP32 model), or int8 when scale is set */
 	float *scale;	/* int8 weights: fp32 per output channel */
 	float *bias;	/* fp32 (GEMM ops) */
-	void *hbias;	/* fp16 (LayerNorm beta) */
-	void *aux;	/* fp16 positional embedding */
+	void *hbias;	/* LayerNorm beta, as w */
+	void *aux;	/* positional embedding, as w */
 } gpu_w;
 
 struct gpu_model {
@@ -36,7 +36,7 @@ struct gpu_model {
 	gpu_w *w[2];	/* per op of each chain */
 	void *mem;	/* one allocation for all weights */
 	size_t bytes;
-	int int8;	/* conv/linear weights int8 where the model has them */
+	int prec;	/* CLIP_PREC_FP16, CLIP_PREC_INT8 or CLIP_PREC_FP32 */
 };
 
 typedef struct gpu_launch {
@@ -76,10 +76,14 @@ typedef struct wplan { size_t off_w, off_b, off_hb, off_aux, off_s; size_t n_w, 
 
 static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
-static void plan_op(const clip_model *m, const op *o, int int8, wplan *p, size_t *cursor)
+/* Bytes of one activation or float weight element. */
+static size_t elem_bytes(int prec) { return prec == CLIP_PREC_FP32 ? 4 : 2; }
+
+static void plan_op(const clip_model *m, const op *o, int prec, wplan *p, size_t *cursor)
 {
 	memset(p, 0, sizeof *p);
-	size_t es = int8 && o->wq ? 1 : 2;	/* bytes per conv/linear weight */
+	const size_t fs = elem_bytes(prec);
+	size_t es = prec == CLIP_PREC_INT8 && o->wq ? 1 : fs;	/* bytes per conv/linear weight */
 	switch (o->kind) {
 	case OP_CONV:
 		p->n_w = es == 1 ? (size_t)o->cout * mmf_gemm_int8_ldb(o->k * o->k * conv_cin_pad(o))
@@ -93,15 +97,15 @@ static void plan_op(const clip_model *m, const op *o, int int8, wplan *p, size_t
 		p->n_s = es == 1 ? (size_t)o->n * 4 : 0;
 		break;
 	case OP_LAYERNORM:
-		p->n_w = (size_t)o->width * 2;
-		p->n_hb = (size_t)o->width * 2;
+		p->n_w = (size_t)o->width * fs;
+		p->n_hb = (size_t)o->width * fs;
 		break;
 	case OP_EMBED:
-		p->n_w = (size_t)m->cfg.vocab * o->width * 2;
-		p->n_aux = (size_t)o->tokens * o->width * 2;
+		p->n_w = (size_t)m->cfg.vocab * o->width * fs;
+		p->n_aux = (size_t)o->tokens * o->width * fs;
 		break;
 	case OP_POOL_TOKENS:
-		p->n_aux = (size_t)o->tokens * o->width * 2;
+		p->n_aux = (size_t)o->tokens * o->width * fs;
 		break;
 	default:
 		break;
@@ -115,19 +119,25 @@ static void plan_op(const clip_model *m, const op *o, int int8, wplan *p, size_t
 		}
 }
 
-static void to_half(uint16_t *dst, const float *src, size_t n)
+/* n floats into element i.. of dst, as fp16 or fp32 (f32). */
+static void put(void *dst, size_t i, const float *src, size_t n, int f32)
 {
-	for (size_t i = 0; i < n; i++)
-		dst[i] = mmf_float_to_half(src[i]);
+	if (f32)
+		memcpy((float *)dst + i, src, n * sizeof(float));
+	else
+		for (size_t k = 0; k < n; k++)
+			((uint16_t *)dst)[i + k] = mmf_float_to_half(src[k]);
 }
 
 /* Fills the host image of op o's weights at base (laid out by p). */
-static int fill_op(const clip_model *m, const op *o, const wplan *p, char *base)
+static int fill_op(const clip_model *m, const op *o, const wplan *p, int prec, char *base)
 {
+	const int f32 = prec == CLIP_PREC_FP32;
+	static const float zero = 0.f;
 	switch (o->kind) {
 	case OP_CONV: {
 		int cp = conv_cin_pad(o), K = o->k * o->k * cp;
-		uint16_t *w = (uint16_t *)(base + p->off_w);
+		void *w = base + p->off_w;
 		int8_t *q = p->n_s ? malloc((size_t)o->cout * K) : NULL;	/* cin padded, before packing */
 		if (p->n_s && !q)
 			return -ENOMEM;
@@ -138,7 +148,7 @@ static int fill_op(const clip_model *m, const op *o, const wplan *p, char *base)
 					if (q)
 						q[d] = ci < o->cin ? o->wq[s] : 0;
 					else
-						w[d] = ci < o->cin ? mmf_float_to_half(o->wt[s]) : 0;
+						put(w, d, ci < o->cin ? &o->wt[s] : &zero, 1, f32);
 				}
 		if (q) {
 			mmf_gemm_pack_int8(q, o->cout, K, (uint8_t *)(base + p->off_w));
@@ -153,20 +163,20 @@ static int fill_op(const clip_model *m, const op *o, const wplan *p, char *base)
 			mmf_gemm_pack_int8(o->wq, o->n, o->k_in, (uint8_t *)(base + p->off_w));
 			memcpy(base + p->off_s, o->wqs, p->n_s);
 		} else
-			to_half((uint16_t *)(base + p->off_w), o->wt, p->n_w / 2);
+			put(base + p->off_w, 0, o->wt, (size_t)o->n * o->k_in, f32);
 		if (p->n_b)
 			memcpy(base + p->off_b, o->bias, p->n_b);
 		break;
 	case OP_LAYERNORM:
-		to_half((uint16_t *)(base + p->off_w), o->wt, (size_t)o->width);
-		to_half((uint16_t *)(base + p->off_hb), o->bias, (size_t)o->width);
+		put(base + p->off_w, 0, o->wt, (size_t)o->width, f32);
+		put(base + p->off_hb, 0, o->bias, (size_t)o->width, f32);
 		break;
 	case OP_EMBED:
-		to_half((uint16_t *)(base + p->off_w), o->wt, (size_t)m->cfg.vocab * o->width);
-		to_half((uint16_t *)(base + p->off_aux), o->aux, (size_t)o->tokens * o->width);
+		put(base + p->off_w, 0, o->wt, (size_t)m->cfg.vocab * o->width, f32);
+		put(base + p->off_aux, 0, o->aux, (size_t)o->tokens * o->width, f32);
 		break;
 	case OP_POOL_TOKENS:
-		to_half((uint16_t *)(base + p->off_aux), o->aux, (size_t)o->tokens * o->width);
+		put(base + p->off_aux, 0, o->aux, (size_t)o->tokens * o->width, f32);
 		break;
 	default:
 		break;
@@ -174,7 +184,7 @@ static int fill_op(const clip_model *m, const op *o, const wplan *p, char *base)
 	return 0;
 }
 
-int gpu_model_new(const chain *img, const chain *txt, int int8, gpu_model **out, mmf_err *err)
+int gpu_model_new(const chain *img, const chain *txt, int prec, gpu_model **out, mmf_err *err)
 {
 	*out = NULL;
 	gpu_model *g = calloc(1, sizeof *g);
@@ -183,8 +193,12 @@ int gpu_model_new(const chain *img, const chain *txt, int int8, gpu_model **out,
 	int rc = -ENOMEM;
 	if (!g)
 		return mmf_err_set(err, -ENOMEM, "gpu: out of memory");
+	if (prec != CLIP_PREC_FP16 && prec != CLIP_PREC_INT8 && prec != CLIP_PREC_FP32) {
+		free(g);
+		return mmf_err_set(err, -EINVAL, "gpu: unknown precision %d", prec);
+	}
 	g->c[0] = img, g->c[1] = txt;
-	g->int8 = int8;
+	g->prec = prec;
 	/* Programmatic dependent launch where the device has it, unless
 	 * MMF_PDL=0 (for comparison). */
 	int dev = 0;
@@ -211,14 +225,14 @@ int gpu_model_new(const chain *img, const chain *txt, int int8, gpu_model **out,
 		if (!plans[t] || !g->w[t])
 			goto fail;
 		for (int i = 0; i < g->c[t]->nops; i++)
-			plan_op(img->model, &g->c[t]->ops[i], int8, &plans[t][i], &cursor);
+			plan_op(img->model, &g->c[t]->ops[i], prec, &plans[t][i], &cursor);
 	}
 	g->bytes = cursor;
 	if (!(host = malloc(cursor ? cursor : 1)))
 		goto fail;
 	for (int t = 0; t < 2; t++)
 		for (int i = 0; i < g->c[t]->nops; i++)
-			if (fill_op(img->model, &g->c[t]->ops[i], &plans[t][i], host) < 0)
+			if (fill_op(img->model, &g->c[t]->ops[i], &plans[t][i], prec, host) < 0)
 				goto fail;
 	cudaError_t e = cudaMalloc(&g->mem, cursor ? cursor : 1);
 	if (e != cudaSuccess) {
@@ -263,6 +277,13 @@ void gpu_model_free(gpu_model *g)
 
 size_t gpu_model_bytes(const gpu_model *g) { return g->bytes; }
 
+int gpu_model_precision(const gpu_model *g) { return g->prec; }
+
+const char *gpu_precision_name(int prec)
+{
+	return prec == CLIP_PREC_INT8 ? "int8" : prec == CLIP_PREC_FP32 ? "fp32" : "fp16";
+}
+
 int gpu_model_int8(const gpu_model *g)
 {
 	int n = 0;
@@ -281,11 +302,11 @@ static size_t buf_bytes(const gpu_tower *t, int b)
 	const chain *c = t->c;
 	if (b == c->in && c->tower == TOWER_IMAGE) {
 		int S = c->model->cfg.image_size;
-		return (size_t)S * S * 8 * 2 * t->batch;	/* NHWC, channels padded to 8 */
+		return (size_t)S * S * 8 * elem_bytes(t->g->prec) * t->batch;	/* NHWC, channels padded to 8 */
 	}
 	if (c->bufs[b].is_int || b == c->out)
 		return (size_t)c->bufs[b].elems * 4 * t->batch;
-	return (size_t)c->bufs[b].elems * 2 * t->batch;
+	return (size_t)c->bufs[b].elems * elem_bytes(t->g->prec) * t->batch;
 }
 
 static void *bufp(const gpu_tower *t, int b) { return t->arena + t->off[b]; }
@@ -298,6 +319,7 @@ static void gemm_record(gpu_tower *t, int i, mmf_gemm *g)
 	g->A = bufp(t, o->in);
 	g->B = w->w;
 	g->bscale = w->scale;
+	g->f32 = t->g->prec == CLIP_PREC_FP32;
 	g->bias = w->bias;
 	g->R = o->in2 >= 0 ? bufp(t, o->in2) : NULL;
 	g->C = bufp(t, o->out);
@@ -516,19 +538,19 @@ int gpu_tower_set_image(gpu_tower *t, const float *px, int n, cudaStream_t s, mm
 		return mmf_err_set(err, -EINVAL, "gpu: the %s tower takes no image", tower_name(c->tower));
 	if (n < 1 || n > t->batch)
 		return mmf_err_set(err, -EINVAL, "gpu: %d images for a tower of batch %d", n, t->batch);
-	int S = c->model->cfg.image_size;
-	uint16_t *h = t->host_in;
+	int S = c->model->cfg.image_size, f32 = t->g->prec == CLIP_PREC_FP32;
 	/* A stream's previous upload must have left the staging buffer. */
 	CU(cudaStreamSynchronize(s), err, "gpu set image");
 	for (int i = 0; i < n; i++)
 		for (int ch = 0; ch < 3; ch++)
 			for (int p = 0; p < S * S; p++) {
-				float v = px[((size_t)i * 3 + ch) * S * S + p];
-				if (!isfinite(v))
+				const float *v = &px[((size_t)i * 3 + ch) * S * S + p];
+				if (!isfinite(*v))
 					return mmf_err_set(err, -EINVAL, "image %d: pixel %d of channel %d is not finite", i, p, ch);
-				h[((size_t)i * S * S + p) * 8 + ch] = mmf_float_to_half(v);
+				put(t->host_in, ((size_t)i * S * S + p) * 8 + ch, v, 1, f32);
 			}
-	CU(cudaMemcpyAsync(bufp(t, c->in), h, (size_t)n * S * S * 8 * 2, cudaMemcpyHostToDevice, s), err, "gpu set image");
+	CU(cudaMemcpyAsync(bufp(t, c->in), t->host_in, (size_t)n * S * S * 8 * elem_bytes(t->g->prec), cudaMemcpyHostToDevice, s),
+	   err, "gpu set image");
 	return 0;
 }
 
@@ -551,8 +573,20 @@ int gpu_tower_set_text(gpu_tower *t, const int32_t *tok, int n, cudaStream_t s, 
 	return 0;
 }
 
-/* The descriptor of op i, resolved once when the tower is built. */
+/* The descriptor of op i as the mmf_*_desc functions make it. */
+static int op_desc_elem(gpu_tower *t, int i, mmf_opdesc *d);
+
+/* The descriptor of op i, resolved once when the tower is built: fp16, or
+ * the fp32 form on a CLIP_PREC_FP32 model. */
 static int op_desc(gpu_tower *t, int i, mmf_opdesc *d)
+{
+	int rc = op_desc_elem(t, i, d);
+	if (rc == 0 && t->g->prec == CLIP_PREC_FP32)
+		rc = mmf_op_set_f32(d);
+	return rc;
+}
+
+static int op_desc_elem(gpu_tower *t, int i, mmf_opdesc *d)
 {
 	const op *o = &t->c->ops[i];
 	const gpu_w *w = &t->g->w[t->ti][i];

@@ -1,5 +1,5 @@
 /* gpu: the CUDA backend. A gpu_model holds both towers' weights resident on
- * the device as fp16 or int8 (biases and scales fp32), uploaded once. A gpu_tower is one chain
+ * the device as fp16, int8 or fp32 (biases and scales fp32), uploaded once. A gpu_tower is one chain
  * at one batch size: an activation arena allocated once and a launch record
  * per op, so enqueueing a run does no allocation and no host
  * synchronisation (it can be captured into a CUDA graph). */
@@ -16,13 +16,16 @@
 typedef struct gpu_model gpu_model;
 typedef struct gpu_tower gpu_tower;
 
-/* int8: convolution and linear weights that the model holds as int8
- * (op.wq) are uploaded as int8 with fp32 scales and run by the int8 GEMM
- * path; otherwise every weight is fp16. */
-int gpu_model_new(const chain *img, const chain *txt, int int8, gpu_model **out, mmf_err *err);
+/* precision: CLIP_PREC_* (model.h). CLIP_PREC_INT8 uploads the convolution
+ * and linear weights that the model holds as int8 (op.wq) as int8 with fp32
+ * scales, run by the int8 GEMM path; CLIP_PREC_FP32 runs every op's fp32
+ * SIMT form (mmf_op_set_f32). */
+int gpu_model_new(const chain *img, const chain *txt, int precision, gpu_model **out, mmf_err *err);
 void gpu_model_free(gpu_model *g);
 size_t gpu_model_bytes(const gpu_model *g);	/* device bytes of resident weights */
 int gpu_model_int8(const gpu_model *g);		/* ops running int8 weights */
+int gpu_model_precision(const gpu_model *g);	/* CLIP_PREC_* */
+const char *gpu_precision_name(int precision);	/* "fp16", "int8", "fp32" */
 
 /* Builds the launch records of chain c (one of the model's two) for `batch`
  * samples. With tune_stream non-NULL each GEMM's tile configuration is
@@ -48,15 +51,17 @@ int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStr
 int gpu_tower_enqueue_op(gpu_tower *t, int i, cudaStream_t s);
 /* Copies the n normalised embeddings (float32) to host memory; synchronises s. */
 int gpu_tower_get_output(gpu_tower *t, float *emb, int n, cudaStream_t s, mmf_err *err);
-/* Device pointer of op i's output (fp16, or fp32 for the final l2norm). */
+/* Device pointer of op i's output (fp16, or fp32 for the final l2norm; all
+ * fp32 on a CLIP_PREC_FP32 model). */
 const void *gpu_tower_op_output(const gpu_tower *t, int i);
 const chain *gpu_tower_chain(const gpu_tower *t);
 int gpu_tower_nops(const gpu_tower *t);
 int gpu_tower_batch(const gpu_tower *t);
 /* The launch descriptor of op i (for the fused executor). */
 const mmf_opdesc *gpu_tower_desc(const gpu_tower *t, int i);
-/* Device pointer of chain buffer b: fp16, except the token ids (int32), the
- * final embedding (fp32) and the image input (NHWC, 8 channels, 3 used). */
+/* Device pointer of chain buffer b: fp16 (fp32 on a CLIP_PREC_FP32 model), except
+ * the token ids (int32) and the final embedding (fp32); the image input is
+ * NHWC, 8 channels, 3 used. */
 const void *gpu_tower_buf(const gpu_tower *t, int b);
 /* The GEMM tile configuration op i uses (-1 for non-GEMM ops). */
 int gpu_tower_op_cfg(const gpu_tower *t, int i);

@@ -241,7 +241,7 @@ int gpu_exec_new(const chain *img, const chain *txt, const gpu_exec_opts *o, gpu
 	    (rc = gx_cuda(cudaEventCreate(&g->t0), err, "events")) < 0 || (rc = gx_cuda(cudaEventCreate(&g->t1), err, "events")) < 0)
 		goto fail;
 	snprintf(g->device, sizeof g->device, "%s, %s", gpu_parts_device_name(g->parts), gpu_part_name(g->part));
-	if ((rc = gpu_model_new(img, txt, o->int8, &g->gm, err)) < 0)
+	if ((rc = gpu_model_new(img, txt, o->precision, &g->gm, err)) < 0)
 		goto fail;
 	for (int b = 1; g->nb < GX_SIZES; b *= 2) {
 		g->bs[g->nb++] = b < o->max_batch ? b : o->max_batch;
@@ -257,10 +257,10 @@ int gpu_exec_new(const chain *img, const chain *txt, const gpu_exec_opts *o, gpu
 		}
 	gx_note(g, "%s: towers at batch sizes 1..%d, %.1f MiB on the device (weights %.1f MiB, %s)", g->device,
 		o->max_batch, (double)gpu_exec_bytes(g) / (1 << 20), (double)gpu_model_bytes(g->gm) / (1 << 20),
-		gpu_model_int8(g->gm) ? "int8" : "fp16");
+		gpu_precision_name(gpu_model_precision(g->gm)));
 	if (o->fuse != GPU_FUSE_OFF) {
 		char hash[17] = "";
-		if ((rc = model_file_hash(o->model_path, o->int8, hash, err)) < 0)
+		if ((rc = model_file_hash(o->model_path, o->precision, hash, err)) < 0)
 			goto fail;
 		for (int k = 0; k < g->nb; k++)
 			if ((rc = gx_plan(g, k, hash, err)) < 0)
@@ -510,7 +510,7 @@ char *gpu_exec_plan_json(const gpu_exec *g)
 		json_array_append_new(steps, st);
 	}
 	json_t *root = json_pack("{s:s, s:s, s:i, s:s, s:I, s:i, s:s, s:s, s:o, s:o}", "backend", "cuda", "device", g->device,
-				 "sms", gpu_part_sms(g->part), "weights", gpu_model_int8(g->gm) ? "int8" : "fp16",
+				 "sms", gpu_part_sms(g->part), "weights", gpu_precision_name(gpu_model_precision(g->gm)),
 				 "weight_bytes", (json_int_t)gpu_model_bytes(g->gm), "int8_ops", gpu_model_int8(g->gm),
 				 "fuse", gpu_fuse_mode_name(g->o.fuse), "image_only_or_text_only",
 				 "that tower's graph", "batch_sizes", sizes, "steps", steps);

@@ -36,7 +36,7 @@ typedef struct gpu_exec_opts {
 	gpu_fuse_mode fuse;
 	const char *model_path;	/* its header hash keys the plan cache */
 	const char *plan_dir;	/* where plans are cached; NULL: plan every start */
-	int int8;		/* run the model's int8 weights (clip_model_load_w) */
+	int precision;		/* CLIP_PREC_* (clip_model_load_w) */
 	int util_every;		/* trace one step each time this many images+texts have run (0: never) */
 	void (*progress)(const char *line);	/* setup progress, or NULL */
 } gpu_exec_opts;

@@ -569,8 +569,8 @@ void clip_model_free(clip_model *m)
 
 int clip_weights_parse(const char *s, clip_weights *out)
 {
-	static const char *names[] = {"auto", "fp16", "int8"};
-	for (int i = 0; i < 3; i++)
+	static const char *names[] = {"auto", "fp16", "int8", "fp32"};
+	for (int i = 0; i < 4; i++)
 		if (strcmp(s, names[i]) == 0) {
 			*out = (clip_weights)i;
 			return 0;
@@ -580,14 +580,16 @@ int clip_weights_parse(const char *s, clip_weights *out)
 
 const char *clip_weights_name(clip_weights w)
 {
-	return w == CLIP_WEIGHTS_FP16 ? "fp16" : w == CLIP_WEIGHTS_INT8 ? "int8" : "auto";
+	return w == CLIP_WEIGHTS_FP16 ? "fp16" : w == CLIP_WEIGHTS_INT8 ? "int8" : w == CLIP_WEIGHTS_FP32 ? "fp32" : "auto";
 }
 
-int clip_model_load_w(const char *path, clip_weights w, clip_model **out, int *int8, mmf_err *err)
+int clip_model_load_w(const char *path, clip_weights w, clip_model **out, int *prec, mmf_err *err)
 {
 	int rc = clip_model_load_q(path, w == CLIP_WEIGHTS_INT8, out, err);
 	if (rc < 0)
 		return rc;
-	*int8 = w == CLIP_WEIGHTS_INT8 || (w == CLIP_WEIGHTS_AUTO && (*out)->nint8 > 0);
+	*prec = w == CLIP_WEIGHTS_FP32 ? CLIP_PREC_FP32
+		: w == CLIP_WEIGHTS_INT8 || (w == CLIP_WEIGHTS_AUTO && (*out)->nint8 > 0) ? CLIP_PREC_INT8
+											: CLIP_PREC_FP16;
 	return 0;
 }

@@ -80,12 +80,20 @@ int clip_model_load_q(const char *path, int quantize, clip_model **out, mmf_err 
 
 /* What --weights asks for: fp16 uploads float weights to the GPU (int8
  * ones dequantised), int8 quantises at load, auto is int8 exactly when the
- * file holds int8 weights. */
-typedef enum clip_weights { CLIP_WEIGHTS_AUTO, CLIP_WEIGHTS_FP16, CLIP_WEIGHTS_INT8 } clip_weights;
-int clip_weights_parse(const char *s, clip_weights *out);	/* "auto", "fp16", "int8" */
+ * file holds int8 weights; fp32 is fp16's weights kept as fp32 on the GPU,
+ * with fp32 activations and the SIMT kernels (the CPU computes in fp32
+ * whatever the mode). */
+typedef enum clip_weights { CLIP_WEIGHTS_AUTO, CLIP_WEIGHTS_FP16, CLIP_WEIGHTS_INT8, CLIP_WEIGHTS_FP32 } clip_weights;
+int clip_weights_parse(const char *s, clip_weights *out);	/* "auto", "fp16", "int8", "fp32" */
 const char *clip_weights_name(clip_weights w);
-/* Loads for mode w; *int8 tells whether the GPU should run int8 weights. */
-int clip_model_load_w(const char *path, clip_weights w, clip_model **out, int *int8, mmf_err *err);
+/* The precision a model runs at on the GPU (gpu_model_new):
+ *  CLIP_PREC_FP16  weights and activations fp16, tensor cores;
+ *  CLIP_PREC_INT8  the model's int8 convolution and linear weights as int8
+ *                  with fp32 scales, the rest as fp16;
+ *  CLIP_PREC_FP32  weights and activations fp32, CUDA-core (SIMT) kernels. */
+enum { CLIP_PREC_FP16 = 0, CLIP_PREC_INT8 = 1, CLIP_PREC_FP32 = 2 };
+/* Loads for mode w; *prec is the CLIP_PREC_* the GPU should run it at. */
+int clip_model_load_w(const char *path, clip_weights w, clip_model **out, int *prec, mmf_err *err);
 void clip_model_free(clip_model *m);
 
 /* Derived sizes. */

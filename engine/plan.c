@@ -329,7 +329,7 @@ int plan_trace_launches(const gpu_plan *p, const chain *img, const chain *txt, t
 
 /* ------------------------------------------------------------ cache */
 
-int model_file_hash(const char *path, int int8, char out[17], mmf_err *err)
+int model_file_hash(const char *path, int prec, char out[17], mmf_err *err)
 {
 	FILE *fp = fopen(path, "rb");
 	if (!fp)
@@ -354,8 +354,9 @@ int model_file_hash(const char *path, int int8, char out[17], mmf_err *err)
 	if (rc == 0 && fseek(fp, 0, SEEK_END) == 0) {
 		long sz = ftell(fp);
 		h = (h ^ (uint64_t)sz) * 0x100000001b3ull;
-		if (int8)	/* int8 weights run other kernels: their own plans */
-			for (const char *c = "weights=int8"; *c; c++)
+		/* int8 and fp32 run other kernels: their own plans (fp16's hash
+		 * is the one plans had before there were precisions) */
+		for (const char *c = prec == CLIP_PREC_INT8 ? "weights=int8" : prec == CLIP_PREC_FP32 ? "weights=fp32" : ""; *c; c++)
 				h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
 		snprintf(out, 17, "%016llx", (unsigned long long)h);
 	}

@@ -89,8 +89,8 @@ struct json_t *plan_to_json(const gpu_plan *p);
 int plan_roofline(int sms, size_t bytes, cudaStream_t s, double *tflops, double *gbs, mmf_err *err);
 int plan_load(const char *path, const gpu_plan *want, gpu_plan **out, mmf_err *err);
 /* FNV-1a of a safetensors file's size and header: changes with any tensor's
- * name, shape, dtype or offset; int8 (the GPU runs int8 weights) gives
- * another hash, so fp16 and int8 plans are cached apart. */
-int model_file_hash(const char *path, int int8, char out[17], mmf_err *err);
+ * name, shape, dtype or offset; each precision (CLIP_PREC_*) gives another
+ * hash, so fp16, int8 and fp32 plans are cached apart. */
+int model_file_hash(const char *path, int prec, char out[17], mmf_err *err);
 
 #endif

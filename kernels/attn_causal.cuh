@@ -2,14 +2,17 @@
  * qkv [batch][tokens][3*width] holds q | k | v per row, each third split into
  * `heads` contiguous slices of dh = width/heads columns; out
  * [batch][tokens][width] gets, per head and side by side,
- * softmax(q k^T / sqrt(dh), keys j <= i only) v. fp16 in and out, fp32 math.
+ * softmax(q k^T / sqrt(dh), keys j <= i only) v, fp32 math. Two tiles:
+ * the fp16 one below (fp16 in and out, tensor cores) and, further down,
+ * attn_causal_f32_tile (fp32 in and out, CUDA cores: the descriptor's fp32
+ * form, mmf_attn_causal_to_f32).
  *
- * A tile is (sample, head, block of 32 query rows) for a team of two warps,
- * 16 rows each: CLIP's 77 tokens give 3 tiles a head, so batch 1 with 8..20
- * heads is 24..60 tiles; the last block sees the most keys and is handed out
- * first. Per head the work is two small matrix products (77x77x64), so it
- * runs on the tensor cores with mma.sync m16n8k16 (fp16 in, fp32
- * accumulate; sm_80 and later), one warp on 16 rows:
+ * fp16: a tile is (sample, head, block of 32 query rows) for a team of two
+ * warps, 16 rows each: CLIP's 77 tokens give 3 tiles a head, so batch 1 with
+ * 8..20 heads is 24..60 tiles; the last block sees the most keys and is
+ * handed out first. Per head the work is two small matrix products
+ * (77x77x64), so it runs on the tensor cores with mma.sync m16n8k16 (fp16
+ * in, fp32 accumulate; sm_80 and later), one warp on 16 rows:
  *  - K, for the keys the block can see, goes to shared memory through
  *    16-byte cp.async, coalesced (a head's row is dh*2 contiguous bytes),
  *    while the Q fragments are loaded straight from global memory (each Q
@@ -39,11 +42,12 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "mmf_kernels.h"
 #include "team.cuh"
 
 struct attn_causal_params {
-	const __half *qkv;	/* [batch][tokens][3 * width] */
-	__half *out;		/* [batch][tokens][width], not overlapping qkv */
+	const void *qkv;	/* [batch][tokens][3 * width] */
+	void *out;		/* [batch][tokens][width], not overlapping qkv */
 	int batch, tokens, width, heads;
 };
 
@@ -154,7 +158,7 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 	const int h = (tile / nqb) % p.heads, b = tile / nqb / p.heads;
 	const int q0 = qb * ATTN_CAUSAL_ROWS, kend = min(T, q0 + ATTN_CAUSAL_ROWS), krows = (kend + 15) & ~15;
 	const int stride = 3 * W;	/* a sample is below 2^31 halves: T <= 128, W checked */
-	const __half *q = p.qkv + (size_t)b * T * stride + h * dh;
+	const __half *q = static_cast<const __half *>(p.qkv) + (size_t)b * T * stride + h * dh;
 	__half *buf = reinterpret_cast<__half *>(team.smem);
 	const int warp = team.tid >> 5, lane = team.tid & 31, g = lane >> 2, c = lane & 3;
 	const int w0 = q0 + 16 * warp;	/* this warp's first query row */
@@ -289,7 +293,7 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 		}
 
 	const float i0 = 1.f / l0, i1 = 1.f / l1;
-	__half *out = p.out + (size_t)b * T * W + h * dh + 2 * c;
+	__half *out = static_cast<__half *>(p.out) + (size_t)b * T * W + h * dh + 2 * c;
 #pragma unroll
 	for (int n = 0; n < ND; n++)
 		if (n < nd) {
@@ -320,5 +324,185 @@ __device__ inline void attn_causal_tile(const attn_causal_params &p, int tile, c
 	else
 		attn_causal_tile_fit<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16>(p, tile, team);
 }
+
+/* The fp32 SIMT tile, the fp32 baseline of the analysis report: fp32 in,
+ * out and math, on the CUDA cores. A tile is (sample, head, block of 16
+ * query rows) for a team of four warps, 4 rows a warp: CLIP's 77 tokens
+ * give 5 tiles a head, 40 at batch 1 with 8 heads; the last block sees the
+ * most keys and is handed out first.
+ *  - Q's 16 rows are staged once. K, for the keys the block can see, then
+ *    comes through one shared buffer 32 keys at a time: lane l scores key
+ *    32c + l of chunk c against the warp's 4 rows at once, per 4 dims one
+ *    float4 of K (rows padded to dh + 4 floats, so the 8 lanes of each
+ *    shared-memory phase hit distinct banks for any dh % 8 == 0) and 4
+ *    broadcast float4s of Q for 16 FMAs. Scores, pre-scaled by
+ *    log2(e)/sqrt(dh), go to the row's array in shared memory, -inf past
+ *    the diagonal.
+ *  - Exact two-pass softmax of each row by its warp (max, then exp2 and
+ *    sum, with shuffles); the normalised probabilities go back in place,
+ *    zero past the diagonal, so P V needs no mask.
+ *  - V then comes through the same buffer, 32 keys at a time: lane l owns
+ *    output dims l, l + 32, ... of the warp's 4 rows and reads the p of 4
+ *    keys as one broadcast float4 a row.
+ * Staging zero-fills rows past the visible keys (past T for Q); rows of a
+ * block past T are computed and never stored. Shared memory: 16*dh (Q) +
+ * 32*(dh + 4) (one K or V chunk) + 16*round32(T) (scores) floats: 18.5 KB
+ * at T = 77, dh = 64, and 32.5 KB at the limits T = 128, dh = 128. The
+ * chunks keep that under 48 KB: a whole K is 128 x 132 floats, 66 KB, at
+ * the limits, and 32 query rows a tile would take 48.5 KB. team.smem must
+ * be 16-byte aligned. */
+constexpr int ATTN_CAUSAL_F32_TEAM = 128;	/* four warps */
+constexpr int ATTN_CAUSAL_F32_ROWS = 16;	/* query rows a tile */
+constexpr int ATTN_CAUSAL_F32_WROWS = ATTN_CAUSAL_F32_ROWS / (ATTN_CAUSAL_F32_TEAM / 32);	/* a warp's rows */
+constexpr int ATTN_CAUSAL_F32_KEYS = 32;	/* keys a staged chunk, one a lane */
+
+__host__ __device__ static inline int attn_causal_f32_tiles(const attn_causal_params &p)
+{
+	return p.batch * p.heads * ((p.tokens + ATTN_CAUSAL_F32_ROWS - 1) / ATTN_CAUSAL_F32_ROWS);
+}
+
+__host__ __device__ static inline int attn_causal_f32_smem_bytes(const attn_causal_params &p)
+{
+	const int dh = p.width / p.heads;
+	return (ATTN_CAUSAL_F32_ROWS * dh + ATTN_CAUSAL_F32_KEYS * (dh + 4) +
+		ATTN_CAUSAL_F32_ROWS * ((p.tokens + 31) & ~31)) * (int)sizeof(float);
+}
+
+/* Copies rows [0, rows) of one head's Q, K or V (row r at src + r *
+ * stride, dh floats) into buf, ld floats a row; rows from `valid` on are
+ * zeros. */
+__device__ __forceinline__ void attn_causal_f32_stage(float *buf, int ld, const float *src, int stride, int rows,
+						      int valid, int dh, const mmf_team &team)
+{
+	const int n4 = dh / 4;
+	for (int e = team.tid; e < rows * n4; e += ATTN_CAUSAL_F32_TEAM) {
+		const int r = e / n4, c = e - r * n4;
+		const float4 v = r < valid ? __ldg(reinterpret_cast<const float4 *>(src + r * stride) + c)
+					   : make_float4(0.f, 0.f, 0.f, 0.f);
+		*reinterpret_cast<float4 *>(buf + r * ld + 4 * c) = v;
+	}
+}
+
+__device__ inline void attn_causal_f32_tile(const attn_causal_params &p, int tile, const mmf_team &team)
+{
+	constexpr int RW = ATTN_CAUSAL_F32_WROWS, KC = ATTN_CAUSAL_F32_KEYS;
+	constexpr int ND = ATTN_CAUSAL_MAX_DH / 32;	/* output dims a lane */
+	const int T = p.tokens, W = p.width, dh = W / p.heads, ldk = dh + 4, lds = (T + 31) & ~31;
+	const int nqb = (T + ATTN_CAUSAL_F32_ROWS - 1) / ATTN_CAUSAL_F32_ROWS;
+	const int qb = nqb - 1 - tile % nqb;	/* heaviest block first */
+	const int h = (tile / nqb) % p.heads, b = tile / nqb / p.heads;
+	const int q0 = qb * ATTN_CAUSAL_F32_ROWS, kend = min(T, q0 + ATTN_CAUSAL_F32_ROWS);
+	const int nch = (kend + KC - 1) / KC;
+	const int stride = 3 * W;	/* a sample is below 2^31 floats: T <= 128, W checked */
+	const float *q = static_cast<const float *>(p.qkv) + (size_t)b * T * stride + h * dh;
+	const int warp = team.tid >> 5, lane = team.tid & 31;
+	const int r0 = q0 + RW * warp, nrows = min(RW, T - r0);	/* this warp's rows (nrows may be <= 0) */
+	const int wend = nrows > 0 ? r0 + nrows : 0;	/* keys the warp needs: j < wend */
+	const int nk = (wend + 3) & ~3;	/* keys P V reads, 4 at a time */
+	float *qs = reinterpret_cast<float *>(team.smem);	/* [16][dh] */
+	float *kv = qs + ATTN_CAUSAL_F32_ROWS * dh;	/* [32][ldk]: one chunk of K or V */
+	float *sw = kv + KC * ldk + RW * warp * lds;	/* the warp's rows of [16][lds] scores */
+	const float *qw = qs + RW * warp * dh;
+	const float scale = 1.44269504088896341f * rsqrtf((float)dh);
+
+	team_sync(team);	/* the previous tile is done with shared memory */
+	attn_causal_f32_stage(qs, dh, q + q0 * stride, stride, ATTN_CAUSAL_F32_ROWS, T - q0, dh, team);
+	for (int c = 0; c < nch; c++) {
+		if (c > 0)
+			team_sync(team);	/* every warp is done with the previous chunk */
+		attn_causal_f32_stage(kv, ldk, q + W + c * KC * stride, stride, KC, kend - c * KC, dh, team);
+		team_sync(team);
+		if (c * KC >= wend)
+			continue;
+		float acc[RW];
+#pragma unroll
+		for (int r = 0; r < RW; r++)
+			acc[r] = 0.f;
+		const float *kr = kv + lane * ldk;
+		/* Not unrolled: unrolled 2 or 4 times, this loop spills
+		 * at the 72 registers of 7 teams an SM. */
+#pragma unroll 1
+		for (int d = 0; d < dh; d += 4) {
+			const float4 k4 = *reinterpret_cast<const float4 *>(kr + d);
+#pragma unroll
+			for (int r = 0; r < RW; r++) {
+				const float4 q4 = *reinterpret_cast<const float4 *>(qw + r * dh + d);
+				acc[r] = fmaf(q4.w, k4.w, fmaf(q4.z, k4.z, fmaf(q4.y, k4.y, fmaf(q4.x, k4.x, acc[r]))));
+			}
+		}
+		const int j = c * KC + lane;
+#pragma unroll
+		for (int r = 0; r < RW; r++)
+			sw[r * lds + j] = j <= r0 + r ? acc[r] * scale : -INFINITY;
+	}
+
+	/* Each lane reads and writes only its own keys j = lane + 32k here. */
+#pragma unroll
+	for (int r = 0; r < RW; r++) {
+		if (r < nrows) {
+			float *sr = sw + r * lds;
+			const int i = r0 + r;
+			float m = -INFINITY, l = 0.f;
+			for (int j = lane; j <= i; j += 32)
+				m = fmaxf(m, sr[j]);
+#pragma unroll
+			for (int o = 16; o > 0; o >>= 1)
+				m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+			for (int j = lane; j < nk; j += 32) {
+				const float e = j <= i ? exp2f(sr[j] - m) : 0.f;
+				sr[j] = e;
+				l += e;
+			}
+#pragma unroll
+			for (int o = 16; o > 0; o >>= 1)
+				l += __shfl_xor_sync(0xffffffffu, l, o);
+			const float inv = 1.f / l;
+			for (int j = lane; j <= i; j += 32)
+				sr[j] *= inv;
+		}
+	}
+
+	float o[RW][ND];
+#pragma unroll
+	for (int r = 0; r < RW; r++)
+#pragma unroll
+		for (int n = 0; n < ND; n++)
+			o[r][n] = 0.f;
+	for (int c = 0; c < nch; c++) {
+		team_sync(team);	/* every warp is done with K (the probabilities are written) or the last V chunk */
+		attn_causal_f32_stage(kv, ldk, q + 2 * W + c * KC * stride, stride, KC, kend - c * KC, dh, team);
+		team_sync(team);
+		const int j1 = min(c * KC + KC, nk);
+		for (int j = c * KC; j < j1; j += 4) {
+			float4 pr[RW];
+#pragma unroll
+			for (int r = 0; r < RW; r++)
+				pr[r] = *reinterpret_cast<const float4 *>(sw + r * lds + j);
+			const float *vr = kv + (j - c * KC) * ldk + lane;
+#pragma unroll
+			for (int n = 0; n < ND; n++)
+				if (lane + 32 * n < dh) {
+					const float v0 = vr[32 * n], v1 = vr[ldk + 32 * n], v2 = vr[2 * ldk + 32 * n],
+						    v3 = vr[3 * ldk + 32 * n];
+#pragma unroll
+					for (int r = 0; r < RW; r++)
+						o[r][n] = fmaf(pr[r].w, v3, fmaf(pr[r].z, v2, fmaf(pr[r].y, v1, fmaf(pr[r].x, v0, o[r][n]))));
+				}
+		}
+	}
+
+	float *out = static_cast<float *>(p.out) + (size_t)b * T * W + h * dh;
+#pragma unroll
+	for (int r = 0; r < RW; r++)
+		if (r < nrows)
+#pragma unroll
+			for (int n = 0; n < ND; n++)
+				if (lane + 32 * n < dh)
+					out[(size_t)(r0 + r) * W + lane + 32 * n] = o[r][n];
+}
+
+/* Turns an fp16 attn_causal descriptor into its fp32 form (this tile):
+ * 0, or -EINVAL for a descriptor that is not a valid attn_causal one. */
+extern "C" int mmf_attn_causal_to_f32(mmf_opdesc *d);
 
 #endif

@@ -9,21 +9,22 @@
 
 /* Naming 8 blocks an SM lets ptxas keep the unrolled loads in registers
  * (without it, ptxas for sm_87 spilled at 40 registers). */
-template <bool TR>
+template <typename T, bool TR>
 __global__ void __launch_bounds__(ATTN_POOL_TEAM, 8) attn_pool_kernel(attn_pool_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = attn_pool_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		attn_pool_tile(p, t, team);
+		attn_pool_tile<T>(p, t, team);
 	mmf_kernel_end<TR>(trace);
 }
 
+template <typename T>
 static int attn_pool_launch(const attn_pool_params &p, cudaStream_t stream)
 {
 	const int tiles = attn_pool_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(attn_pool_kernel<true>, attn_pool_kernel<false>, tiles < 65535 ? tiles : 65535, ATTN_POOL_TEAM, attn_pool_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(attn_pool_kernel<T, true>, attn_pool_kernel<T, false>, tiles < 65535 ? tiles : 65535, ATTN_POOL_TEAM, attn_pool_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }
@@ -41,7 +42,7 @@ extern "C" int mmf_attn_pool_desc(const void *q, const void *kv, void *out, int 
 		return -EINVAL;
 	if ((int64_t)batch * heads > INT_MAX)
 		return -EINVAL;
-	attn_pool_params p = {(const __half *)q, (const __half *)kv, (__half *)out, batch, tokens, width, heads};
+	attn_pool_params p = {q, kv, out, batch, tokens, width, heads};
 	return mmf_desc_pack(d, MMF_OP_ATTN_POOL, p, attn_pool_tiles(p), ATTN_POOL_TEAM, attn_pool_smem_bytes(p));
 }
 
@@ -50,10 +51,12 @@ extern "C" int mmf_attn_pool_f16(const void *q, const void *kv, void *out, int b
 {
 	mmf_opdesc d;
 	int rc = mmf_attn_pool_desc(q, kv, out, batch, tokens, width, heads, &d);
-	return rc < 0 ? rc : attn_pool_launch(*reinterpret_cast<const attn_pool_params *>(d.params), (cudaStream_t)stream);
+	return rc < 0 ? rc : attn_pool_launch<__half>(*reinterpret_cast<const attn_pool_params *>(d.params), (cudaStream_t)stream);
 }
 
 extern "C" int mmf_attn_pool_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
-	return attn_pool_launch(*reinterpret_cast<const attn_pool_params *>(d->params), (cudaStream_t)stream);
+	const attn_pool_params &p = *reinterpret_cast<const attn_pool_params *>(d->params);
+	return d->f32 ? attn_pool_launch<float>(p, (cudaStream_t)stream)
+		      : attn_pool_launch<__half>(p, (cudaStream_t)stream);
 }

@@ -7,21 +7,22 @@
 #include "check.h"
 #include "mmf_ops.h"
 
-template <bool TR>
+template <typename T, bool TR>
 __global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = avgpool2_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		avgpool2_tile(p, t, team);
+		avgpool2_tile<T>(p, t, team);
 	mmf_kernel_end<TR>(trace);
 }
 
+template <typename T>
 static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
 {
 	const int tiles = avgpool2_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(avgpool2_kernel<true>, avgpool2_kernel<false>, tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(avgpool2_kernel<T, true>, avgpool2_kernel<T, false>, tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }
@@ -32,7 +33,7 @@ extern "C" int mmf_avgpool2_desc(const void *x, void *y, int batch, int h, int w
 		return -EINVAL;
 	if (((uintptr_t)x | (uintptr_t)y) % 16)
 		return -EINVAL;
-	avgpool2_params p = {(const __half *)x, (__half *)y, batch, h, w, channels};
+	avgpool2_params p = {x, y, batch, h, w, channels};
 	if (avgpool2_chunks(p) > INT_MAX - AVGPOOL2_TEAM)
 		return -EINVAL;
 	return mmf_desc_pack(d, MMF_OP_AVGPOOL2, p, avgpool2_tiles(p), AVGPOOL2_TEAM, avgpool2_smem_bytes(p));
@@ -42,10 +43,12 @@ extern "C" int mmf_avgpool2_f16(const void *x, void *y, int batch, int h, int w,
 {
 	mmf_opdesc d;
 	int rc = mmf_avgpool2_desc(x, y, batch, h, w, channels, &d);
-	return rc < 0 ? rc : avgpool2_launch(*reinterpret_cast<const avgpool2_params *>(d.params), (cudaStream_t)stream);
+	return rc < 0 ? rc : avgpool2_launch<__half>(*reinterpret_cast<const avgpool2_params *>(d.params), (cudaStream_t)stream);
 }
 
 extern "C" int mmf_avgpool2_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
-	return avgpool2_launch(*reinterpret_cast<const avgpool2_params *>(d->params), (cudaStream_t)stream);
+	const avgpool2_params &p = *reinterpret_cast<const avgpool2_params *>(d->params);
+	return d->f32 ? avgpool2_launch<float>(p, (cudaStream_t)stream)
+		      : avgpool2_launch<__half>(p, (cudaStream_t)stream);
 }

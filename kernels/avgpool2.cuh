@@ -1,12 +1,12 @@
 /* avgpool2: the ResNet tower's 2x2 average pool, stride 2, NHWC: x
  * [batch][h][w][channels] -> y [batch][h/2][w/2][channels], each output the
- * mean of its 2x2 window, summed in fp32. h and w even, channels a multiple
- * of 8.
+ * mean of its 2x2 window, summed in fp32. fp16 in and out, or fp32 (the
+ * descriptor's fp32 form). h and w even, channels a multiple of 8.
  *
- * Purely memory-bound, so the output is flattened into 16-byte chunks of 8
- * channels and a tile is 128 consecutive chunks, one a thread: every thread
- * does 4 16-byte loads and one 16-byte store, consecutive threads touch
- * consecutive chunks (the whole channel run of a pixel, then the next
+ * Purely memory-bound, so the output is flattened into chunks of 8 channels
+ * (16 bytes in fp16, 32 in fp32) and a tile is 128 consecutive chunks, one
+ * a thread: every thread loads 4 chunks and stores one, consecutive threads
+ * touch consecutive chunks (the whole channel run of a pixel, then the next
  * pixel), and the tiles divide any shape evenly whatever C is (RN50's stem
  * has only 32 channels: 4 chunks a pixel). No shared memory, no barrier. */
 #ifndef MMF_AVGPOOL2_CUH
@@ -18,8 +18,8 @@
 #include "team.cuh"
 
 struct avgpool2_params {
-	const __half *x;	/* [batch][h][w][channels] */
-	__half *y;		/* [batch][h/2][w/2][channels] */
+	const void *x;		/* [batch][h][w][channels] */
+	void *y;		/* [batch][h/2][w/2][channels] */
 	int batch, h, w, channels;
 };
 
@@ -38,6 +38,8 @@ __host__ __device__ static inline int avgpool2_tiles(const avgpool2_params &p)
 
 __host__ __device__ static inline int avgpool2_smem_bytes(const avgpool2_params &) { return 0; }
 
+/* T: the tensors' element type, __half or float. */
+template <typename T>
 __device__ inline void avgpool2_tile(const avgpool2_params &p, int tile, const mmf_team &team)
 {
 	const int idx = tile * AVGPOOL2_TEAM + team.tid;
@@ -47,24 +49,21 @@ __device__ inline void avgpool2_tile(const avgpool2_params &p, int tile, const m
 	const int c = idx % nc, px = idx / nc;	/* px: output pixel over the batch */
 	const int ox = px % ow, oy = (px / ow) % oh, b = px / ow / oh;
 	const size_t row = (size_t)p.w * p.channels;
-	const __half *a = p.x + ((size_t)b * p.h + 2 * oy) * row + (size_t)2 * ox * p.channels + c * 8;
-	const uint4 r[4] = {__ldg(reinterpret_cast<const uint4 *>(a)),
-			    __ldg(reinterpret_cast<const uint4 *>(a + p.channels)),
-			    __ldg(reinterpret_cast<const uint4 *>(a + row)),
-			    __ldg(reinterpret_cast<const uint4 *>(a + row + p.channels))};
-	uint4 out;
-	__half2 *o = reinterpret_cast<__half2 *>(&out);
+	const T *a = static_cast<const T *>(p.x) + ((size_t)b * p.h + 2 * oy) * row + (size_t)2 * ox * p.channels + c * 8;
+	float r[4][8], out[8];
+	mmf_ldg8(a, r[0]);
+	mmf_ldg8(a + p.channels, r[1]);
+	mmf_ldg8(a + row, r[2]);
+	mmf_ldg8(a + row + p.channels, r[3]);
 #pragma unroll
-	for (int i = 0; i < 4; i++) {
-		float2 s = make_float2(0.f, 0.f);
+	for (int i = 0; i < 8; i++) {
+		float s = 0.f;
 #pragma unroll
-		for (int k = 0; k < 4; k++) {
-			const float2 f = __half22float2(reinterpret_cast<const __half2 *>(&r[k])[i]);
-			s.x += f.x, s.y += f.y;
-		}
-		o[i] = __floats2half2_rn(0.25f * s.x, 0.25f * s.y);
+		for (int k = 0; k < 4; k++)
+			s += r[k][i];
+		out[i] = 0.25f * s;
 	}
-	reinterpret_cast<uint4 *>(p.y)[idx] = out;
+	mmf_store8(static_cast<T *>(p.y) + (size_t)idx * 8, out);
 }
 
 #endif

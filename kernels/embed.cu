@@ -6,21 +6,22 @@
 #include "embed.cuh"
 #include "mmf_ops.h"
 
-template <bool TR>
+template <typename T, bool TR>
 __global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = embed_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		embed_tile(p, t, team);
+		embed_tile<T>(p, t, team);
 	mmf_kernel_end<TR>(trace);
 }
 
+template <typename T>
 static int embed_launch(const embed_params &p, cudaStream_t stream)
 {
 	const int tiles = embed_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(embed_kernel<true>, embed_kernel<false>, tiles < 65535 ? tiles : 65535, EMBED_TEAM, embed_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(embed_kernel<T, true>, embed_kernel<T, false>, tiles < 65535 ? tiles : 65535, EMBED_TEAM, embed_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }
@@ -34,7 +35,7 @@ extern "C" int mmf_embed_desc(const int32_t *ids, void *y, const void *tok_emb, 
 		return -EINVAL;
 	if ((int64_t)batch * tokens > INT_MAX)
 		return -EINVAL;
-	embed_params p = {ids, (const __half *)tok_emb, (const __half *)pos, (__half *)y, batch, tokens, width, vocab};
+	embed_params p = {ids, tok_emb, pos, y, batch, tokens, width, vocab};
 	return mmf_desc_pack(d, MMF_OP_EMBED, p, embed_tiles(p), EMBED_TEAM, embed_smem_bytes(p));
 }
 
@@ -43,10 +44,12 @@ extern "C" int mmf_embed_f16(const int32_t *ids, void *y, const void *tok_emb, c
 {
 	mmf_opdesc d;
 	int rc = mmf_embed_desc(ids, y, tok_emb, pos, batch, tokens, width, vocab, &d);
-	return rc < 0 ? rc : embed_launch(*reinterpret_cast<const embed_params *>(d.params), (cudaStream_t)stream);
+	return rc < 0 ? rc : embed_launch<__half>(*reinterpret_cast<const embed_params *>(d.params), (cudaStream_t)stream);
 }
 
 extern "C" int mmf_embed_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
-	return embed_launch(*reinterpret_cast<const embed_params *>(d->params), (cudaStream_t)stream);
+	const embed_params &p = *reinterpret_cast<const embed_params *>(d->params);
+	return d->f32 ? embed_launch<float>(p, (cudaStream_t)stream)
+		      : embed_launch<__half>(p, (cudaStream_t)stream);
 }

@@ -6,21 +6,22 @@
 #include "eot_gather.cuh"
 #include "mmf_ops.h"
 
-template <bool TR>
+template <typename T, bool TR>
 __global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gather_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = eot_gather_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		eot_gather_tile(p, t, team);
+		eot_gather_tile<T>(p, t, team);
 	mmf_kernel_end<TR>(trace);
 }
 
+template <typename T>
 static int eot_gather_launch(const eot_gather_params &p, cudaStream_t stream)
 {
 	const int tiles = eot_gather_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(eot_gather_kernel<true>, eot_gather_kernel<false>, tiles < 65535 ? tiles : 65535, EOT_GATHER_TEAM, eot_gather_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(eot_gather_kernel<T, true>, eot_gather_kernel<T, false>, tiles < 65535 ? tiles : 65535, EOT_GATHER_TEAM, eot_gather_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }
@@ -32,7 +33,7 @@ extern "C" int mmf_eot_gather_desc(const void *x, const int32_t *ids, void *y, i
 		return -EINVAL;
 	if ((uintptr_t)ids % 4 || ((uintptr_t)x | (uintptr_t)y) % 16)
 		return -EINVAL;
-	eot_gather_params p = {(const __half *)x, ids, (__half *)y, batch, tokens, width};
+	eot_gather_params p = {x, ids, y, batch, tokens, width};
 	return mmf_desc_pack(d, MMF_OP_EOT_GATHER, p, eot_gather_tiles(p), EOT_GATHER_TEAM, eot_gather_smem_bytes(p));
 }
 
@@ -41,10 +42,12 @@ extern "C" int mmf_eot_gather_f16(const void *x, const int32_t *ids, void *y, in
 {
 	mmf_opdesc d;
 	int rc = mmf_eot_gather_desc(x, ids, y, batch, tokens, width, &d);
-	return rc < 0 ? rc : eot_gather_launch(*reinterpret_cast<const eot_gather_params *>(d.params), (cudaStream_t)stream);
+	return rc < 0 ? rc : eot_gather_launch<__half>(*reinterpret_cast<const eot_gather_params *>(d.params), (cudaStream_t)stream);
 }
 
 extern "C" int mmf_eot_gather_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
-	return eot_gather_launch(*reinterpret_cast<const eot_gather_params *>(d->params), (cudaStream_t)stream);
+	const eot_gather_params &p = *reinterpret_cast<const eot_gather_params *>(d->params);
+	return d->f32 ? eot_gather_launch<float>(p, (cudaStream_t)stream)
+		      : eot_gather_launch<__half>(p, (cudaStream_t)stream);
 }

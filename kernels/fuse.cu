@@ -14,8 +14,8 @@
  *                 team; shared memory is the larger of the two, reused.
  *
  * The kernels are generic by dispatch: a switch on the descriptor's kind
- * calls that op's tile function, so one kernel per strategy serves every
- * pair, and registers are the maximum over all ops (reported by
+ * (and its f32 flag: the fp32 SIMT forms) calls that op's tile function, so
+ * one kernel per strategy serves every pair, and registers are the maximum over all ops (reported by
  * mmf_fused_regs and in the fusion notes). A tile computes the same values
  * wherever it runs, so fused output is bitwise the unfused output. */
 #include <cuda_fp16.h>
@@ -67,21 +67,59 @@ FUSE_CALL(call_gemm_m_q8, gemm_params, (gemm_tile<gemm_cfg_m, true>))
 FUSE_CALL(call_gemm_s_q8, gemm_params, (gemm_tile<gemm_cfg_s, true>))
 FUSE_CALL(call_gemm_w_q8, gemm_params, (gemm_tile<gemm_cfg_w, true>))
 FUSE_CALL(call_gemm_n_q8, gemm_params, (gemm_tile<gemm_cfg_n, true>))
-FUSE_CALL(call_layernorm, layernorm_params, layernorm_tile)
 FUSE_CALL(call_attn_causal_small, attn_causal_params, (attn_causal_tile_fit<5, 4>))
 FUSE_CALL(call_attn_causal_big, attn_causal_params,
 	  (attn_causal_tile_fit<ATTN_CAUSAL_MAX_TOKENS / 16, ATTN_CAUSAL_MAX_DH / 16>))
-FUSE_CALL(call_attn_pool, attn_pool_params, attn_pool_tile)
-FUSE_CALL(call_pool_tokens, pool_tokens_params, pool_tokens_tile)
-FUSE_CALL(call_embed, embed_params, embed_tile)
-FUSE_CALL(call_eot_gather, eot_gather_params, eot_gather_tile)
-FUSE_CALL(call_l2norm, l2norm_params, l2norm_tile)
-FUSE_CALL(call_avgpool2, avgpool2_params, avgpool2_tile)
+/* The ops written once for both element types: an fp16 and an fp32 call each. */
+#define FUSE_CALL2(name, P)                                   \
+	FUSE_CALL(call_##name, P, name##_tile<__half>) \
+	FUSE_CALL(call_##name##_f32, P, name##_tile<float>)
+FUSE_CALL2(layernorm, layernorm_params)
+FUSE_CALL2(attn_pool, attn_pool_params)
+FUSE_CALL2(pool_tokens, pool_tokens_params)
+FUSE_CALL2(embed, embed_params)
+FUSE_CALL2(eot_gather, eot_gather_params)
+FUSE_CALL2(l2norm, l2norm_params)
+FUSE_CALL2(avgpool2, avgpool2_params)
+#undef FUSE_CALL2
+/* The fp32 SIMT forms of the tensor-core ops. */
+FUSE_CALL(call_gemm_l_f32, gemm_params, gemm_simt_tile<gemm_simt_l>)
+FUSE_CALL(call_gemm_m_f32, gemm_params, gemm_simt_tile<gemm_simt_m>)
+FUSE_CALL(call_gemm_s_f32, gemm_params, gemm_simt_tile<gemm_simt_s>)
+FUSE_CALL(call_gemm_w_f32, gemm_params, gemm_simt_tile<gemm_simt_w>)
+FUSE_CALL(call_gemm_n_f32, gemm_params, gemm_simt_tile<gemm_simt_n>)
+FUSE_CALL(call_attn_causal_f32, attn_causal_params, attn_causal_f32_tile)
 #undef FUSE_CALL
+
+/* The fp32 form of every op (mmf_op_set_f32). */
+__device__ __forceinline__ void op_tile_f32(const mmf_opdesc &d, int tile, const mmf_team &t)
+{
+	const void *p = d.params;
+	switch (d.kind) {
+	case MMF_OP_GEMM_L: call_gemm_l_f32(p, tile, t); break;
+	case MMF_OP_GEMM_M: call_gemm_m_f32(p, tile, t); break;
+	case MMF_OP_GEMM_S: call_gemm_s_f32(p, tile, t); break;
+	case MMF_OP_GEMM_W: call_gemm_w_f32(p, tile, t); break;
+	case MMF_OP_GEMM_N: call_gemm_n_f32(p, tile, t); break;
+	case MMF_OP_LAYERNORM: call_layernorm_f32(p, tile, t); break;
+	case MMF_OP_ATTN_CAUSAL: call_attn_causal_f32(p, tile, t); break;
+	case MMF_OP_ATTN_POOL: call_attn_pool_f32(p, tile, t); break;
+	case MMF_OP_POOL_TOKENS: call_pool_tokens_f32(p, tile, t); break;
+	case MMF_OP_EMBED: call_embed_f32(p, tile, t); break;
+	case MMF_OP_EOT_GATHER: call_eot_gather_f32(p, tile, t); break;
+	case MMF_OP_L2NORM: call_l2norm_f32(p, tile, t); break;
+	case MMF_OP_AVGPOOL2: call_avgpool2_f32(p, tile, t); break;
+	default: break;
+	}
+}
 
 __device__ __forceinline__ void op_tile(const mmf_opdesc &d, int tile, const mmf_team &t)
 {
 	const void *p = d.params;
+	if (d.f32) {
+		op_tile_f32(d, tile, t);
+		return;
+	}
 	switch (d.kind) {
 #define GEMM_CASE(K, fn) \
 	case K: \
@@ -299,6 +337,22 @@ extern "C" int mmf_fused_occupancy(const mmf_opdesc *a, const mmf_opdesc *b, con
 	MMF_CUDA_CHECK(cudaFuncSetAttribute(kernels[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
 	MMF_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernels[f->strategy], th, sm));
 	return 0;
+}
+
+extern "C" int mmf_op_set_f32(mmf_opdesc *d)
+{
+	switch (d->kind) {
+	case MMF_OP_GEMM_L: case MMF_OP_GEMM_M: case MMF_OP_GEMM_S: case MMF_OP_GEMM_W: case MMF_OP_GEMM_N:
+		return d->f32 ? 0 : -EINVAL;	/* mmf_gemm.f32 made it, or it is not fp32 */
+	case MMF_OP_ATTN_CAUSAL:
+		return mmf_attn_causal_to_f32(d);
+	case MMF_OP_LAYERNORM: case MMF_OP_ATTN_POOL: case MMF_OP_POOL_TOKENS: case MMF_OP_EMBED:
+	case MMF_OP_EOT_GATHER: case MMF_OP_L2NORM: case MMF_OP_AVGPOOL2:
+		d->f32 = 1;	/* the same tile written for float: same team, tiles and shared bytes */
+		return 0;
+	default:
+		return -EINVAL;
+	}
 }
 
 extern "C" int mmf_op_launch(const mmf_opdesc *d, mmf_stream s)

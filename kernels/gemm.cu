@@ -19,6 +19,30 @@ __global__ void __launch_bounds__(Cfg::THREADS) gemm_kernel(gemm_params p, mmf_t
 	mmf_kernel_end<TR>(trace);
 }
 
+template <class Cfg, bool TR>
+__global__ void __launch_bounds__(Cfg::THREADS) gemm_simt_kernel(gemm_params p, mmf_trace_rec *trace)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block<TR>(smem);
+	int tiles = gemm_tiles<Cfg>(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		gemm_simt_tile<Cfg>(p, t, team);
+	mmf_kernel_end<TR>(trace);
+}
+
+/* The fp32 SIMT form: small enough shared memory for the default limit. */
+template <class Cfg>
+static int gemm_simt_launch(const gemm_params &p, int grid, cudaStream_t stream)
+{
+	int tiles = gemm_tiles<Cfg>(p);
+	if (grid <= 0 || grid > tiles)
+		grid = tiles;
+	MMF_CUDA_CHECK(mmf_launch_traced(gemm_simt_kernel<Cfg, true>, gemm_simt_kernel<Cfg, false>, grid, Cfg::THREADS,
+					 Cfg::SMEM, stream, p));
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
 template <class Cfg>
 static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
 {
@@ -43,17 +67,23 @@ static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
 	return 0;
 }
 
+/* The configurations by id: tensor-core form, fp32 SIMT form (same tile). */
+#define GEMM_CFGS(X)                                                                               \
+	X(MMF_GEMM_L, gemm_cfg_l, gemm_simt_l) X(MMF_GEMM_M, gemm_cfg_m, gemm_simt_m)                \
+	X(MMF_GEMM_S, gemm_cfg_s, gemm_simt_s) X(MMF_GEMM_W, gemm_cfg_w, gemm_simt_w)                \
+	X(MMF_GEMM_N, gemm_cfg_n, gemm_simt_n)
+
 static int to_params(const mmf_gemm *g, gemm_params *p)
 {
-	if (!g->A || !g->B || !g->C || g->M < 1 || g->N < 2 || g->K < 8 || g->K % 8 || g->N % 2)
+	if (!g->A || !g->B || !g->C || g->M < 1 || g->N < 2 || g->K < 8 || g->K % 8 || g->N % 2 || (g->f32 && g->bscale))
 		return -EINVAL;
 	if (((uintptr_t)g->A | (uintptr_t)g->B | (uintptr_t)g->C | (uintptr_t)g->R) % 16)
 		return -EINVAL;
 	if (g->act < GEMM_ACT_NONE || g->act > GEMM_ACT_GELU)
 		return -EINVAL;
 	gemm_params q = {};
-	q.A = (const __half *)g->A, q.B = (const __half *)g->B, q.R = (const __half *)g->R;
-	q.bias = g->bias, q.C = (__half *)g->C;
+	q.A = g->A, q.B = g->B, q.R = g->R;
+	q.bias = g->bias, q.C = g->C;
 	q.bscale = g->bscale;	/* B is then packed int8 (mmf_gemm_pack_int8) */
 	q.ldb = (int)mmf_gemm_int8_ldb(g->K);
 	q.M = g->M, q.N = g->N, q.K = g->K, q.act = g->act;
@@ -97,7 +127,8 @@ extern "C" void mmf_gemm_pack_int8(const int8_t *q, int rows, int K, uint8_t *ou
 				(uint8_t)((k < K ? q[(long long)n * K + k] : 0) + 128);
 }
 
-/* Workspace floats for the split-K partials of configuration Cfg. */
+/* Workspace floats for the split-K partials of configuration Cfg (either
+ * form: a tile's partials are BM x BN floats). */
 template <class Cfg>
 static long long ws_floats(const gemm_params &p)
 {
@@ -115,9 +146,8 @@ extern "C" int mmf_gemm_workspace(const mmf_gemm *g, int cfg, long long *ws_byte
 	long long f;
 	int tiles;
 	switch (cfg) {
-#define CASE(ID, CFG) case ID: f = ws_floats<CFG>(p), tiles = gemm_tiles<CFG>(p); break;
-	CASE(MMF_GEMM_L, gemm_cfg_l) CASE(MMF_GEMM_M, gemm_cfg_m) CASE(MMF_GEMM_S, gemm_cfg_s)
-	CASE(MMF_GEMM_W, gemm_cfg_w) CASE(MMF_GEMM_N, gemm_cfg_n)
+#define CASE(ID, CFG, SIMT) case ID: f = ws_floats<CFG>(p), tiles = gemm_tiles<CFG>(p); break;
+	GEMM_CFGS(CASE)
 #undef CASE
 	default: return -EINVAL;
 	}
@@ -134,9 +164,12 @@ extern "C" int mmf_gemm_info(const mmf_gemm *g, int cfg, int *tiles, int *thread
 	if (to_params(&h, &p) < 0)
 		return -EINVAL;
 	switch (cfg) {
-#define CASE(ID, CFG) case ID: *tiles = gemm_tiles<CFG>(p), *threads = CFG::THREADS, *smem = CFG::SMEM; return 0;
-	CASE(MMF_GEMM_L, gemm_cfg_l) CASE(MMF_GEMM_M, gemm_cfg_m) CASE(MMF_GEMM_S, gemm_cfg_s)
-	CASE(MMF_GEMM_W, gemm_cfg_w) CASE(MMF_GEMM_N, gemm_cfg_n)
+#define CASE(ID, CFG, SIMT)                                                                               \
+	case ID:                                                                                          \
+		*tiles = gemm_tiles<CFG>(p), *threads = g->f32 ? SIMT::THREADS : CFG::THREADS;            \
+		*smem = g->f32 ? SIMT::SMEM : CFG::SMEM;                                                  \
+		return 0;
+	GEMM_CFGS(CASE)
 #undef CASE
 	default: return -EINVAL;
 	}
@@ -147,10 +180,21 @@ extern "C" int mmf_gemm_desc(const mmf_gemm *g, int cfg, mmf_opdesc *d)
 	gemm_params p;
 	if (to_params(g, &p) < 0)
 		return -EINVAL;
+	int tiles, threads, smem;
+	if (mmf_gemm_info(g, cfg, &tiles, &threads, &smem) < 0)
+		return -EINVAL;
+	mmf_desc_pack(d, MMF_OP_GEMM_L + cfg, p, tiles, threads, smem);
+	d->f32 = g->f32 != 0;
+	return 0;
+}
+
+/* Configuration cfg of either form, with grid blocks (0: one per tile). */
+static int launch_cfg(const gemm_params &p, int cfg, int f32, int grid, cudaStream_t s)
+{
 	switch (cfg) {
-#define CASE(ID, CFG) case ID: return mmf_desc_pack(d, MMF_OP_GEMM_L + ID, p, gemm_tiles<CFG>(p), CFG::THREADS, CFG::SMEM);
-	CASE(MMF_GEMM_L, gemm_cfg_l) CASE(MMF_GEMM_M, gemm_cfg_m) CASE(MMF_GEMM_S, gemm_cfg_s)
-	CASE(MMF_GEMM_W, gemm_cfg_w) CASE(MMF_GEMM_N, gemm_cfg_n)
+#define CASE(ID, CFG, SIMT) \
+	case ID: return f32 ? gemm_simt_launch<SIMT>(p, grid, s) : gemm_launch<CFG>(p, grid, s);
+	GEMM_CFGS(CASE)
 #undef CASE
 	default: return -EINVAL;
 	}
@@ -158,16 +202,8 @@ extern "C" int mmf_gemm_desc(const mmf_gemm *g, int cfg, mmf_opdesc *d)
 
 extern "C" int mmf_gemm_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
-	const gemm_params &p = *reinterpret_cast<const gemm_params *>(d->params);
-	cudaStream_t s = (cudaStream_t)stream;
-	switch (d->kind) {
-	case MMF_OP_GEMM_L: return gemm_launch<gemm_cfg_l>(p, 0, s);
-	case MMF_OP_GEMM_M: return gemm_launch<gemm_cfg_m>(p, 0, s);
-	case MMF_OP_GEMM_S: return gemm_launch<gemm_cfg_s>(p, 0, s);
-	case MMF_OP_GEMM_W: return gemm_launch<gemm_cfg_w>(p, 0, s);
-	case MMF_OP_GEMM_N: return gemm_launch<gemm_cfg_n>(p, 0, s);
-	default: return -EINVAL;
-	}
+	return launch_cfg(*reinterpret_cast<const gemm_params *>(d->params), d->kind - MMF_OP_GEMM_L, d->f32, 0,
+			  (cudaStream_t)stream);
 }
 
 extern "C" int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream)
@@ -175,13 +211,5 @@ extern "C" int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream str
 	gemm_params p;
 	if (to_params(g, &p) < 0)
 		return -EINVAL;
-	cudaStream_t s = (cudaStream_t)stream;
-	switch (cfg) {
-	case MMF_GEMM_L: return gemm_launch<gemm_cfg_l>(p, grid, s);
-	case MMF_GEMM_M: return gemm_launch<gemm_cfg_m>(p, grid, s);
-	case MMF_GEMM_S: return gemm_launch<gemm_cfg_s>(p, grid, s);
-	case MMF_GEMM_W: return gemm_launch<gemm_cfg_w>(p, grid, s);
-	case MMF_GEMM_N: return gemm_launch<gemm_cfg_n>(p, grid, s);
-	default: return -EINVAL;
-	}
+	return launch_cfg(p, cfg, g->f32, grid, (cudaStream_t)stream);
 }

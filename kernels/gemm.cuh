@@ -58,9 +58,9 @@ enum { GEMM_ACT_NONE = 0, GEMM_ACT_RELU = 1, GEMM_ACT_QUICKGELU = 2, GEMM_ACT_GE
 enum { GEMM_A_ROWS = 0, GEMM_A_CONV = 1 };
 
 struct gemm_params {
-	const __half *A, *B, *R;
+	const void *A, *B, *R;	/* fp16, or fp32 for the SIMT tile (B: int8 with bscale) */
 	const float *bias;	/* [N] or NULL */
-	__half *C;
+	void *C;
 	int M, N, K;
 	int amode;
 	/* GEMM_A_ROWS */
@@ -171,25 +171,28 @@ __device__ __forceinline__ float gemm_act(int act, float x)
  * map the sample's input base and the top-left input coordinate, plus the
  * (ky, kx, ci) of the thread's current k, advanced by BK per k-slice without
  * divisions (the loader would otherwise be bound by integer arithmetic). */
+template <typename T>
 struct gemm_arow {
-	const __half *base;
+	const T *base;
 	int iy, ix;	/* conv only */
 	int ky, kx, ci;	/* conv only: tap and channel of the current k */
 	bool valid;
 };
 
-__device__ __forceinline__ gemm_arow gemm_a_row(const gemm_params &p, int m)
+template <typename T>
+__device__ __forceinline__ gemm_arow<T> gemm_a_row(const gemm_params &p, int m)
 {
-	gemm_arow r;
+	gemm_arow<T> r;
+	const T *A = static_cast<const T *>(p.A);
 	r.valid = m < p.M;
 	if (!r.valid)
 		m = 0;
 	if (p.amode == GEMM_A_ROWS) {
-		r.base = p.A + (long long)(m / p.rps) * p.sstride + (long long)(m % p.rps) * p.lda;
+		r.base = A + (long long)(m / p.rps) * p.sstride + (long long)(m % p.rps) * p.lda;
 		r.iy = r.ix = 0;
 	} else {
 		int hw = p.OH * p.OW, s = m / hw, rem = m - s * hw, oy = rem / p.OW, ox = rem - oy * p.OW;
-		r.base = p.A + (long long)s * p.H * p.W * p.Cin;
+		r.base = A + (long long)s * p.H * p.W * p.Cin;
 		r.iy = oy * p.stride - p.pad;
 		r.ix = ox * p.stride - p.pad;
 	}
@@ -197,7 +200,8 @@ __device__ __forceinline__ gemm_arow gemm_a_row(const gemm_params &p, int m)
 }
 
 /* Sets the conv tap state for k (one division, at the start of a K range). */
-__device__ __forceinline__ void gemm_a_seek(const gemm_params &p, gemm_arow &r, int k)
+template <typename T>
+__device__ __forceinline__ void gemm_a_seek(const gemm_params &p, gemm_arow<T> &r, int k)
 {
 	if (p.amode != GEMM_A_CONV)
 		return;
@@ -207,12 +211,13 @@ __device__ __forceinline__ void gemm_a_seek(const gemm_params &p, gemm_arow &r, 
 	r.kx = tap - r.ky * p.kw;
 }
 
-/* Moves the conv tap state on by one k-slice. */
-__device__ __forceinline__ void gemm_a_step(const gemm_params &p, gemm_arow &r)
+/* Moves the conv tap state on by one k-slice of BK values. */
+template <int BK, typename T>
+__device__ __forceinline__ void gemm_a_step(const gemm_params &p, gemm_arow<T> &r)
 {
 	if (p.amode != GEMM_A_CONV)
 		return;
-	r.ci += GEMM_BK;
+	r.ci += BK;
 	while (r.ci >= p.Cin) {
 		r.ci -= p.Cin;
 		if (++r.kx == p.kw) {
@@ -222,8 +227,9 @@ __device__ __forceinline__ void gemm_a_step(const gemm_params &p, gemm_arow &r)
 	}
 }
 
-/* Global address of the 8 A values at (row, k..k+7), or NULL for zeros. */
-__device__ __forceinline__ const __half *gemm_a_src(const gemm_params &p, const gemm_arow &r, int k)
+/* Global address of the A values at (row, k..k+7), or NULL for zeros. */
+template <typename T>
+__device__ __forceinline__ const T *gemm_a_src(const gemm_params &p, const gemm_arow<T> &r, int k)
 {
 	if (!r.valid || k >= p.K)
 		return nullptr;
@@ -233,6 +239,48 @@ __device__ __forceinline__ const __half *gemm_a_src(const gemm_params &p, const 
 	if (y < 0 || y >= p.H || x < 0 || x >= p.W)
 		return nullptr;
 	return r.base + ((long long)y * p.W + x) * p.Cin + r.ci;
+}
+
+/* Split-K (splits > 1): stores this tile's E fp32 partials per thread
+ * (acc, in register order: element e of thread tid at e*THREADS + tid,
+ * coalesced), and returns whether this block took the output tile's last
+ * ticket; that block then holds in acc the sum of all splits' partials, in
+ * split order 0..splits-1 whichever finished first, and resets the counter.
+ * Every thread of the team must call it. */
+template <int E, int THREADS>
+__device__ __forceinline__ bool gemm_split_reduce(const gemm_params &p, int tile, int mn, const mmf_team &team, float *acc)
+{
+	const int tid = team.tid;
+	float *part = p.ws + (size_t)tile * E * THREADS;
+#pragma unroll
+	for (int e = 0; e < E; e++)
+		__stcg(part + e * THREADS + tid, acc[e]);
+	__threadfence();
+	team_sync(team);
+	int *flag = reinterpret_cast<int *>(team.smem);
+	if (tid == 0)
+		*flag = atomicAdd(p.counters + mn, 1) == p.splits - 1;
+	team_sync(team);
+	int last = *flag;
+	team_sync(team);	/* the flag's bytes are the next tile's stage 0 */
+	if (!last)
+		return false;
+	__threadfence();
+	const float *all = p.ws + (size_t)mn * p.splits * E * THREADS;
+	/* Split-major: every load of one split is independent, so a thread
+	 * has E loads in flight, not one. */
+#pragma unroll
+	for (int e = 0; e < E; e++)
+		acc[e] = 0.f;
+	for (int sp = 0; sp < p.splits; sp++) {
+		const float *ps = all + (size_t)sp * E * THREADS + tid;
+#pragma unroll
+		for (int e = 0; e < E; e++)
+			acc[e] += __ldcg(ps + e * THREADS);
+	}
+	if (tid == 0)
+		p.counters[mn] = 0;
+	return true;
 }
 
 template <class Cfg, bool Q8 = false>
@@ -255,7 +303,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 
 	/* Each thread loads fixed rows (and fixed 8-wide k columns) of the A
 	 * and B slices at every k step: resolve the row addresses once. */
-	gemm_arow arow[A_PER];
+	gemm_arow<__half> arow[A_PER];
 	int acol[A_PER];
 	const char *brow[B_PER];
 	int bcol[B_PER];
@@ -263,7 +311,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 	for (int i = 0; i < A_PER; i++) {
 		int c = tid + i * Cfg::THREADS, r = c / (GEMM_BK / 8);
 		acol[i] = (c % (GEMM_BK / 8)) * 8;
-		arow[i] = gemm_a_row(p, m0 + r);
+		arow[i] = gemm_a_row<__half>(p, m0 + r);
 		if (c >= CHUNKS_A)
 			arow[i].valid = false;
 	}
@@ -282,7 +330,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 				int r = c / (GEMM_BK / 8);
 				const __half *src = gemm_a_src(p, arow[i], k0 + acol[i]);
 				cp_async16(smem_u32(sA + (stage * BM + r) * GEMM_LDS + acol[i]), src ? src : p.B, src != nullptr);
-				gemm_a_step(p, arow[i]);
+				gemm_a_step<GEMM_BK>(p, arow[i]);
 			}
 		}
 #pragma unroll
@@ -378,52 +426,8 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 	}
 	cp_async_wait<0>();
 
-	if (p.splits > 1) {
-		/* Partials are stored in register order (element e of thread tid
-		 * at e*THREADS + tid): coalesced, and read back the same way. */
-		constexpr int E = MI * NI * 4;
-		float *part = p.ws + (size_t)tile * E * Cfg::THREADS;
-#pragma unroll
-		for (int i = 0; i < MI; i++)
-#pragma unroll
-			for (int j = 0; j < NI; j++)
-#pragma unroll
-				for (int q = 0; q < 4; q++)
-					__stcg(part + ((i * NI + j) * 4 + q) * Cfg::THREADS + tid, acc[i][j][q]);
-		__threadfence();
-		team_sync(team);
-		int *flag = reinterpret_cast<int *>(team.smem);
-		if (tid == 0)
-			*flag = atomicAdd(p.counters + mn, 1) == p.splits - 1;
-		team_sync(team);
-		int last = *flag;
-		team_sync(team);	/* the flag's bytes are the next tile's stage 0 */
-		if (!last)
-			return;
-		__threadfence();
-		const float *all = p.ws + (size_t)mn * p.splits * E * Cfg::THREADS;
-		/* Split-major: every load of one split is independent, so a
-		 * thread has E loads in flight, not one. */
-#pragma unroll
-		for (int i = 0; i < MI; i++)
-#pragma unroll
-			for (int j = 0; j < NI; j++)
-#pragma unroll
-				for (int q = 0; q < 4; q++)
-					acc[i][j][q] = 0.f;
-		for (int sp = 0; sp < p.splits; sp++) {
-			const float *ps = all + (size_t)sp * E * Cfg::THREADS + tid;
-#pragma unroll
-			for (int i = 0; i < MI; i++)
-#pragma unroll
-				for (int j = 0; j < NI; j++)
-#pragma unroll
-					for (int q = 0; q < 4; q++)
-						acc[i][j][q] += __ldcg(ps + ((i * NI + j) * 4 + q) * Cfg::THREADS);
-		}
-		if (tid == 0)
-			p.counters[mn] = 0;
-	}
+	if (p.splits > 1 && !gemm_split_reduce<MI * NI * 4, Cfg::THREADS>(p, tile, mn, team, &acc[0][0][0]))
+		return;
 
 	/* Epilogue straight from the accumulators: lane holds rows lane/4 and
 	 * lane/4+8 of each fragment, columns 2*(lane%4) and +1. */
@@ -445,12 +449,174 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 				float v1 = (Q8 ? acc[i][j][2 * h + 1] * s1 : acc[i][j][2 * h + 1]) + b1;
 				long long off = (long long)m * p.N + n;
 				if (p.R) {
-					float2 r = __half22float2(*reinterpret_cast<const __half2 *>(p.R + off));
+					float2 r = __half22float2(*reinterpret_cast<const __half2 *>(static_cast<const __half *>(p.R) + off));
 					v0 += r.x, v1 += r.y;
 				}
-				*reinterpret_cast<__half2 *>(p.C + off) = __floats2half2_rn(gemm_act(p.act, v0), gemm_act(p.act, v1));
+				*reinterpret_cast<__half2 *>(static_cast<__half *>(p.C) + off) =
+					__floats2half2_rn(gemm_act(p.act, v0), gemm_act(p.act, v1));
 			}
 		}
+}
+
+/* The fp32 SIMT form (mmf_gemm.f32): A, B, R and C float, the same address
+ * maps, split-K, epilogue and output tiles as the tensor-core form (each
+ * configuration keeps its BM x BN, so tile counts, split-K workspace and the
+ * engine's choices carry over), computed with FFMA on the CUDA cores: the
+ * fp32 baseline that shows what the tensor cores buy. The K loop walks
+ * slices of GEMM_SIMT_BK = 8 values; each thread fetches its 16-byte pieces
+ * of the next slice into registers while the team computes the current one
+ * from shared memory, then stores them transposed (k-major, rows padded by 4
+ * floats) into the other of two stages, one barrier a slice. A thread owns
+ * TM x TN values of C in groups of 4 x 4: rows ty*4.. of each of the TM/4
+ * row bands, columns tx*4.. of each of the TN/4 column bands, so that a
+ * warp's float4 reads of a k-row are consecutive (conflict-free) or
+ * broadcasts. */
+#define GEMM_SIMT_BK 8
+
+template <int BM_, int BN_, int TM_, int TN_>
+struct gemm_simt_cfg {
+	static constexpr int BM = BM_, BN = BN_, TM = TM_, TN = TN_;
+	static constexpr int THREADS = BM * BN / (TM * TN);
+	static constexpr int LDA = BM + 4, LDB = BN + 4;	/* floats a shared k-row */
+	static constexpr int SMEM = 2 * GEMM_SIMT_BK * (LDA + LDB) * 4;
+	static_assert(TM % 4 == 0 && TN % 4 == 0 && THREADS % 32 == 0, "float4 reads, whole warps");
+};
+/* Same BM x BN as gemm_cfg_l, _m, _s, _w and _n. */
+typedef gemm_simt_cfg<128, 128, 8, 8> gemm_simt_l;	/* 256 threads, 16.9 KB */
+typedef gemm_simt_cfg<64, 64, 4, 8> gemm_simt_m;	/* 128 threads, 8.7 KB */
+typedef gemm_simt_cfg<32, 64, 4, 4> gemm_simt_s;	/* 128 threads, 6.4 KB */
+typedef gemm_simt_cfg<128, 64, 8, 4> gemm_simt_w;	/* 256 threads, 12.8 KB */
+typedef gemm_simt_cfg<128, 32, 8, 4> gemm_simt_n;	/* 128 threads, 10.5 KB */
+
+/* Stores a thread's fetched pieces of one operand's slice transposed:
+ * piece c (row c / 2, k 4 * (c % 2) .. + 3) to rows k of the k-major stage. */
+template <int PER, int CHUNKS, int THREADS, int LD>
+__device__ __forceinline__ void gemm_simt_stash(const float4 (&r)[PER], float *stage, int tid)
+{
+#pragma unroll
+	for (int i = 0; i < PER; i++) {
+		int c = tid + i * THREADS;
+		if (c < CHUNKS) {
+			float *d = stage + (c % 2) * 4 * LD + c / 2;
+			d[0] = r[i].x, d[LD] = r[i].y, d[2 * LD] = r[i].z, d[3 * LD] = r[i].w;
+		}
+	}
+}
+
+template <class Cfg>
+__device__ void gemm_simt_tile(const gemm_params &p, int tile, const mmf_team &team)
+{
+	constexpr int BK = GEMM_SIMT_BK, BM = Cfg::BM, BN = Cfg::BN, TM = Cfg::TM, TN = Cfg::TN;
+	constexpr int LDA = Cfg::LDA, LDB = Cfg::LDB, THREADS = Cfg::THREADS;
+	constexpr int CHUNKS_A = BM * BK / 4, CHUNKS_B = BN * BK / 4;	/* float4 pieces of a slice */
+	constexpr int A_PER = (CHUNKS_A + THREADS - 1) / THREADS, B_PER = (CHUNKS_B + THREADS - 1) / THREADS;
+	float *sA = reinterpret_cast<float *>(team.smem);	/* [2][BK][LDA] */
+	float *sB = sA + 2 * BK * LDA;				/* [2][BK][LDB] */
+	const float *B = static_cast<const float *>(p.B);
+
+	const int tiles_n = (p.N + BN - 1) / BN;
+	const int split = tile % p.splits, mn = tile / p.splits;
+	const int m0 = (mn / tiles_n) * BM, n0 = (mn % tiles_n) * BN;
+	const int tid = team.tid, tx = tid % (BN / TN), ty = tid / (BN / TN);
+
+	/* Piece c of a slice: row c / 2, k offset 4 * (c % 2). */
+	gemm_arow<float> arow[A_PER];
+	const float *brow[B_PER];
+#pragma unroll
+	for (int i = 0; i < A_PER; i++) {
+		int c = tid + i * THREADS;
+		arow[i] = gemm_a_row<float>(p, m0 + c / 2);
+		if (c >= CHUNKS_A)
+			arow[i].valid = false;
+	}
+#pragma unroll
+	for (int i = 0; i < B_PER; i++) {
+		int c = tid + i * THREADS, n = n0 + c / 2;
+		brow[i] = c < CHUNKS_B && n < p.N ? B + (long long)n * p.K + (c % 2) * 4 : nullptr;
+	}
+	float4 ra[A_PER], rb[B_PER];
+	const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+	auto fetch = [&](int k0) {
+#pragma unroll
+		for (int i = 0; i < A_PER; i++) {
+			const float *src = gemm_a_src(p, arow[i], k0 + ((tid + i * THREADS) % 2) * 4);
+			ra[i] = src ? __ldg(reinterpret_cast<const float4 *>(src)) : zero;
+			gemm_a_step<BK>(p, arow[i]);
+		}
+#pragma unroll
+		for (int i = 0; i < B_PER; i++)
+			rb[i] = brow[i] && k0 < p.K ? __ldg(reinterpret_cast<const float4 *>(brow[i] + k0)) : zero;
+	};
+	auto stash = [&](int st) {
+		gemm_simt_stash<A_PER, CHUNKS_A, THREADS, LDA>(ra, sA + st * BK * LDA, tid);
+		gemm_simt_stash<B_PER, CHUNKS_B, THREADS, LDB>(rb, sB + st * BK * LDB, tid);
+	};
+
+	float acc[TM * TN];
+#pragma unroll
+	for (int e = 0; e < TM * TN; e++)
+		acc[e] = 0.f;
+	const int KT_ALL = (p.K + BK - 1) / BK;
+	const int kt0 = (int)((long long)KT_ALL * split / p.splits), KT = (int)((long long)KT_ALL * (split + 1) / p.splits) - kt0;
+#pragma unroll
+	for (int i = 0; i < A_PER; i++)
+		gemm_a_seek(p, arow[i], kt0 * BK + ((tid + i * THREADS) % 2) * 4);
+	team_sync(team);	/* the previous tile is done with both stages */
+	if (KT > 0) {
+		fetch(kt0 * BK);
+		stash(0);
+	}
+	team_sync(team);
+	for (int kt = 0; kt < KT; kt++) {
+		const int st = kt & 1;
+		if (kt + 1 < KT)
+			fetch((kt0 + kt + 1) * BK);
+		const float *a = sA + st * BK * LDA + ty * 4, *b = sB + st * BK * LDB + tx * 4;
+#pragma unroll
+		for (int k = 0; k < BK; k++) {
+			float av[TM], bv[TN];
+#pragma unroll
+			for (int i = 0; i < TM; i += 4)
+				*reinterpret_cast<float4 *>(av + i) = *reinterpret_cast<const float4 *>(a + k * LDA + i / 4 * (BM * 4 / TM));
+#pragma unroll
+			for (int j = 0; j < TN; j += 4)
+				*reinterpret_cast<float4 *>(bv + j) = *reinterpret_cast<const float4 *>(b + k * LDB + j / 4 * (BN * 4 / TN));
+#pragma unroll
+			for (int i = 0; i < TM; i++)
+#pragma unroll
+				for (int j = 0; j < TN; j++)
+					acc[i * TN + j] = fmaf(av[i], bv[j], acc[i * TN + j]);
+		}
+		/* The other stage was last read before the previous barrier. */
+		if (kt + 1 < KT)
+			stash(st ^ 1);
+		team_sync(team);
+	}
+
+	if (p.splits > 1 && !gemm_split_reduce<TM * TN, THREADS>(p, tile, mn, team, acc))
+		return;
+
+	const float *R = static_cast<const float *>(p.R);
+	float *C = static_cast<float *>(p.C);
+#pragma unroll
+	for (int i = 0; i < TM; i++) {
+		int m = m0 + i / 4 * (BM * 4 / TM) + ty * 4 + i % 4;
+		if (m >= p.M)
+			continue;
+#pragma unroll
+		for (int j = 0; j < TN; j += 2) {
+			int n = n0 + j / 4 * (BN * 4 / TN) + tx * 4 + j % 4;
+			if (n >= p.N)	/* N is even: a pair is whole or out */
+				continue;
+			long long off = (long long)m * p.N + n;
+			float v0 = acc[i * TN + j] + (p.bias ? p.bias[n] : 0.f), v1 = acc[i * TN + j + 1] + (p.bias ? p.bias[n + 1] : 0.f);
+			if (R) {
+				float2 r = *reinterpret_cast<const float2 *>(R + off);
+				v0 += r.x, v1 += r.y;
+			}
+			*reinterpret_cast<float2 *>(C + off) = make_float2(gemm_act(p.act, v0), gemm_act(p.act, v1));
+		}
+	}
 }
 
 #endif

@@ -5,21 +5,22 @@
 #include "l2norm.cuh"
 #include "mmf_ops.h"
 
-template <bool TR>
+template <typename T, bool TR>
 __global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = l2norm_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		l2norm_tile(p, t, team);
+		l2norm_tile<T>(p, t, team);
 	mmf_kernel_end<TR>(trace);
 }
 
+template <typename T>
 static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
 {
 	const int tiles = l2norm_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(l2norm_kernel<true>, l2norm_kernel<false>, tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(l2norm_kernel<T, true>, l2norm_kernel<T, false>, tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }
@@ -30,7 +31,7 @@ extern "C" int mmf_l2norm_desc(const void *x, float *y, int rows, int width, mmf
 		return -EINVAL;
 	if (((uintptr_t)x | (uintptr_t)y) % 16)
 		return -EINVAL;
-	l2norm_params p = {(const __half *)x, y, rows, width};
+	l2norm_params p = {x, y, rows, width};
 	return mmf_desc_pack(d, MMF_OP_L2NORM, p, l2norm_tiles(p), L2NORM_TEAM, l2norm_smem_bytes(p));
 }
 
@@ -38,10 +39,12 @@ extern "C" int mmf_l2norm_f16_f32(const void *x, float *y, int rows, int width, 
 {
 	mmf_opdesc d;
 	int rc = mmf_l2norm_desc(x, y, rows, width, &d);
-	return rc < 0 ? rc : l2norm_launch(*reinterpret_cast<const l2norm_params *>(d.params), (cudaStream_t)stream);
+	return rc < 0 ? rc : l2norm_launch<__half>(*reinterpret_cast<const l2norm_params *>(d.params), (cudaStream_t)stream);
 }
 
 extern "C" int mmf_l2norm_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
-	return l2norm_launch(*reinterpret_cast<const l2norm_params *>(d->params), (cudaStream_t)stream);
+	const l2norm_params &p = *reinterpret_cast<const l2norm_params *>(d->params);
+	return d->f32 ? l2norm_launch<float>(p, (cudaStream_t)stream)
+		      : l2norm_launch<__half>(p, (cudaStream_t)stream);
 }

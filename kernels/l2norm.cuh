@@ -1,12 +1,12 @@
-/* l2norm: the last op of both towers. x [rows][width] fp16 becomes
- * y [rows][width] float32 = x / max(||x||, 1e-12) (F.normalize's eps): the
- * embedding goes back to the host as fp32, so the final rounding to fp16 is
- * skipped. Sum of squares in fp32.
+/* l2norm: the last op of both towers. x [rows][width] fp16 (fp32 in the
+ * descriptor's fp32 form) becomes y [rows][width] float32 = x / max(||x||,
+ * 1e-12) (F.normalize's eps): the embedding goes back to the host as fp32,
+ * so the final rounding to fp16 is skipped. Sum of squares in fp32.
  *
- * A tile is one row (one embedding of 512..1024): the team reads it with
- * 16-byte loads, reduces with team_sum, then reads it again (from L1/L2,
- * it is 1..2 KB) to scale it and write 2 x 16 bytes a chunk. Shared memory:
- * one float a warp. */
+ * A tile is one row (one embedding of 512..1024): the team reads it 8
+ * elements a thread and load (16 bytes in fp16, 2 x 16 in fp32), reduces
+ * with team_sum, then reads it again (from L1/L2, it is 1..4 KB) to scale
+ * it and write 2 x 16 bytes a chunk. Shared memory: one float a warp. */
 #ifndef MMF_L2NORM_CUH
 #define MMF_L2NORM_CUH
 
@@ -16,7 +16,7 @@
 #include "team.cuh"
 
 struct l2norm_params {
-	const __half *x;	/* [rows][width] */
+	const void *x;		/* [rows][width] */
 	float *y;		/* [rows][width] */
 	int rows, width;
 };
@@ -30,29 +30,29 @@ __host__ __device__ static inline int l2norm_smem_bytes(const l2norm_params &)
 	return L2NORM_TEAM / 32 * (int)sizeof(float);
 }
 
+/* T: x's element type, __half or float. */
+template <typename T>
 __device__ inline void l2norm_tile(const l2norm_params &p, int row, const mmf_team &team)
 {
 	const int nvec = p.width / 8;
-	const uint4 *x = reinterpret_cast<const uint4 *>(p.x + (size_t)row * p.width);
-	float4 *y = reinterpret_cast<float4 *>(p.y + (size_t)row * p.width);
+	const T *x = static_cast<const T *>(p.x) + (size_t)row * p.width;
+	float *y = p.y + (size_t)row * p.width;
 	float ss = 0.f;
 	for (int c = team.tid; c < nvec; c += L2NORM_TEAM) {
-		const uint4 raw = __ldg(x + c);
-		const __half2 *h = reinterpret_cast<const __half2 *>(&raw);
+		float f[8];
+		mmf_ldg8(x + 8 * c, f);
 #pragma unroll
-		for (int i = 0; i < 4; i++) {
-			const float2 f = __half22float2(h[i]);
-			ss += f.x * f.x + f.y * f.y;
-		}
+		for (int i = 0; i < 4; i++)
+			ss += f[2 * i] * f[2 * i] + f[2 * i + 1] * f[2 * i + 1];
 	}
 	const float inv = 1.f / fmaxf(sqrtf(team_sum(team, ss, reinterpret_cast<float *>(team.smem))), 1e-12f);
 	for (int c = team.tid; c < nvec; c += L2NORM_TEAM) {
-		const uint4 raw = __ldg(x + c);
-		const __half2 *h = reinterpret_cast<const __half2 *>(&raw);
-		const float2 a = __half22float2(h[0]), b = __half22float2(h[1]), d = __half22float2(h[2]),
-			     e = __half22float2(h[3]);
-		y[2 * c] = make_float4(a.x * inv, a.y * inv, b.x * inv, b.y * inv);
-		y[2 * c + 1] = make_float4(d.x * inv, d.y * inv, e.x * inv, e.y * inv);
+		float f[8];
+		mmf_ldg8(x + 8 * c, f);
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			f[i] *= inv;
+		mmf_store8(y + 8 * c, f);
 	}
 }
 

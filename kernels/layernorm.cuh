@@ -1,5 +1,5 @@
-/* layernorm.cuh: the LayerNorm tile function (see layernorm.cu for the
- * launch). */
+/* layernorm.cuh: the LayerNorm tile function, fp16 or fp32 tensors (see
+ * layernorm.cu for the op and the launch). */
 #ifndef MMF_LAYERNORM_CUH
 #define MMF_LAYERNORM_CUH
 
@@ -9,9 +9,9 @@
 #include "team.cuh"
 
 struct layernorm_params {
-	const __half *x;
-	__half *y;
-	const __half *gamma, *beta;
+	const void *x;		/* [rows][width] of T */
+	void *y;		/* [rows][width] of T */
+	const void *gamma, *beta;	/* [width] of T */
 	int rows, width;
 };
 
@@ -21,11 +21,15 @@ struct layernorm_params {
 /* Shared memory per tile: one float per warp for the reductions. */
 __host__ __device__ constexpr int layernorm_smem_bytes(int team_size) { return (team_size / 32) * 4; }
 
+/* T: __half (the fp16 form) or float (the fp32 form); the math is fp32
+ * either way and an fp16 output is rounded once, at the store. */
+template <typename T>
 __device__ inline void layernorm_tile(const layernorm_params &p, int row, const mmf_team &team)
 {
 	const int nvec = p.width / 8;
-	const uint4 *x = reinterpret_cast<const uint4 *>(p.x + (size_t)row * p.width);
-	uint4 *y = reinterpret_cast<uint4 *>(p.y + (size_t)row * p.width);
+	const T *x = static_cast<const T *>(p.x) + (size_t)row * p.width;
+	T *y = static_cast<T *>(p.y) + (size_t)row * p.width;
+	const T *g = static_cast<const T *>(p.gamma), *b = static_cast<const T *>(p.beta);
 	float *scratch = reinterpret_cast<float *>(team.smem);
 	float v[LN_MAX_VEC][8];
 	float sum = 0.f;
@@ -33,14 +37,10 @@ __device__ inline void layernorm_tile(const layernorm_params &p, int row, const 
 	for (int i = 0; i < LN_MAX_VEC; i++) {
 		int c = team.tid + i * team.size;
 		if (c < nvec) {
-			uint4 raw = x[c];
-			const __half2 *h = reinterpret_cast<const __half2 *>(&raw);
+			mmf_load8(x + 8 * c, v[i]);
 #pragma unroll
-			for (int j = 0; j < 4; j++) {
-				float2 f = __half22float2(h[j]);
-				v[i][2 * j] = f.x, v[i][2 * j + 1] = f.y;
-				sum += f.x + f.y;
-			}
+			for (int j = 0; j < 4; j++)
+				sum += v[i][2 * j] + v[i][2 * j + 1];
 		}
 	}
 	float mean = team_sum(team, sum, scratch) / p.width;
@@ -54,21 +54,17 @@ __device__ inline void layernorm_tile(const layernorm_params &p, int row, const 
 				sq += d * d;
 			}
 	float inv = rsqrtf(team_sum(team, sq, scratch) / p.width + 1e-5f);
-	const uint4 *g = reinterpret_cast<const uint4 *>(p.gamma), *b = reinterpret_cast<const uint4 *>(p.beta);
 #pragma unroll
 	for (int i = 0; i < LN_MAX_VEC; i++) {
 		int c = team.tid + i * team.size;
 		if (c < nvec) {
-			uint4 graw = g[c], braw = b[c], out;
-			const __half2 *gh = reinterpret_cast<const __half2 *>(&graw), *bh = reinterpret_cast<const __half2 *>(&braw);
-			__half2 *o = reinterpret_cast<__half2 *>(&out);
+			float gf[8], bf[8], o[8];
+			mmf_load8(g + 8 * c, gf);
+			mmf_load8(b + 8 * c, bf);
 #pragma unroll
-			for (int j = 0; j < 4; j++) {
-				float2 gf = __half22float2(gh[j]), bf = __half22float2(bh[j]);
-				o[j] = __floats2half2_rn((v[i][2 * j] - mean) * inv * gf.x + bf.x,
-							 (v[i][2 * j + 1] - mean) * inv * gf.y + bf.y);
-			}
-			y[c] = out;
+			for (int j = 0; j < 8; j++)
+				o[j] = (v[i][j] - mean) * inv * gf[j] + bf[j];
+			mmf_store8(y + 8 * c, o);
 		}
 	}
 }

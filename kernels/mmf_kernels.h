@@ -26,11 +26,21 @@ typedef struct mmf_opdesc {
 	int tiles;	/* independent tiles */
 	int team;	/* threads a tile needs */
 	int smem;	/* shared bytes a team needs */
+	int f32;	/* 1: fp32 tensors and the SIMT tile (mmf_op_set_f32); 0: fp16 */
 	unsigned char params[MMF_OP_PARAMS_MAX] __attribute__((aligned(16)));
 } mmf_opdesc;
 
 /* Launches d as its plain kernel (one team per block). */
 int mmf_op_launch(const mmf_opdesc *d, mmf_stream stream);
+/* Turns a descriptor made by one of the mmf_*_desc functions below into its
+ * fp32 form: the same pointers now hold float tensors (weights and
+ * activations; biases and scales are fp32 either way) and the op runs its
+ * SIMT tile (CUDA cores, no tensor cores), the fp32 baseline of the
+ * analysis report. A GEMM's fp32 form comes from mmf_gemm.f32 instead
+ * (mmf_gemm_desc), so this accepts a GEMM descriptor only when it already is
+ * fp32. Returns 0, or -EINVAL (an int8 GEMM, or a shape the fp32 tile cannot
+ * take). */
+int mmf_op_set_f32(mmf_opdesc *d);
 const char *mmf_op_kind_name(int kind);
 
 /* y[r][:] = LayerNorm(x[r][:]) * gamma + beta for `rows` rows of `width`
@@ -68,6 +78,10 @@ typedef struct mmf_gemm {
 	 * (+ R)). The kernels widen q to fp16 in registers; accumulation stays
 	 * fp32. */
 	const float *bscale;
+	/* fp32 SIMT form: A, B, R and C float, computed with FFMA on the CUDA
+	 * cores in the same tiles (threads and shared bytes differ; see
+	 * mmf_gemm_info); no int8 weights. */
+	int f32;
 } mmf_gemm;
 
 /* The int8 weight layout the GEMM reads: rows of mmf_gemm_int8_ldb(K)
@@ -87,7 +101,7 @@ int mmf_gemm_info(const mmf_gemm *g, int cfg, int *tiles, int *threads, int *sme
 /* Split-K workspace bytes and counters that configuration cfg needs at
  * g->splits. */
 int mmf_gemm_workspace(const mmf_gemm *g, int cfg, long long *ws_bytes, int *counters);
-/* Launches with `grid` blocks (0: one per tile). */
+/* Launches with `grid` blocks (0: one per tile); the fp32 form when g->f32. */
 int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream);
 int mmf_gemm_desc(const mmf_gemm *g, int cfg, mmf_opdesc *d);
 int mmf_gemm_launch_desc(const mmf_opdesc *d, mmf_stream stream);

@@ -1,7 +1,8 @@
 /* mmf_ops.h: the small GPU ops of the two towers, one .cu/.cuh pair each
  * (the .cuh holds the team-contract tile function for fused launches). Same
- * rules as mmf_kernels.h: activations are fp16 (passed as void *), math is
- * fp32, a batch is `batch` samples back to back; every entry point checks its
+ * rules as mmf_kernels.h: activations are fp16 (passed as void *), or fp32
+ * in a descriptor's fp32 form (mmf_op_set_f32), math is fp32, a batch is
+ * `batch` samples back to back; every entry point checks its
  * preconditions on shapes and alignment, launches on the given stream and
  * returns 0, -EINVAL for a bad argument or -EIO for a CUDA error (printed).
  * Every pointer must be 16-byte aligned (token ids: 4-byte) and no output may

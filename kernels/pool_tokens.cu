@@ -7,21 +7,22 @@
 #include "mmf_ops.h"
 #include "pool_tokens.cuh"
 
-template <bool TR>
+template <typename T, bool TR>
 __global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_tokens_params p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	mmf_team team = team_whole_block<TR>(smem);
 	const int tiles = pool_tokens_tiles(p);
 	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		pool_tokens_tile(p, t, team);
+		pool_tokens_tile<T>(p, t, team);
 	mmf_kernel_end<TR>(trace);
 }
 
+template <typename T>
 static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
 {
 	const int tiles = pool_tokens_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(pool_tokens_kernel<true>, pool_tokens_kernel<false>, tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(pool_tokens_kernel<T, true>, pool_tokens_kernel<T, false>, tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }
@@ -35,7 +36,7 @@ extern "C" int mmf_pool_tokens_desc(const void *x, void *y, const void *pos, int
 		return -EINVAL;
 	if ((int64_t)batch * ((channels + 63) / 64) > INT_MAX)
 		return -EINVAL;
-	pool_tokens_params p = {(const __half *)x, (const __half *)pos, (__half *)y, batch, hw, channels};
+	pool_tokens_params p = {x, pos, y, batch, hw, channels};
 	return mmf_desc_pack(d, MMF_OP_POOL_TOKENS, p, pool_tokens_tiles(p), POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p));
 }
 
@@ -44,10 +45,12 @@ extern "C" int mmf_pool_tokens_f16(const void *x, void *y, const void *pos, int 
 {
 	mmf_opdesc d;
 	int rc = mmf_pool_tokens_desc(x, y, pos, batch, hw, channels, &d);
-	return rc < 0 ? rc : pool_tokens_launch(*reinterpret_cast<const pool_tokens_params *>(d.params), (cudaStream_t)stream);
+	return rc < 0 ? rc : pool_tokens_launch<__half>(*reinterpret_cast<const pool_tokens_params *>(d.params), (cudaStream_t)stream);
 }
 
 extern "C" int mmf_pool_tokens_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
-	return pool_tokens_launch(*reinterpret_cast<const pool_tokens_params *>(d->params), (cudaStream_t)stream);
+	const pool_tokens_params &p = *reinterpret_cast<const pool_tokens_params *>(d->params);
+	return d->f32 ? pool_tokens_launch<float>(p, (cudaStream_t)stream)
+		      : pool_tokens_launch<__half>(p, (cudaStream_t)stream);
 }

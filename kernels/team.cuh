@@ -165,6 +165,47 @@ static inline cudaError_t mmf_launch_traced(void (*kt)(P, mmf_trace_rec *), void
 }
 #endif
 
+/* Eight consecutive elements of an activation tensor as floats, for the two
+ * element types the tile functions are compiled for: __half (the fp16
+ * tensor-core path, one 16-byte access) and float (the fp32 SIMT path, two).
+ * p must be 16-byte aligned. */
+__device__ __forceinline__ void mmf_unpack8(uint4 raw, float f[8])
+{
+	const __half2 *h = reinterpret_cast<const __half2 *>(&raw);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		float2 v = __half22float2(h[i]);
+		f[2 * i] = v.x, f[2 * i + 1] = v.y;
+	}
+}
+__device__ __forceinline__ void mmf_load8(const __half *p, float f[8]) { mmf_unpack8(*reinterpret_cast<const uint4 *>(p), f); }
+__device__ __forceinline__ void mmf_load8(const float *p, float f[8])
+{
+	float4 a = reinterpret_cast<const float4 *>(p)[0], b = reinterpret_cast<const float4 *>(p)[1];
+	f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+/* The same through the read-only cache (inputs no kernel of the launch writes). */
+__device__ __forceinline__ void mmf_ldg8(const __half *p, float f[8]) { mmf_unpack8(__ldg(reinterpret_cast<const uint4 *>(p)), f); }
+__device__ __forceinline__ void mmf_ldg8(const float *p, float f[8])
+{
+	float4 a = __ldg(reinterpret_cast<const float4 *>(p)), b = __ldg(reinterpret_cast<const float4 *>(p) + 1);
+	f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+}
+__device__ __forceinline__ void mmf_store8(__half *p, const float f[8])
+{
+	uint4 raw;
+	__half2 *h = reinterpret_cast<__half2 *>(&raw);
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		h[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+	*reinterpret_cast<uint4 *>(p) = raw;
+}
+__device__ __forceinline__ void mmf_store8(float *p, const float f[8])
+{
+	reinterpret_cast<float4 *>(p)[0] = make_float4(f[0], f[1], f[2], f[3]);
+	reinterpret_cast<float4 *>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
+}
+
 /* Sum over the team; scratch holds one float per warp of the team. */
 __device__ __forceinline__ float team_sum(const mmf_team &t, float v, float *scratch)
 {

@@ -62,6 +62,7 @@ elif ! command -v nvidia-smi >/dev/null 2>&1; then	# built with CUDA, no GPU her
 fi
 expect 2 "device 'tpu': expected cpu or cuda" -- "$B/mmfd" --device tpu
 expect 2 "weights 'int4': expected auto, fp16 or int8" -- "$B/mmfd" --weights int4
+expect 2 "weights 'fp32': expected auto, fp16 or int8" -- "$B/mmfd" --weights fp32
 expect 2 "util-every '-1': expected an integer in [0, 1073741824]" -- "$B/mmfd" --util-every -1
 expect 2 "text-cache '-1': expected an integer in [0, 1048576]" -- "$B/mmfd" --text-cache -1
 # --weights int8 on the CPU backend: serves, and says what it runs

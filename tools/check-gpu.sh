@@ -1,13 +1,17 @@
 #!/bin/sh
 # The GPU checks (make check-gpu, or from a bundle made by gpu-bundle.sh):
 # kernels and ops against the CPU reference, partitions, the engine end to
-# end, compute-sanitizer memcheck/racecheck on one pass of each tower, and
-# a short mmf-bench run that checks bitwise equality across modes.
+# end, compute-sanitizer memcheck/racecheck on one pass of each tower (fp16,
+# int8 and fp32; fused kernels by test_fuse), and short mmf-bench runs (fp16, fp32) that check bitwise
+# equality across modes.
 set -u
 B=${1:-.}
 fail=0
 run() { echo "== $*"; "$@" || { echo "FAILED: $*"; fail=1; }; }
-for t in test_kernels test_ops test_gemm test_part test_engine test_fuse; do
+# MMF_CHECK_SANITIZERS=0 skips the compute-sanitizer runs; =only runs them
+# alone (for a second GPU beside a plain run).
+san=${MMF_CHECK_SANITIZERS:-1}
+[ "$san" = only ] || for t in test_kernels test_ops test_gemm test_part test_engine test_fuse; do
 	if [ -x "$B/tests/gpu/$t" ]; then run "$B/tests/gpu/$t"
 	elif [ -x "$B/$t" ]; then run "$B/$t"
 	else echo "FAILED: $t is not built"; fail=1
@@ -15,16 +19,18 @@ for t in test_kernels test_ops test_gemm test_part test_engine test_fuse; do
 done
 bench=$B/mmf-bench
 [ -x "$bench" ] || bench=$B/../mmf-bench
-if [ "${MMF_CHECK_SANITIZERS:-1}" = 0 ]; then
+if [ "$san" = 0 ]; then
 	echo "SKIP: compute-sanitizer runs (MMF_CHECK_SANITIZERS=0)"
 elif command -v compute-sanitizer >/dev/null 2>&1; then
 	for tool in memcheck racecheck; do
-		echo "== compute-sanitizer --tool $tool: one pass of each tower (small model)"
-		out=$(MMF_CACHE=${TMPDIR:-/tmp}/mmf-cs timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 \
-			"$bench" --device cuda --model small --modes seq --iters 1 --warmup 0 --no-tune 2>&1)
-		rc=$?
-		echo "$out" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Error|hazard' | head -5
-		[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool (rc $rc)"; echo "$out" | tail -20; fail=1; }
+		for w in fp16 int8 fp32; do
+			echo "== compute-sanitizer --tool $tool: one pass of each tower (small model, $w)"
+			out=$(MMF_CACHE=${TMPDIR:-/tmp}/mmf-cs timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 \
+				"$bench" --device cuda --model small --weights $w --modes seq --iters 1 --warmup 0 --no-tune 2>&1)
+			rc=$?
+			echo "$out" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Error|hazard' | head -5
+			[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool $w (rc $rc)"; echo "$out" | tail -20; fail=1; }
+		done
 	done
 	fuse=$B/tests/gpu/test_fuse
 	[ -x "$fuse" ] || fuse=$B/test_fuse
@@ -40,11 +46,19 @@ elif command -v compute-sanitizer >/dev/null 2>&1; then
 else
 	echo "SKIP: compute-sanitizer not found"
 fi
+if [ "$san" = only ]; then
+	[ $fail -eq 0 ] && echo "check-gpu: sanitizers passed" || echo "check-gpu: FAILURES"
+	exit $fail
+fi
 run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
+# The fp32 SIMT path through every mode, fused ones included (planned for fp32).
+run "$bench" --device cuda --model small --weights fp32 --sms 8,all --iters 20 --warmup 5
 # The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs, then
 # the whole GPU with int8 weights) serving mmfctl, with fusion forced on
 # (--fuse on) so that mixed image+text load runs fused steps, which the
-# counters must show.
+# counters must show. mmfctl bench repeats its texts, so the text cache is
+# off (--text-cache 0): cached texts never reach the GPU, leaving no
+# image+text steps to fuse.
 mmfd=$B/mmfd mmfctl=$B/mmfctl
 if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
 	for run in 0:fp16 8:fp16 0:int8; do
@@ -52,7 +66,7 @@ if [ -x "$mmfd" ] && [ -x "$mmfctl" ]; then
 		echo "== mmfd --device cuda --sms $sms --weights $weights"
 		d=$(mktemp -d "${TMPDIR:-/tmp}/mmf-gpud-XXXXXX")
 		MMF_CACHE=$d "$mmfd" --foreground --device cuda --sms $sms --model small --socket "$d/s.sock" \
-			--fuse on --max-batch 2 --plan-dir "$d/plans" --weights $weights --util-every 50 >"$d/log" 2>&1 &
+			--fuse on --max-batch 2 --plan-dir "$d/plans" --weights $weights --util-every 50 --text-cache 0 >"$d/log" 2>&1 &
 		dpid=$!
 		for i in $(seq 1 3000); do "$mmfctl" --socket "$d/s.sock" health >/dev/null 2>&1 && break; sleep 0.1; done
 		grep -E "planned|fused .* us" "$d/log" | head -4

@@ -2,7 +2,7 @@
 """Render the analysis report from a ``mmf-bench --report DIR`` run.
 
 Reads DIR/runs/*.json (one per scenario: ``fp16-b1-auto``, ``int8-b4-inter``,
-``torch-b1``, ...) and DIR/traces/*.json, and writes DIR/REPORT.md with
+``fp32-b8-intra-block``, ``torch-b1``, ...) and DIR/traces/*.json, and writes DIR/REPORT.md with
 tables, and PNG plots next to it (matplotlib):
 
 * latency by mode and SM count (one plot per precision and batch), with the
@@ -31,6 +31,10 @@ import sys
 
 MODES = ["seq", "streams", "graph", "graph-streams", "fused", "fused-graph"]
 STRATEGIES = ["auto", "inter", "intra-block", "intra-thread"]
+PRECISIONS = ["fp16", "int8", "fp32"]
+PRECISION_NOTE = {"fp16": "fp16 weights and activations, tensor cores",
+                  "int8": "int8 convolution and linear weights (per output channel), fp16 activations, tensor cores",
+                  "fp32": "fp32 weights and activations, SIMT kernels on the CUDA cores (no tensor cores)"}
 
 
 def load_runs(d):
@@ -91,7 +95,7 @@ def main(argv):
     any_run = next(iter(scen.values()))
     gpu, total = any_run.get("gpu"), any_run.get("gpu_sms")
     parts = sorted({p["sms"] for r in scen.values() for p in r.get("partitions", [])})
-    precisions = [p for p in ("fp16", "int8") if any(k[0] == p for k in scen)]
+    precisions = [p for p in PRECISIONS if any(k[0] == p for k in scen)]
     batches = sorted({k[1] for k in scen})
     commits = sorted({r.get("commit", "?") for r in scen.values()})
     dates = sorted(r.get("date", "") for r in scen.values())
@@ -105,11 +109,11 @@ def main(argv):
       f"runs from {dates[0]} to {dates[-1]}. Written by `tools/report.py` from `runs/*.json`.\n")
     have = ", ".join(sorted(runs))
     w(f"Scenarios present: {have}.\n")
-    missing = [f"{p}-b{b}-{s}" for p in ("fp16", "int8") for b in (1, 4, 8) for s in STRATEGIES
+    missing = [f"{p}-b{b}-{s}" for p in PRECISIONS for b in (1, 4, 8) for s in STRATEGIES
                if (p, b, s) not in scen]
     missing += [f"torch-b{b}" for b in (1, 4, 8) if f"torch-b{b}" not in runs]
-    w("Not measured: **fp32 (SIMT)** — mmf has no fp32 GPU path (its CPU backend is the fp32 reference)"
-      + (f"; scenarios not (yet) run: {', '.join(missing)}" if missing else "") + ".\n")
+    w("Precisions: " + "; ".join(f"**{p}**: {PRECISION_NOTE[p]}" for p in precisions) + ".\n")
+    w(f"Scenarios not (yet) run: {', '.join(missing)}.\n" if missing else "Every scenario of the matrix ran.\n")
 
     # --- latency by mode
     w("## Latency by mode and SM count (both towers, median ms)\n")
@@ -195,24 +199,30 @@ def main(argv):
                   f"{q['speedup_vs_streams']:.2f}x |")
         w("")
 
-    # --- INT8 against fp16
-    if "int8" in precisions and "fp16" in precisions:
-        w("## INT8 weights against fp16 (graph mode, median ms)\n")
-        w("| batch | SMs | image fp16 | image int8 | text fp16 | text int8 | both (graph-streams) fp16 | int8 | "
-          "int8 speed-up (both) |")
-        w("|---|---|---|---|---|---|---|---|---|")
+    # --- precisions against each other
+    if len(precisions) > 1:
+        w("## Precisions against each other (graph mode, median ms)\n")
+        w("Image and text: each tower alone in `graph` mode; both: `graph-streams`. The speed-up columns divide "
+          "fp32 by fp16 (what fp16 on the tensor cores buys) and fp16 by int8 (what int8 weights buy).\n")
+        cols = [(t, p) for t in ("image", "text", "both") for p in precisions]
+        w("| batch | SMs | " + " | ".join(f"{t} {p}" for t, p in cols) + " | fp32 / fp16 (both) | fp16 / int8 (both) |")
+        w("|---|---|" + "---|" * (len(cols) + 2))
         for b in batches:
-            f, q = scen.get(("fp16", b, "auto")), scen.get(("int8", b, "auto"))
-            if not f or not q:
-                continue
+            rs = {p: scen.get((p, b, "auto")) for p in precisions}
             for s in parts:
-                bf, bq = median(f, s, "graph-streams"), median(q, s, "graph-streams")
-                w(f"| {b} | {s} | {fmt(median(f, s, 'graph', 'image'))} | {fmt(median(q, s, 'graph', 'image'))} | "
-                  f"{fmt(median(f, s, 'graph', 'text'))} | {fmt(median(q, s, 'graph', 'text'))} | {fmt(bf)} | "
-                  f"{fmt(bq)} | {f'{bf / bq:.2f}x' if bf and bq else '—'} |")
+                def get(t, p):
+                    return median(rs[p], s, "graph-streams" if t == "both" else "graph",
+                                  "both" if t == "both" else t) if rs[p] else None
+                both = {p: get("both", p) for p in precisions}
+
+                def ratio(a, c):
+                    return f"{both[a] / both[c]:.2f}x" if both.get(a) and both.get(c) else "—"
+                w(f"| {b} | {s} | " + " | ".join(fmt(get(t, p)) for t, p in cols) +
+                  f" | {ratio('fp32', 'fp16')} | {ratio('fp16', 'int8')} |")
         w("")
-        w(f"Weights resident: fp16 {scen[('fp16', batches[0], 'auto')].get('weights_mb')} MB, int8 "
-          f"{scen.get(('int8', batches[0], 'auto'), {}).get('weights_mb')} MB.\n")
+        w("Weights resident: " + ", ".join(
+            f"{p} {scen[(p, batches[0], 'auto')].get('weights_mb')} MB" for p in precisions
+            if (p, batches[0], "auto") in scen) + ".\n")
 
     plots_ok, plot_err = plots(d, scen, runs, parts, precisions, batches, total, speedups)
     if plots_ok:
@@ -270,7 +280,7 @@ def plots(d, scen, runs, parts, precisions, batches, total, speedups):
                 ys = [speedups.get((prec, b, st, s)) for s in xs]
                 if any(y is not None for y in ys):
                     ax.plot(xs, ys, marker="o", label=f"{prec} b{b} {st}",
-                            linestyle="-" if prec == "fp16" else ":")
+                            linestyle={"fp16": "-", "int8": ":", "fp32": "--"}[prec])
     ax.axhline(1.0, color="k", linewidth=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(s) for s in xs])

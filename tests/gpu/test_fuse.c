@@ -7,7 +7,8 @@
  *   order, survives a save/load, and a stale or corrupt cache is refused
  *   with its reason;
  * - the pairs again with int8 weights (the fused kernels call the int8
- *   GEMM tiles): still bitwise equal to plain launches. */
+ *   GEMM tiles) and in fp32 (the SIMT tiles): still bitwise equal to plain
+ *   launches. */
 #include "config.h"
 
 #include <cuda_runtime.h>
@@ -34,7 +35,7 @@ typedef struct env {
 	cudaStream_t s;
 } env;
 
-static int env_open(env *e, const char *name, int batch, int int8)
+static int env_open(env *e, const char *name, int batch, clip_weights wmode)
 {
 	clip_config cfg;
 	clip_config_named(name, &cfg);
@@ -43,11 +44,10 @@ static int env_open(env *e, const char *name, int batch, int int8)
 	snprintf(path, sizeof path, "%s/%s.safetensors", test_tmpdir(), name);
 	memset(e, 0, sizeof *e);
 	CK(cudaStreamCreateWithFlags(&e->s, cudaStreamNonBlocking));
-	int q8;
-	if (clip_synth_write(&cfg, 3, ST_F16, path, &err) ||
-	    clip_model_load_w(path, int8 ? CLIP_WEIGHTS_INT8 : CLIP_WEIGHTS_FP16, &e->m, &q8, &err) ||
+	int prec;
+	if (clip_synth_write(&cfg, 3, ST_F16, path, &err) || clip_model_load_w(path, wmode, &e->m, &prec, &err) ||
 	    chain_build(e->m, TOWER_IMAGE, &e->ch[0], &err) || chain_build(e->m, TOWER_TEXT, &e->ch[1], &err) ||
-	    gpu_model_new(e->ch[0], e->ch[1], q8, &e->gm, &err) ||
+	    gpu_model_new(e->ch[0], e->ch[1], prec, &e->gm, &err) ||
 	    gpu_tower_new(e->gm, e->ch[0], batch, 132, NULL, &e->tw[0], &err) ||
 	    gpu_tower_new(e->gm, e->ch[1], batch, 132, NULL, &e->tw[1], &err)) {
 		CHECK(0, "%s: %s", name, err.msg);
@@ -92,10 +92,10 @@ static int find(const chain *c, const char *name)
 	return -1;
 }
 
-static size_t out_bytes(const chain *c, int i, int batch)
+static size_t out_bytes(const env *e, const chain *c, int i, int batch)
 {
 	int b = c->ops[i].out;
-	return (size_t)c->bufs[b].elems * batch * (b == c->out ? 4 : 2);
+	return (size_t)c->bufs[b].elems * batch * (b == c->out || gpu_model_precision(e->gm) == CLIP_PREC_FP32 ? 4 : 2);
 }
 
 /* Runs image op i and text op j plain, then fused under f with both outputs
@@ -103,7 +103,7 @@ static size_t out_bytes(const chain *c, int i, int batch)
 static void check_pair(env *e, int batch, int i, int j, const mmf_fuse *f, const char *label)
 {
 	const chain *ci = e->ch[0], *ct = e->ch[1];
-	size_t na = out_bytes(ci, i, batch), nb = out_bytes(ct, j, batch);
+	size_t na = out_bytes(e, ci, i, batch), nb = out_bytes(e, ct, j, batch);
 	void *oa = (void *)gpu_tower_op_output(e->tw[0], i), *ob = (void *)gpu_tower_op_output(e->tw[1], j);
 	unsigned char *ra = malloc(na), *rb = malloc(nb), *ga = malloc(na), *gb = malloc(nb);
 	CHECK(gpu_tower_enqueue_op(e->tw[0], i, e->s) == 0 && gpu_tower_enqueue_op(e->tw[1], j, e->s) == 0, "plain");
@@ -178,7 +178,7 @@ static void test_plan(env *e, int batch, const char *model)
 	plan_opts o = {.strategy = -1, .roof_tflops = 200, .roof_gbs = 3000, .per_op = 3};
 	gpu_plan *p = NULL, *q = NULL;
 	char hash[17];
-	CHECK(model_file_hash(e->m->path, 0, hash, &err) == 0, "%s", err.msg);
+	CHECK(model_file_hash(e->m->path, gpu_model_precision(e->gm), hash, &err) == 0, "%s", err.msg);
 	int rc = plan_build(e->tw[0], e->tw[1], e->s, 132, batch, "test-gpu", hash, &o, &p, &err);
 	CHECK(rc == 0, "%s plan: %s", model, err.msg);
 	if (rc)
@@ -199,7 +199,7 @@ static void test_plan(env *e, int batch, const char *model)
 	CHECK(p->pred_us <= p->alone_us + 1e-6, "%s plan predicts worse than no fusion", model);
 	/* The plan runs and gives the unfused outputs. */
 	const chain *ci = e->ch[0], *ct = e->ch[1];
-	size_t ni_b = out_bytes(ci, ci->nops - 1, batch), nt_b = out_bytes(ct, ct->nops - 1, batch);
+	size_t ni_b = out_bytes(e, ci, ci->nops - 1, batch), nt_b = out_bytes(e, ct, ct->nops - 1, batch);
 	unsigned char *a0 = malloc(ni_b), *t0 = malloc(nt_b), *a1 = malloc(ni_b), *t1 = malloc(nt_b);
 	CK(cudaMemcpy(a0, gpu_tower_op_output(e->tw[0], ci->nops - 1), ni_b, cudaMemcpyDeviceToHost));
 	CK(cudaMemcpy(t0, gpu_tower_op_output(e->tw[1], ct->nops - 1), nt_b, cudaMemcpyDeviceToHost));
@@ -247,28 +247,37 @@ int main(void)
 	/* MMF_FUSE_QUICK: the small model's pairs only (for compute-sanitizer). */
 	int quick = getenv("MMF_FUSE_QUICK") != NULL;
 	if (quick) {
-		if (env_open(&e, "small", 1, 0) == 0) {
+		if (env_open(&e, "small", 1, CLIP_WEIGHTS_FP16) == 0) {
 			test_pairs(&e, 1, "small");
 			env_close(&e);
 		}
-		if (env_open(&e, "small", 1, 1) == 0) {
+		if (env_open(&e, "small", 1, CLIP_WEIGHTS_INT8) == 0) {
 			test_pairs(&e, 1, "small int8");
+			env_close(&e);
+		}
+		if (env_open(&e, "small", 1, CLIP_WEIGHTS_FP32) == 0) {
+			test_pairs(&e, 1, "small fp32");
 			env_close(&e);
 		}
 		return test_done("test_fuse");
 	}
-	if (env_open(&e, "rn50", 1, 0) == 0) {
+	if (env_open(&e, "rn50", 1, CLIP_WEIGHTS_FP16) == 0) {
 		test_pairs(&e, 1, "rn50");
 		test_plan(&e, 1, "rn50");
 		env_close(&e);
 	}
-	if (env_open(&e, "small", 2, 0) == 0) {
+	if (env_open(&e, "small", 2, CLIP_WEIGHTS_FP16) == 0) {
 		test_pairs(&e, 2, "small");
 		test_plan(&e, 2, "small");
 		env_close(&e);
 	}
-	if (env_open(&e, "rn50", 1, 1) == 0) {
+	if (env_open(&e, "rn50", 1, CLIP_WEIGHTS_INT8) == 0) {
 		test_pairs(&e, 1, "rn50 int8");
+		env_close(&e);
+	}
+	if (env_open(&e, "rn50", 1, CLIP_WEIGHTS_FP32) == 0) {
+		test_pairs(&e, 1, "rn50 fp32");
+		test_plan(&e, 1, "rn50 fp32");
 		env_close(&e);
 	}
 	return test_done("test_fuse");

@@ -4,7 +4,10 @@
  * RN50 shapes and odd sizes that leave partial tiles. Outputs are poisoned
  * with NaN first. Bar: relative L2 error <= 5e-3. Every case runs again
  * with int8 weights (quantised per output channel; the reference uses the
- * same quantised weights, dequantised). */
+ * same quantised weights, dequantised), and in the fp32 SIMT form
+ * (mmf_gemm.f32: unrounded inputs; bar 2e-5, what fp32 accumulation in
+ * another order than the CPU's leaves over K <= 4608, about 1e-7 sqrt(K)
+ * with margin). */
 #include "config.h"
 
 #include <cuda_runtime.h>
@@ -22,6 +25,18 @@
 #include "tests/gpu/gputest.h"
 #include "tests/testutil.h"
 
+
+/* Precision of a case: fp16 tensors, int8 weights, or the fp32 SIMT form. */
+enum { P16, PQ8, P32 };
+static const char *const pname[] = {"", "int8 ", "fp32 "};
+
+static void *upload_float(const float *x, size_t n)
+{
+	void *d;
+	CK(cudaMalloc(&d, n * 4 + 16));
+	CK(cudaMemcpy(d, x, n * 4, cudaMemcpyHostToDevice));
+	return d;
+}
 
 static void *upload_half(float *x, size_t n)	/* rounds x to fp16 in place */
 {
@@ -67,15 +82,19 @@ static void randn(float *x, size_t n, uint64_t seed, float scale)
 		x[i] = scale * mmf_rng_normal(&r);
 }
 
-static double check(const char *what, const float *ref, void *dC, size_t n)
+/* Activations of precision prec: fp16 (rounding x in place) or fp32. */
+static void *upload_act(float *x, size_t n, int prec) { return prec == P32 ? upload_float(x, n) : upload_half(x, n); }
+
+static double check(const char *what, const float *ref, void *dC, size_t n, int prec)
 {
-	uint16_t *h = malloc(n * 2);
-	CK(cudaMemcpy(h, dC, n * 2, cudaMemcpyDeviceToHost));
-	double num = 0, den = 0;
+	size_t es = prec == P32 ? 4 : 2;
+	void *h = malloc(n * es);
+	CK(cudaMemcpy(h, dC, n * es, cudaMemcpyDeviceToHost));
+	double num = 0, den = 0, bar = prec == P32 ? 2e-5 : 5e-3;
 	int bad = 0;
 	size_t first = n;
 	for (size_t i = 0; i < n; i++) {
-		float g = mmf_half_to_float(h[i]);
+		float g = prec == P32 ? ((float *)h)[i] : mmf_half_to_float(((uint16_t *)h)[i]);
 		if (!isfinite(g)) {
 			if (first == n)
 				first = i;
@@ -86,7 +105,7 @@ static double check(const char *what, const float *ref, void *dC, size_t n)
 	}
 	double e = sqrt(num / (den + 1e-300));
 	printf("%-58s rel L2 %.2e%s\n", what, e, bad ? "  NON-FINITE" : "");
-	CHECK(!bad && e <= 5e-3, "%s: rel L2 %g, %d non-finite (first at %zu)", what, e, bad, first);
+	CHECK(!bad && e <= bar, "%s: rel L2 %g (bar %g), %d non-finite (first at %zu)", what, e, bar, bad, first);
 	free(h);
 	return e;
 }
@@ -97,6 +116,8 @@ static double check(const char *what, const float *ref, void *dC, size_t n)
 __attribute__((format(printf, 7, 8)))
 static void run_and_check(mmf_gemm *g, int cfg, int grid, const float *ref, void *dy, size_t ny, const char *fmt, ...)
 {
+	const int prec = g->f32 ? P32 : g->bscale ? PQ8 : P16;
+	const size_t nb = ny * (prec == P32 ? 4 : 2);
 	long long wsb;
 	int cnt;
 	CHECK(mmf_gemm_workspace(g, cfg, &wsb, &cnt) == 0, "workspace query");
@@ -111,17 +132,17 @@ static void run_and_check(mmf_gemm *g, int cfg, int grid, const float *ref, void
 	int n = vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	snprintf(what + n, sizeof what - (size_t)n, " cfg%d x%d", cfg, g->splits);
-	uint16_t *first = malloc(ny * 2), *second = malloc(ny * 2);
+	char *first = malloc(nb), *second = malloc(nb);
 	for (int rep = 0; rep < (g->splits > 1 ? 2 : 1); rep++) {
-		CK(cudaMemset(dy, 0xff, ny * 2));
+		CK(cudaMemset(dy, 0xff, nb));
 		int rc = mmf_gemm_f16(g, cfg, grid, NULL);
 		CHECK(rc == 0, "%s: launch rc %d", what, rc);
 		CK(cudaDeviceSynchronize());
-		CK(cudaMemcpy(rep ? second : first, dy, ny * 2, cudaMemcpyDeviceToHost));
+		CK(cudaMemcpy(rep ? second : first, dy, nb, cudaMemcpyDeviceToHost));
 	}
-	check(what, ref, dy, ny);
+	check(what, ref, dy, ny, prec);
 	if (g->splits > 1)
-		CHECK(memcmp(first, second, ny * 2) == 0, "%s: a second split-K launch differs", what);
+		CHECK(memcmp(first, second, nb) == 0, "%s: a second split-K launch differs", what);
 	free(first), free(second);
 	if (g->splits > 1) {
 		cudaFree(g->ws), cudaFree(g->counters);
@@ -130,7 +151,7 @@ static void run_and_check(mmf_gemm *g, int cfg, int grid, const float *ref, void
 }
 
 /* conv: batch x h x w x cin -> k x k, stride, cout; optional residual. */
-static void test_conv_w(int batch, int h, int w, int cin, int cout, int k, int stride, int residual, op_act act, int q8)
+static void test_conv_w(int batch, int h, int w, int cin, int cout, int k, int stride, int residual, op_act act, int prec)
 {
 	int pad = k / 2, oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
 	size_t nx = (size_t)batch * h * w * cin, nw = (size_t)cout * k * k * cin, ny = (size_t)batch * oh * ow * cout;
@@ -140,12 +161,12 @@ static void test_conv_w(int batch, int h, int w, int cin, int cout, int k, int s
 	randn(b, cout, 3, 0.1f);
 	randn(r, ny, 4, 1.0f);
 	float *dsc = NULL;
-	void *dx = upload_half(x, nx), *dw = q8 ? upload_int8(wt, cout, k * k * cin, &dsc) : upload_half(wt, nw),
-	     *dr = upload_half(r, ny), *dy;
+	void *dx = upload_act(x, nx, prec), *dw = prec == PQ8 ? upload_int8(wt, cout, k * k * cin, &dsc) : upload_act(wt, nw, prec),
+	     *dr = upload_act(r, ny, prec), *dy;
 	float *db;
 	CK(cudaMalloc((void **)&db, cout * 4));
 	CK(cudaMemcpy(db, b, cout * 4, cudaMemcpyHostToDevice));
-	CK(cudaMalloc(&dy, ny * 2));
+	CK(cudaMalloc(&dy, ny * 4));
 	op o = {.kind = OP_CONV, .in = 0, .out = 1, .in2 = residual ? 2 : -1, .h = h, .w = w, .cin = cin, .cout = cout,
 		.k = k, .stride = stride, .pad = pad, .oh = oh, .ow = ow, .wt = wt, .bias = b, .act = act};
 	float *scratch = malloc((cpu_op_scratch(&o) * batch + 1) * 4);
@@ -155,11 +176,12 @@ static void test_conv_w(int batch, int h, int w, int cin, int cout, int k, int s
 		for (int splits = 1; splits <= 5; splits += 2) {
 			mmf_gemm g = {.A = dx, .B = dw, .R = residual ? dr : NULL, .bias = db, .C = dy, .M = batch * oh * ow, .N = cout,
 				      .K = k * k * cin, .act = act, .conv = 1, .h = h, .w = w, .cin = cin, .kh = k, .kw = k,
-				      .stride = stride, .pad = pad, .oh = oh, .ow = ow, .splits = splits, .bscale = dsc};
+				      .stride = stride, .pad = pad, .oh = oh, .ow = ow, .splits = splits, .bscale = dsc,
+				      .f32 = prec == P32};
 			if (splits > (g.K + 31) / 32)
 				continue;
 			run_and_check(&g, cfg, cfg == 1 ? 3 : 0, ref, dy, ny, "%sconv b%d %dx%dx%d -> %dx%dx%d k%d s%d%s act%d",
-				      q8 ? "int8 " : "", batch, h, w, cin, oh, ow, cout, k, stride, residual ? " +res" : "", act);
+				      pname[prec], batch, h, w, cin, oh, ow, cout, k, stride, residual ? " +res" : "", act);
 		}
 	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db), cudaFree(dsc);
 	free(x), free(wt), free(b), free(r), free(ref), free(scratch);
@@ -167,12 +189,12 @@ static void test_conv_w(int batch, int h, int w, int cin, int cout, int k, int s
 
 static void test_conv(int batch, int h, int w, int cin, int cout, int k, int stride, int residual, op_act act)
 {
-	test_conv_w(batch, h, w, cin, cout, k, stride, residual, act, 0);
-	test_conv_w(batch, h, w, cin, cout, k, stride, residual, act, 1);
+	for (int prec = P16; prec <= P32; prec++)
+		test_conv_w(batch, h, w, cin, cout, k, stride, residual, act, prec);
 }
 
 /* linear: batch samples of m rows (read at sample stride), k -> n. */
-static void test_linear_w(int batch, int m, int k, int n, int tokens_stride, int residual, op_act act, int bias, int q8)
+static void test_linear_w(int batch, int m, int k, int n, int tokens_stride, int residual, op_act act, int bias, int prec)
 {
 	size_t sstride = (size_t)(tokens_stride ? tokens_stride : m) * k;
 	size_t nx = (size_t)batch * sstride, nw = (size_t)n * k, ny = (size_t)batch * m * n;
@@ -182,11 +204,12 @@ static void test_linear_w(int batch, int m, int k, int n, int tokens_stride, int
 	randn(b, n, 13, 0.1f);
 	randn(r, ny, 14, 1.0f);
 	float *dsc = NULL;
-	void *dx = upload_half(x, nx), *dw = q8 ? upload_int8(wt, n, k, &dsc) : upload_half(wt, nw), *dr = upload_half(r, ny), *dy;
+	void *dx = upload_act(x, nx, prec), *dw = prec == PQ8 ? upload_int8(wt, n, k, &dsc) : upload_act(wt, nw, prec),
+	     *dr = upload_act(r, ny, prec), *dy;
 	float *db;
 	CK(cudaMalloc((void **)&db, n * 4));
 	CK(cudaMemcpy(db, b, n * 4, cudaMemcpyHostToDevice));
-	CK(cudaMalloc(&dy, ny * 2));
+	CK(cudaMalloc(&dy, ny * 4));
 	op o = {.kind = OP_LINEAR, .in = 0, .out = 1, .in2 = residual ? 2 : -1, .m = m, .k_in = k, .n = n,
 		.in_sample_stride = (int64_t)sstride, .wt = wt, .bias = bias ? b : NULL, .act = act};
 	float *bufs[3] = {x, ref, r};
@@ -195,10 +218,10 @@ static void test_linear_w(int batch, int m, int k, int n, int tokens_stride, int
 		for (int splits = 1; splits <= 5; splits += 2) {
 			mmf_gemm g = {.A = dx, .B = dw, .R = residual ? dr : NULL, .bias = bias ? db : NULL, .C = dy, .M = batch * m,
 				      .N = n, .K = k, .act = act, .rps = m, .lda = k, .sstride = (long long)sstride, .splits = splits,
-				      .bscale = dsc};
+				      .bscale = dsc, .f32 = prec == P32};
 			if (splits > (g.K + 31) / 32)
 				continue;
-			run_and_check(&g, cfg, 0, ref, dy, ny, "%slinear b%d [%d,%d]x[%d,%d]^T%s%s act%d", q8 ? "int8 " : "", batch,
+			run_and_check(&g, cfg, 0, ref, dy, ny, "%slinear b%d [%d,%d]x[%d,%d]^T%s%s act%d", pname[prec], batch,
 				      m, k, n, k, tokens_stride ? " strided" : "", residual ? " +res" : "", act);
 		}
 	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db), cudaFree(dsc);
@@ -207,8 +230,8 @@ static void test_linear_w(int batch, int m, int k, int n, int tokens_stride, int
 
 static void test_linear(int batch, int m, int k, int n, int tokens_stride, int residual, op_act act, int bias)
 {
-	test_linear_w(batch, m, k, n, tokens_stride, residual, act, bias, 0);
-	test_linear_w(batch, m, k, n, tokens_stride, residual, act, bias, 1);
+	for (int prec = P16; prec <= P32; prec++)
+		test_linear_w(batch, m, k, n, tokens_stride, residual, act, bias, prec);
 }
 
 int main(void)
@@ -242,5 +265,26 @@ int main(void)
 	CHECK(mmf_gemm_f16(&bad, 0, 0, NULL) == -EINVAL, "misaligned A accepted");
 	bad.A = (void *)16;
 	CHECK(mmf_gemm_f16(&bad, 7, 0, NULL) == -EINVAL, "unknown configuration accepted");
+	bad.f32 = 1, bad.bscale = (const float *)16;
+	CHECK(mmf_gemm_f16(&bad, 0, 0, NULL) == -EINVAL, "fp32 with int8 weights accepted");
+	/* the fp32 form keeps the tiles and the split-K workspace, not the team */
+	mmf_gemm g16 = {.A = (void *)16, .B = (void *)16, .C = (void *)16, .M = 77, .N = 512, .K = 2048, .rps = 77,
+			.lda = 2048, .splits = 4, .ws = (float *)16, .counters = (int *)16},
+		 g32 = g16;
+	g32.f32 = 1;
+	for (int cfg = 0; cfg < MMF_GEMM_NCFG; cfg++) {
+		int t16, th16, sm16, t32, th32, sm32, c16, c32;
+		long long w16, w32;
+		CHECK(mmf_gemm_info(&g16, cfg, &t16, &th16, &sm16) == 0 && mmf_gemm_info(&g32, cfg, &t32, &th32, &sm32) == 0 &&
+			      mmf_gemm_workspace(&g16, cfg, &w16, &c16) == 0 && mmf_gemm_workspace(&g32, cfg, &w32, &c32) == 0,
+		      "cfg %d: info refused", cfg);
+		CHECK(t16 == t32 && w16 == w32 && c16 == c32 && sm32 > 0 && sm32 <= 48 << 10,
+		      "cfg %d: fp32 tiles %d/%d, workspace %lld/%lld, counters %d/%d, smem %d", cfg, t16, t32, w16, w32, c16, c32, sm32);
+		mmf_opdesc d;
+		CHECK(mmf_gemm_desc(&g32, cfg, &d) == 0 && d.f32 == 1 && d.team == th32 && d.smem == sm32 && mmf_op_set_f32(&d) == 0,
+		      "cfg %d: fp32 descriptor", cfg);
+		CHECK(mmf_gemm_desc(&g16, cfg, &d) == 0 && d.f32 == 0 && mmf_op_set_f32(&d) == -EINVAL,
+		      "cfg %d: an fp16 GEMM descriptor turned fp32", cfg);
+	}
 	return test_done("test_gemm");
 }

@@ -1,9 +1,13 @@
 /* GPU tests of the small ops (make check-gpu): every entry point of
- * kernels/mmf_ops.h against cpu_op_run on random inputs, at CLIP shapes and
- * at odd sizes that end tiles part-way, outputs poisoned with NaN first so
- * unwritten elements fail. The reference gets exactly the fp16 values the
- * kernel gets. Bar: relative L2 error <= 5e-3; on a failure the first bad
- * element is printed. Then the preconditions (-EINVAL). */
+ * kernels/mmf_ops.h, and LayerNorm, against cpu_op_run on random inputs, at
+ * CLIP shapes and at odd sizes that end tiles part-way, outputs poisoned
+ * with NaN first so unwritten elements fail. Each op runs in both forms:
+ * fp16 (the mmf_*_f16 entry points; the reference gets exactly the fp16
+ * values the kernel gets; bar: relative L2 error <= 5e-3) and fp32 (the
+ * op's descriptor turned by mmf_op_set_f32, float inputs that fp16 cannot
+ * hold; bar: every element within 1e-4 of (|ref| + rms(ref)), see
+ * compare). On a failure the first bad element is printed. Then the
+ * preconditions (-EINVAL). */
 #include "config.h"
 
 #include <cuda_runtime.h>
@@ -21,17 +25,31 @@
 #include "tests/testutil.h"
 
 
-/* n values shift + scale * N(0,1), rounded to fp16: the halves go to *half,
- * their exact float values are returned. */
-static float *rand_half(size_t n, float scale, float shift, mmf_rng *r, uint16_t **half)
+/* Bytes of one element of a tensor in the fp16 or the fp32 form. */
+static size_t esize(int f32)
+{
+	return f32 ? sizeof(float) : sizeof(uint16_t);
+}
+
+/* n values shift + scale * N(0,1), the kernel's copy in *dev_form: fp16
+ * halves (the values rounded to fp16) or, with f32, floats. The exact
+ * values that copy holds are returned. */
+static float *rand_vals(size_t n, float scale, float shift, mmf_rng *r, int f32, void **dev_form)
 {
 	float *f = malloc(n * sizeof *f);
+	if (f32) {
+		float *g = malloc(n * sizeof *g);
+		for (size_t i = 0; i < n; i++)
+			g[i] = f[i] = shift + scale * mmf_rng_normal(r);
+		*dev_form = g;
+		return f;
+	}
 	uint16_t *h = malloc(n * sizeof *h);
 	for (size_t i = 0; i < n; i++) {
 		h[i] = mmf_float_to_half(shift + scale * mmf_rng_normal(r));
 		f[i] = mmf_half_to_float(h[i]);
 	}
-	*half = h;
+	*dev_form = h;
 	return f;
 }
 
@@ -51,12 +69,17 @@ static void *dev_nan(size_t bytes)
 	return d;
 }
 
-/* Waits for the launch, then copies n fp16 values back as floats. */
-static float *get_half(const void *d, size_t n)
+/* Waits for the launch, then copies n values of the fp16 or the fp32 form
+ * back as floats. */
+static float *get_vals(const void *d, size_t n, int f32)
 {
-	uint16_t *h = malloc(n * sizeof *h);
 	float *f = malloc(n * sizeof *f);
 	CK(cudaDeviceSynchronize());
+	if (f32) {
+		CK(cudaMemcpy(f, d, n * sizeof *f, cudaMemcpyDeviceToHost));
+		return f;
+	}
+	uint16_t *h = malloc(n * sizeof *h);
 	CK(cudaMemcpy(h, d, n * sizeof *h, cudaMemcpyDeviceToHost));
 	for (size_t i = 0; i < n; i++)
 		f[i] = mmf_half_to_float(h[i]);
@@ -64,12 +87,28 @@ static float *get_half(const void *d, size_t n)
 	return f;
 }
 
-/* Relative L2 error of got against ref, printed on one line; on a failure
- * also the first element that is not finite or off by more than 1% of
- * (|ref| + rms(ref)), and the worst one. */
-static void compare(const char *what, const float *got, const float *ref, size_t n)
+/* Launches, in its fp32 form, the descriptor d that a mmf_*_desc call
+ * returning rc made. */
+static int launch_f32(int rc, mmf_opdesc *d)
 {
-	double num = 0, den = 0, worst = -1;
+	if (rc == 0)
+		rc = mmf_op_set_f32(d);
+	return rc ? rc : mmf_op_launch(d, NULL);
+}
+
+/* got against ref, printed on one line. fp16 passes at a relative L2 error
+ * <= 5e-3. fp32 passes when every element is within 1e-4 of (|ref| +
+ * rms(ref)): kernel and reference both compute in fp32 (unit roundoff
+ * 6e-8), in different orders (sums of up to a few thousand terms, exp2f
+ * against expf), which leaves errors near 1e-6, while rounding to fp16
+ * moves a value by up to 2^-11 = 4.9e-4 of itself, so a value that passed
+ * through fp16 anywhere fails. On a failure also the first element that is
+ * not finite or off by more than 1% (fp32: 1e-4) of (|ref| + rms(ref)),
+ * and the worst one. */
+static void compare(const char *what, const float *got, const float *ref, size_t n, int f32)
+{
+	const double tol = f32 ? 1e-4 : 0.01;
+	double num = 0, den = 0, worst = -1, wrel = 0;
 	size_t nonfinite = 0, first = n, wi = 0;
 	for (size_t i = 0; i < n; i++)
 		den += (double)ref[i] * ref[i];
@@ -82,14 +121,19 @@ static void compare(const char *what, const float *got, const float *ref, size_t
 		} else {
 			num += d * d;
 		}
-		if (first == n && d > 0.01 * (fabs(ref[i]) + rms))
+		if (first == n && d > tol * (fabs(ref[i]) + rms))
 			first = i;
 		if (d > worst)
 			worst = d, wi = i;
+		if (d / (fabs(ref[i]) + rms + 1e-300) > wrel)
+			wrel = d / (fabs(ref[i]) + rms + 1e-300);
 	}
 	double e = sqrt(num / (den + 1e-300));
-	int ok = nonfinite == 0 && e <= 5e-3;
-	printf("%-44s rel L2 %.2e%s\n", what, e, nonfinite ? " (non-finite outputs)" : "");
+	int ok = nonfinite == 0 && (f32 ? first == n : e <= 5e-3);
+	printf("%-44s rel L2 %.2e", what, e);
+	if (f32)
+		printf(", max err %.2e", wrel);
+	printf("%s\n", nonfinite ? " (non-finite outputs)" : "");
 	if (!ok) {
 		if (first < n)
 			fprintf(stderr, "  %s: first bad element %zu of %zu: got %g, expected %g\n", what, first, n,
@@ -97,84 +141,94 @@ static void compare(const char *what, const float *got, const float *ref, size_t
 		fprintf(stderr, "  %s: worst element %zu: got %g, expected %g; %zu non-finite\n", what, wi, got[wi],
 			ref[wi], nonfinite);
 	}
-	CHECK(ok, "%s: rel L2 %g, %zu non-finite", what, e, nonfinite);
+	CHECK(ok, "%s: rel L2 %g, max err %g, %zu non-finite", what, e, wrel, nonfinite);
 }
 
-static void test_attn_causal(int B, int T, int W, int H)
+/* Checks a launch's return code, then its n outputs at dy (fp32 when
+ * out_f32) against ref to the bar of the form f32; returns the outputs. */
+static float *check_out(const char *what, int rc, const void *dy, const float *ref, size_t n, int out_f32, int f32)
+{
+	CHECK(rc == 0, "%s: rc %d", what, rc);
+	float *got = get_vals(dy, n, out_f32);
+	compare(what, got, ref, n, f32);
+	return got;
+}
+
+static void test_attn_causal(int B, int T, int W, int H, int f32)
 {
 	char what[96];
-	snprintf(what, sizeof what, "attn_causal B=%d T=%d W=%d H=%d", B, T, W, H);
-	size_t nin = (size_t)B * T * 3 * W, nout = (size_t)B * T * W;
+	snprintf(what, sizeof what, "attn_causal B=%d T=%d W=%d H=%d%s", B, T, W, H, f32 ? " fp32" : "");
+	size_t nin = (size_t)B * T * 3 * W, nout = (size_t)B * T * W, es = esize(f32);
 	mmf_rng r;
 	mmf_rng_seed(&r, (uint64_t)B * 1000003 + T * 1009 + W * 7 + H);
-	uint16_t *hx;
-	float *x = rand_half(nin, 1.5f, 0.f, &r, &hx), *ref = malloc(nout * sizeof *ref);
+	void *hx;
+	float *x = rand_vals(nin, 1.5f, 0.f, &r, f32, &hx), *ref = malloc(nout * sizeof *ref);
 	op o = {.kind = OP_ATTN, .in = 0, .out = 1, .in2 = -1, .tokens = T, .width = W, .heads = H};
 	float *bufs[2] = {x, ref};
 	cpu_op_run(&o, bufs, B, NULL);
-	void *dx = dev_put(hx, nin * 2), *dy = dev_nan(nout * 2);
-	int rc = mmf_attn_causal_f16(dx, dy, B, T, W, H, NULL);
-	CHECK(rc == 0, "%s: rc %d", what, rc);
-	float *got = get_half(dy, nout);
-	compare(what, got, ref, nout);
+	void *dx = dev_put(hx, nin * es), *dy = dev_nan(nout * es);
+	mmf_opdesc d;
+	int rc = f32 ? launch_f32(mmf_attn_causal_desc(dx, dy, B, T, W, H, &d), &d)
+		     : mmf_attn_causal_f16(dx, dy, B, T, W, H, NULL);
+	float *got = check_out(what, rc, dy, ref, nout, f32, f32);
 	cudaFree(dx), cudaFree(dy);
 	free(x), free(hx), free(ref), free(got);
 }
 
-static void test_attn_pool(int B, int T, int C, int H)
+static void test_attn_pool(int B, int T, int C, int H, int f32)
 {
 	char what[96];
-	snprintf(what, sizeof what, "attn_pool B=%d T=%d C=%d H=%d", B, T, C, H);
-	size_t nq = (size_t)B * C, nkv = (size_t)B * T * 2 * C;
+	snprintf(what, sizeof what, "attn_pool B=%d T=%d C=%d H=%d%s", B, T, C, H, f32 ? " fp32" : "");
+	size_t nq = (size_t)B * C, nkv = (size_t)B * T * 2 * C, es = esize(f32);
 	mmf_rng r;
 	mmf_rng_seed(&r, (uint64_t)B * 1000003 + T * 1009 + C * 7 + H + 1);
-	uint16_t *hq, *hkv;
-	float *q = rand_half(nq, 1.5f, 0.f, &r, &hq), *kv = rand_half(nkv, 1.5f, 0.f, &r, &hkv);
+	void *hq, *hkv;
+	float *q = rand_vals(nq, 1.5f, 0.f, &r, f32, &hq), *kv = rand_vals(nkv, 1.5f, 0.f, &r, f32, &hkv);
 	float *ref = malloc(nq * sizeof *ref);
 	op o = {.kind = OP_ATTN_POOL, .in = 0, .in2 = 1, .out = 2, .tokens = T, .width = C, .heads = H};
 	float *bufs[3] = {q, kv, ref};
 	cpu_op_run(&o, bufs, B, NULL);
-	void *dq = dev_put(hq, nq * 2), *dkv = dev_put(hkv, nkv * 2), *dy = dev_nan(nq * 2);
-	int rc = mmf_attn_pool_f16(dq, dkv, dy, B, T, C, H, NULL);
-	CHECK(rc == 0, "%s: rc %d", what, rc);
-	float *got = get_half(dy, nq);
-	compare(what, got, ref, nq);
+	void *dq = dev_put(hq, nq * es), *dkv = dev_put(hkv, nkv * es), *dy = dev_nan(nq * es);
+	mmf_opdesc d;
+	int rc = f32 ? launch_f32(mmf_attn_pool_desc(dq, dkv, dy, B, T, C, H, &d), &d)
+		     : mmf_attn_pool_f16(dq, dkv, dy, B, T, C, H, NULL);
+	float *got = check_out(what, rc, dy, ref, nq, f32, f32);
 	cudaFree(dq), cudaFree(dkv), cudaFree(dy);
 	free(q), free(hq), free(kv), free(hkv), free(ref), free(got);
 }
 
-static void test_pool_tokens(int B, int HW, int C)
+static void test_pool_tokens(int B, int HW, int C, int f32)
 {
 	char what[96];
-	snprintf(what, sizeof what, "pool_tokens B=%d HW=%d C=%d", B, HW, C);
-	size_t nx = (size_t)B * HW * C, npos = (size_t)(HW + 1) * C, ny = (size_t)B * (HW + 1) * C;
+	snprintf(what, sizeof what, "pool_tokens B=%d HW=%d C=%d%s", B, HW, C, f32 ? " fp32" : "");
+	size_t nx = (size_t)B * HW * C, npos = (size_t)(HW + 1) * C, ny = (size_t)B * (HW + 1) * C, es = esize(f32);
 	mmf_rng r;
 	mmf_rng_seed(&r, (uint64_t)B * 1000003 + HW * 1009 + C + 2);
-	uint16_t *hx, *hpos;
-	float *x = rand_half(nx, 1.0f, 0.5f, &r, &hx), *pos = rand_half(npos, 0.1f, 0.f, &r, &hpos);
+	void *hx, *hpos;
+	float *x = rand_vals(nx, 1.0f, 0.5f, &r, f32, &hx), *pos = rand_vals(npos, 0.1f, 0.f, &r, f32, &hpos);
 	float *ref = malloc(ny * sizeof *ref);
 	op o = {.kind = OP_POOL_TOKENS, .in = 0, .out = 1, .in2 = -1, .tokens = HW + 1, .width = C, .aux = pos};
 	float *bufs[2] = {x, ref};
 	cpu_op_run(&o, bufs, B, NULL);
-	void *dx = dev_put(hx, nx * 2), *dpos = dev_put(hpos, npos * 2), *dy = dev_nan(ny * 2);
-	int rc = mmf_pool_tokens_f16(dx, dy, dpos, B, HW, C, NULL);
-	CHECK(rc == 0, "%s: rc %d", what, rc);
-	float *got = get_half(dy, ny);
-	compare(what, got, ref, ny);
+	void *dx = dev_put(hx, nx * es), *dpos = dev_put(hpos, npos * es), *dy = dev_nan(ny * es);
+	mmf_opdesc d;
+	int rc = f32 ? launch_f32(mmf_pool_tokens_desc(dx, dy, dpos, B, HW, C, &d), &d)
+		     : mmf_pool_tokens_f16(dx, dy, dpos, B, HW, C, NULL);
+	float *got = check_out(what, rc, dy, ref, ny, f32, f32);
 	cudaFree(dx), cudaFree(dpos), cudaFree(dy);
 	free(x), free(hx), free(pos), free(hpos), free(ref), free(got);
 }
 
 /* bad: some ids outside [0, V), whose rows must come out as zeros. */
-static void test_embed(int B, int T, int W, int V, int bad)
+static void test_embed(int B, int T, int W, int V, int bad, int f32)
 {
 	char what[96];
-	snprintf(what, sizeof what, "embed B=%d T=%d W=%d V=%d%s", B, T, W, V, bad ? " bad ids" : "");
-	size_t ntok = (size_t)V * W, npos = (size_t)T * W, ny = (size_t)B * T * W, nid = (size_t)B * T;
+	snprintf(what, sizeof what, "embed B=%d T=%d W=%d V=%d%s%s", B, T, W, V, bad ? " bad ids" : "", f32 ? " fp32" : "");
+	size_t ntok = (size_t)V * W, npos = (size_t)T * W, ny = (size_t)B * T * W, nid = (size_t)B * T, es = esize(f32);
 	mmf_rng r;
 	mmf_rng_seed(&r, (uint64_t)B * 1000003 + T * 1009 + W * 7 + V + bad);
-	uint16_t *htok, *hpos;
-	float *tok = rand_half(ntok, 0.02f, 0.f, &r, &htok), *pos = rand_half(npos, 0.01f, 0.f, &r, &hpos);
+	void *htok, *hpos;
+	float *tok = rand_vals(ntok, 0.02f, 0.f, &r, f32, &htok), *pos = rand_vals(npos, 0.01f, 0.f, &r, f32, &hpos);
 	int32_t *ids = malloc(nid * sizeof *ids), *safe = malloc(nid * sizeof *safe);
 	const int32_t wrong[] = {-1, V, INT_MIN, INT_MAX};
 	for (size_t i = 0; i < nid; i++) {
@@ -190,27 +244,27 @@ static void test_embed(int B, int T, int W, int V, int bad)
 	for (size_t i = 0; i < nid; i++)
 		if (ids[i] != safe[i])
 			memset(ref + i * W, 0, (size_t)W * sizeof *ref);
-	void *dtok = dev_put(htok, ntok * 2), *dpos = dev_put(hpos, npos * 2), *did = dev_put(ids, nid * 4);
-	void *dy = dev_nan(ny * 2);
-	int rc = mmf_embed_f16(did, dy, dtok, dpos, B, T, W, V, NULL);
-	CHECK(rc == 0, "%s: rc %d", what, rc);
-	float *got = get_half(dy, ny);
-	compare(what, got, ref, ny);
+	void *dtok = dev_put(htok, ntok * es), *dpos = dev_put(hpos, npos * es), *did = dev_put(ids, nid * 4);
+	void *dy = dev_nan(ny * es);
+	mmf_opdesc d;
+	int rc = f32 ? launch_f32(mmf_embed_desc(did, dy, dtok, dpos, B, T, W, V, &d), &d)
+		     : mmf_embed_f16(did, dy, dtok, dpos, B, T, W, V, NULL);
+	float *got = check_out(what, rc, dy, ref, ny, f32, f32);
 	cudaFree(dtok), cudaFree(dpos), cudaFree(did), cudaFree(dy);
 	free(tok), free(htok), free(pos), free(hpos), free(ids), free(safe), free(ref), free(got);
 }
 
 /* Each sample's maximal id is placed twice (the first must win); sample 1,
  * if any, has all ids equal (index 0 must win). */
-static void test_eot_gather(int B, int T, int W)
+static void test_eot_gather(int B, int T, int W, int f32)
 {
 	char what[96];
-	snprintf(what, sizeof what, "eot_gather B=%d T=%d W=%d", B, T, W);
-	size_t nx = (size_t)B * T * W, nid = (size_t)B * T, ny = (size_t)B * W;
+	snprintf(what, sizeof what, "eot_gather B=%d T=%d W=%d%s", B, T, W, f32 ? " fp32" : "");
+	size_t nx = (size_t)B * T * W, nid = (size_t)B * T, ny = (size_t)B * W, es = esize(f32);
 	mmf_rng r;
 	mmf_rng_seed(&r, (uint64_t)B * 1000003 + T * 1009 + W + 3);
-	uint16_t *hx;
-	float *x = rand_half(nx, 1.0f, 0.f, &r, &hx), *ref = malloc(ny * sizeof *ref);
+	void *hx;
+	float *x = rand_vals(nx, 1.0f, 0.f, &r, f32, &hx), *ref = malloc(ny * sizeof *ref);
 	int32_t *ids = malloc(nid * sizeof *ids);
 	for (int s = 0; s < B; s++) {
 		int32_t *row = ids + (size_t)s * T;
@@ -224,63 +278,85 @@ static void test_eot_gather(int B, int T, int W)
 	op o = {.kind = OP_EOT_GATHER, .in = 0, .in2 = 1, .out = 2, .tokens = T, .width = W};
 	float *bufs[3] = {x, (float *)ids, ref};
 	cpu_op_run(&o, bufs, B, NULL);
-	void *dx = dev_put(hx, nx * 2), *did = dev_put(ids, nid * 4), *dy = dev_nan(ny * 2);
-	int rc = mmf_eot_gather_f16(dx, did, dy, B, T, W, NULL);
-	CHECK(rc == 0, "%s: rc %d", what, rc);
-	float *got = get_half(dy, ny);
-	compare(what, got, ref, ny);
+	void *dx = dev_put(hx, nx * es), *did = dev_put(ids, nid * 4), *dy = dev_nan(ny * es);
+	mmf_opdesc d;
+	int rc = f32 ? launch_f32(mmf_eot_gather_desc(dx, did, dy, B, T, W, &d), &d)
+		     : mmf_eot_gather_f16(dx, did, dy, B, T, W, NULL);
+	float *got = check_out(what, rc, dy, ref, ny, f32, f32);
 	CHECK(memcmp(got, ref, ny * sizeof *got) == 0, "%s: the copy is not exact", what);
 	cudaFree(dx), cudaFree(did), cudaFree(dy);
 	free(x), free(hx), free(ids), free(ref), free(got);
 }
 
-/* Row 1, if any, is all zeros: it must come out as zeros, not NaN. */
-static void test_l2norm(int rows, int E)
+/* Row 1, if any, is all zeros: it must come out as zeros, not NaN. y is
+ * fp32 in both forms. */
+static void test_l2norm(int rows, int E, int f32)
 {
 	char what[96];
-	snprintf(what, sizeof what, "l2norm rows=%d E=%d", rows, E);
-	size_t n = (size_t)rows * E;
+	snprintf(what, sizeof what, "l2norm rows=%d E=%d%s", rows, E, f32 ? " fp32" : "");
+	size_t n = (size_t)rows * E, es = esize(f32);
 	mmf_rng r;
 	mmf_rng_seed(&r, (uint64_t)rows * 1009 + E + 4);
-	uint16_t *hx;
-	float *x = rand_half(n, 0.3f, 0.f, &r, &hx), *ref = malloc(n * sizeof *ref), *got = malloc(n * sizeof *got);
-	if (rows > 1)
+	void *hx;
+	float *x = rand_vals(n, 0.3f, 0.f, &r, f32, &hx), *ref = malloc(n * sizeof *ref);
+	if (rows > 1) {
 		for (int i = 0; i < E; i++)
-			x[E + i] = 0.f, hx[E + i] = 0;
+			x[E + i] = 0.f;
+		memset((char *)hx + E * es, 0, E * es);
+	}
 	op o = {.kind = OP_L2NORM, .in = 0, .out = 1, .in2 = -1, .tokens = rows, .width = E};
 	float *bufs[2] = {x, ref};
 	cpu_op_run(&o, bufs, 1, NULL);
-	void *dx = dev_put(hx, n * 2);
+	void *dx = dev_put(hx, n * es);
 	float *dy = dev_nan(n * 4);
-	int rc = mmf_l2norm_f16_f32(dx, dy, rows, E, NULL);
-	CHECK(rc == 0, "%s: rc %d", what, rc);
-	CK(cudaDeviceSynchronize());
-	CK(cudaMemcpy(got, dy, n * 4, cudaMemcpyDeviceToHost));
-	compare(what, got, ref, n);
+	mmf_opdesc d;
+	int rc = f32 ? launch_f32(mmf_l2norm_desc(dx, dy, rows, E, &d), &d) : mmf_l2norm_f16_f32(dx, dy, rows, E, NULL);
+	float *got = check_out(what, rc, dy, ref, n, 1, f32);
 	cudaFree(dx), cudaFree(dy);
 	free(x), free(hx), free(ref), free(got);
 }
 
-static void test_avgpool2(int B, int H, int W, int C)
+static void test_avgpool2(int B, int H, int W, int C, int f32)
 {
 	char what[96];
-	snprintf(what, sizeof what, "avgpool2 B=%d H=%d W=%d C=%d", B, H, W, C);
-	size_t nx = (size_t)B * H * W * C, ny = (size_t)B * (H / 2) * (W / 2) * C;
+	snprintf(what, sizeof what, "avgpool2 B=%d H=%d W=%d C=%d%s", B, H, W, C, f32 ? " fp32" : "");
+	size_t nx = (size_t)B * H * W * C, ny = (size_t)B * (H / 2) * (W / 2) * C, es = esize(f32);
 	mmf_rng r;
 	mmf_rng_seed(&r, (uint64_t)B * 1000003 + H * 1009 + W * 7 + C + 5);
-	uint16_t *hx;
-	float *x = rand_half(nx, 1.0f, 0.5f, &r, &hx), *ref = malloc(ny * sizeof *ref);
+	void *hx;
+	float *x = rand_vals(nx, 1.0f, 0.5f, &r, f32, &hx), *ref = malloc(ny * sizeof *ref);
 	op o = {.kind = OP_AVGPOOL, .in = 0, .out = 1, .in2 = -1, .h = H, .w = W, .cin = C, .cout = C,
 		.k = 2, .stride = 2, .oh = H / 2, .ow = W / 2};
 	float *bufs[2] = {x, ref};
 	cpu_op_run(&o, bufs, B, NULL);
-	void *dx = dev_put(hx, nx * 2), *dy = dev_nan(ny * 2);
-	int rc = mmf_avgpool2_f16(dx, dy, B, H, W, C, NULL);
-	CHECK(rc == 0, "%s: rc %d", what, rc);
-	float *got = get_half(dy, ny);
-	compare(what, got, ref, ny);
+	void *dx = dev_put(hx, nx * es), *dy = dev_nan(ny * es);
+	mmf_opdesc d;
+	int rc = f32 ? launch_f32(mmf_avgpool2_desc(dx, dy, B, H, W, C, &d), &d) : mmf_avgpool2_f16(dx, dy, B, H, W, C, NULL);
+	float *got = check_out(what, rc, dy, ref, ny, f32, f32);
 	cudaFree(dx), cudaFree(dy);
 	free(x), free(hx), free(ref), free(got);
+}
+
+static void test_layernorm(int rows, int W, int f32)
+{
+	char what[96];
+	snprintf(what, sizeof what, "layernorm rows=%d W=%d%s", rows, W, f32 ? " fp32" : "");
+	size_t n = (size_t)rows * W, es = esize(f32);
+	mmf_rng r;
+	mmf_rng_seed(&r, (uint64_t)rows * 7919 + W + 6);
+	void *hx, *hg, *hb;
+	float *x = rand_vals(n, 3.0f, 0.5f, &r, f32, &hx), *g = rand_vals(W, 0.1f, 1.0f, &r, f32, &hg);
+	float *b = rand_vals(W, 0.05f, 0.f, &r, f32, &hb), *ref = malloc(n * sizeof *ref);
+	op o = {.kind = OP_LAYERNORM, .in = 0, .out = 1, .in2 = -1, .tokens = rows, .width = W, .wt = g, .bias = b};
+	float *bufs[2] = {x, ref};
+	cpu_op_run(&o, bufs, 1, NULL);
+	void *dx = dev_put(hx, n * es), *dg = dev_put(hg, W * es), *db = dev_put(hb, W * es), *dy = dev_nan(n * es);
+	mmf_opdesc d;
+	int rc = f32 ? launch_f32(mmf_layernorm_desc(dx, dy, dg, db, rows, W, &d), &d)
+		     : mmf_layernorm_f16(dx, dy, dg, db, rows, W, NULL);
+	float *got = check_out(what, rc, dy, ref, n, f32, f32);
+	cudaFree(dx), cudaFree(dg), cudaFree(db), cudaFree(dy);
+	free(x), free(hx), free(g), free(hg), free(b), free(hb), free(ref), free(got);
 }
 
 /* Each call breaks exactly one precondition; valid arguments otherwise. */
@@ -327,6 +403,16 @@ static void test_preconditions(void)
 	CHECK(mmf_avgpool2_f16(d, o, 1, 14, 7, 64, NULL) == -EINVAL, "avgpool2: odd width accepted");
 	CHECK(mmf_avgpool2_f16(d, o, 1, 14, 14, 12, NULL) == -EINVAL, "avgpool2: 12 channels accepted");
 	CHECK(mmf_avgpool2_f16(d, o + 2, 1, 14, 14, 64, NULL) == -EINVAL, "avgpool2: misaligned y accepted");
+	/* The fp32 attention tile has its own tiles and shared memory: it must
+	 * take the fp16 limits within 48 KB, and refuse a descriptor that no
+	 * mmf_attn_causal_desc call made (tokens 0 here). */
+	mmf_opdesc desc;
+	CHECK(mmf_attn_causal_desc(d, o, 1, 128, 1024, 8, &desc) == 0 && mmf_op_set_f32(&desc) == 0 && desc.f32 == 1,
+	      "attn_causal: fp32 form at T 128, dh 128 refused");
+	CHECK(desc.smem <= 48 * 1024, "attn_causal: fp32 form takes %d shared bytes at T 128, dh 128", desc.smem);
+	memset(&desc, 0, sizeof desc);
+	desc.kind = MMF_OP_ATTN_CAUSAL;
+	CHECK(mmf_op_set_f32(&desc) == -EINVAL && desc.f32 == 0, "attn_causal: fp32 form of an empty descriptor made");
 	CK(cudaDeviceSynchronize());
 	cudaFree(d), cudaFree(o), cudaFree(ids);
 }
@@ -346,8 +432,9 @@ int main(void)
 		{1, 127, 88, 1}, {2, 50, 24, 3}, {1, 40, 48, 3}, {1, 77, 72, 3}, {1, 77, 96, 2}, {1, 77, 160, 2},
 		{1, 77, 56, 1}, {1, 77, 72, 1}, {1, 77, 104, 1}, {2, 80, 128, 2}, {2, 81, 128, 2},
 	};
-	for (size_t i = 0; i < sizeof attn / sizeof attn[0]; i++)
-		test_attn_causal(attn[i][0], attn[i][1], attn[i][2], attn[i][3]);
+	for (int f32 = 0; f32 < 2; f32++)
+		for (size_t i = 0; i < sizeof attn / sizeof attn[0]; i++)
+			test_attn_causal(attn[i][0], attn[i][1], attn[i][2], attn[i][3], f32);
 
 	/* B, T, C, H: RN50, RN101, RN50x4, RN50x16, RN50x64, then odd. */
 	static const int pool[][4] = {
@@ -355,41 +442,55 @@ int main(void)
 		{1, 50, 256, 4}, {3, 7, 24, 3}, {2, 1, 64, 1}, {1, 5, 512, 2}, {1, 13, 216, 3}, {2, 300, 160, 4},
 		{1, 50, 40, 1}, {1, 50, 384, 3},
 	};
-	for (size_t i = 0; i < sizeof pool / sizeof pool[0]; i++)
-		test_attn_pool(pool[i][0], pool[i][1], pool[i][2], pool[i][3]);
+	for (int f32 = 0; f32 < 2; f32++)
+		for (size_t i = 0; i < sizeof pool / sizeof pool[0]; i++)
+			test_attn_pool(pool[i][0], pool[i][1], pool[i][2], pool[i][3], f32);
 
 	static const int tokens[][3] = {
 		{1, 49, 2048}, {4, 49, 2048}, {2, 81, 2560}, {1, 144, 3072}, {1, 1, 8}, {3, 5, 72},
 		{2, 17, 200}, {1, 16, 64}, {1, 33, 1032},
 	};
-	for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++)
-		test_pool_tokens(tokens[i][0], tokens[i][1], tokens[i][2]);
+	for (int f32 = 0; f32 < 2; f32++)
+		for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++)
+			test_pool_tokens(tokens[i][0], tokens[i][1], tokens[i][2], f32);
 
 	/* The last shape is 77000 tiles: more than one block each. */
 	static const int embed[][4] = {
 		{1, 77, 512, 49408}, {2, 77, 768, 4096}, {3, 77, 1280, 1000}, {2, 5, 8, 3}, {1, 9, 520, 100},
 		{1000, 77, 64, 300},
 	};
-	for (size_t i = 0; i < sizeof embed / sizeof embed[0]; i++)
-		test_embed(embed[i][0], embed[i][1], embed[i][2], embed[i][3], 0);
-	test_embed(3, 77, 512, 1000, 1);
+	for (int f32 = 0; f32 < 2; f32++) {
+		for (size_t i = 0; i < sizeof embed / sizeof embed[0]; i++)
+			test_embed(embed[i][0], embed[i][1], embed[i][2], embed[i][3], 0, f32);
+		test_embed(3, 77, 512, 1000, 1, f32);
+	}
 
 	static const int eot[][3] = {{1, 77, 512}, {4, 77, 768}, {3, 1, 8}, {2, 300, 1280}, {5, 77, 8}, {2, 129, 136}};
-	for (size_t i = 0; i < sizeof eot / sizeof eot[0]; i++)
-		test_eot_gather(eot[i][0], eot[i][1], eot[i][2]);
+	for (int f32 = 0; f32 < 2; f32++)
+		for (size_t i = 0; i < sizeof eot / sizeof eot[0]; i++)
+			test_eot_gather(eot[i][0], eot[i][1], eot[i][2], f32);
 
 	/* The last shape is 70000 tiles: more than one block each. */
 	static const int l2[][2] = {{1, 512}, {2, 512}, {64, 1024}, {3, 8}, {7, 640}, {2, 4104}, {70000, 8}};
-	for (size_t i = 0; i < sizeof l2 / sizeof l2[0]; i++)
-		test_l2norm(l2[i][0], l2[i][1]);
+	for (int f32 = 0; f32 < 2; f32++)
+		for (size_t i = 0; i < sizeof l2 / sizeof l2[0]; i++)
+			test_l2norm(l2[i][0], l2[i][1], f32);
 
 	/* B, H, W, C: RN50's and RN50x4's pools, then odd. */
 	static const int avg[][4] = {
 		{1, 112, 112, 32}, {2, 56, 56, 256}, {1, 28, 28, 512}, {4, 14, 14, 1024}, {1, 144, 144, 40},
 		{1, 18, 18, 1280}, {3, 2, 2, 8}, {2, 6, 10, 24}, {1, 2, 34, 136},
 	};
-	for (size_t i = 0; i < sizeof avg / sizeof avg[0]; i++)
-		test_avgpool2(avg[i][0], avg[i][1], avg[i][2], avg[i][3]);
+	for (int f32 = 0; f32 < 2; f32++)
+		for (size_t i = 0; i < sizeof avg / sizeof avg[0]; i++)
+			test_avgpool2(avg[i][0], avg[i][1], avg[i][2], avg[i][3], f32);
+
+	/* rows, W: CLIP text widths, one row, the widest (4096, every
+	 * register vector in use), width 8, and more rows than blocks. */
+	static const int ln[][2] = {{77, 512}, {1, 512}, {3, 640}, {231, 64}, {5, 4096}, {77, 8}, {65537, 16}};
+	for (int f32 = 0; f32 < 2; f32++)
+		for (size_t i = 0; i < sizeof ln / sizeof ln[0]; i++)
+			test_layernorm(ln[i][0], ln[i][1], f32);
 
 	test_preconditions();
 	return test_done("test_ops");
