@@ -451,7 +451,10 @@ int main(int argc, char **argv)
 	printf("model: %s\n  %s\n  %.1f M parameters\n", path, desc, m->nparams / 1e6);
 	if (m->nint8 || prec == CLIP_PREC_INT8)
 		printf("  weights: %s (%d of %d convolution and linear weights int8, per output channel%s)\n",
-		       prec == CLIP_PREC_INT8 ? "int8" : "float, dequantised from int8", m->nint8, m->nweights,
+		       prec == CLIP_PREC_INT8	? "int8"
+		       : prec == CLIP_PREC_FP32 ? "fp32, dequantised from int8"
+						: "fp16, dequantised from int8",
+		       m->nint8, m->nweights,
 		       cuda ? "" : "; the CPU computes with their dequantised values");
 	if (show_chain) {
 		for (int t = 0; t < 2; t++) {
