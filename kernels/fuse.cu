@@ -91,11 +91,14 @@ FUSE_CALL(call_gemm_n_f32, gemm_params, gemm_simt_tile<gemm_simt_n>)
 FUSE_CALL(call_attn_causal_f32, attn_causal_params, attn_causal_f32_tile)
 #undef FUSE_CALL
 
-/* The fp32 form of every op (mmf_op_set_f32). */
-__device__ __forceinline__ void op_tile_f32(const mmf_opdesc &d, int tile, const mmf_team &t)
+/* The fp32 form of every op (mmf_op_set_f32). Not inlined, and given the
+ * kind and the parameters' address rather than the descriptor, so that the
+ * fp16 dispatch in the fused kernels keeps its registers and stack (inlined,
+ * it raised their spill loads from 256 to 440 bytes and their stack from
+ * 608 bytes to 1 KB, sm_90). */
+__device__ __noinline__ void op_tile_f32(int kind, const void *p, int tile, const mmf_team &t)
 {
-	const void *p = d.params;
-	switch (d.kind) {
+	switch (kind) {
 	case MMF_OP_GEMM_L: call_gemm_l_f32(p, tile, t); break;
 	case MMF_OP_GEMM_M: call_gemm_m_f32(p, tile, t); break;
 	case MMF_OP_GEMM_S: call_gemm_s_f32(p, tile, t); break;
@@ -117,7 +120,7 @@ __device__ __forceinline__ void op_tile(const mmf_opdesc &d, int tile, const mmf
 {
 	const void *p = d.params;
 	if (d.f32) {
-		op_tile_f32(d, tile, t);
+		op_tile_f32(d.kind, p, tile, t);
 		return;
 	}
 	switch (d.kind) {

@@ -44,14 +44,15 @@ int mmf_op_set_f32(mmf_opdesc *d);
 const char *mmf_op_kind_name(int kind);
 
 /* y[r][:] = LayerNorm(x[r][:]) * gamma + beta for `rows` rows of `width`
- * halves (fp32 statistics, eps 1e-5). width must be a multiple of 8 and the
+ * halves (floats in the fp32 form; fp32 statistics, eps 1e-5). width must be a multiple of 8 and the
  * pointers 16-byte aligned. */
 int mmf_layernorm_f16(const void *x, void *y, const void *gamma, const void *beta,
 		      int rows, int width, mmf_stream stream);
 int mmf_layernorm_desc(const void *x, void *y, const void *gamma, const void *beta, int rows, int width, mmf_opdesc *d);
 int mmf_layernorm_launch_desc(const mmf_opdesc *d, mmf_stream stream);
 
-/* Tensor-core GEMM: C[M][N] = act(A . B^T + bias (+ R)), fp16 in and out,
+/* Tensor-core GEMM: C[M][N] = act(A . B^T + bias (+ R)), fp16 in and out
+ * (fp32 on the CUDA cores with f32 set, below),
  * fp32 accumulate and bias. B is [N][K] (a linear's weight or an OHWI filter
  * flattened); C and R are dense [M][N]. A is either rows (row m of sample
  * m/rps at A + (m/rps)*sstride + (m%rps)*lda) or, with conv set, the implicit
