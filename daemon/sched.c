@@ -30,10 +30,10 @@ struct sched {
 	gpu_exec *gx;		/* --device cuda */
 	int64_t mem_t;		/* when the device memory gauge was last read */
 	int util_samples;	/* SM utilisation samples already in the counters */
-	job *trace_job;		/* the open trace window's request, or NULL */
-	tcache *tc;		/* text embeddings by token ids, or NULL */
-	int64_t trace_end;	/* when it closes (CLOCK_MONOTONIC ns) */
 #endif
+	tcache *tc;		/* text embeddings by token ids, or NULL */
+	job *trace_job;		/* the open trace window's request, or NULL */
+	int64_t trace_end;	/* when it closes (CLOCK_MONOTONIC ns) */
 	char device[200];
 	float *px_batch, *img_batch, *txt_batch;
 	int32_t *tok_batch;
