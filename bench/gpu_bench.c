@@ -437,14 +437,6 @@ static int profile_once(const gpu_bench_opts *o, run_ctx *r)
 	return rc;
 }
 
-/* The launches of one seq or fused iteration, in enqueue order, for
- * attributing block records (trace.h). */
-static int trace_launches(run_ctx *r, int fused, trace_launch **out)
-{
-	const chain *img = gpu_tower_chain(r->tw[0]), *txt = gpu_tower_chain(r->tw[1]);
-	return fused ? plan_trace_launches(r->plan, img, txt, out) : trace_launches_chains(img, txt, out);
-}
-
 /* One more traced iteration of mode with CUPTI recording the host side:
  * runtime calls per thread and kernels per stream, moved onto the block
  * records' clock by the median offset between each kernel's CUPTI start
@@ -547,7 +539,8 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		trace_util u;
 		free(l);
 		l = NULL;
-		if ((nl = trace_launches(r, fused, &l)) < 0) {
+		if ((nl = plan_trace_launches(fused ? r->plan : NULL, gpu_tower_chain(r->tw[0]), gpu_tower_chain(r->tw[1]),
+					      &l)) < 0) {
 			rc = mmf_err_set(&err, -ENOMEM, "trace: out of memory");
 			goto fail;
 		}

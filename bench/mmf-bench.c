@@ -450,11 +450,8 @@ int main(int argc, char **argv)
 	clip_config_str(&m->cfg, desc, sizeof desc);
 	printf("model: %s\n  %s\n  %.1f M parameters\n", path, desc, m->nparams / 1e6);
 	if (m->nint8 || prec == CLIP_PREC_INT8)
-		printf("  weights: %s (%d of %d convolution and linear weights int8, per output channel%s)\n",
-		       prec == CLIP_PREC_INT8	? "int8"
-		       : prec == CLIP_PREC_FP32 ? "fp32, dequantised from int8"
-						: "fp16, dequantised from int8",
-		       m->nint8, m->nweights,
+		printf("  weights: %s%s (%d of %d convolution and linear weights int8, per output channel%s)\n",
+		       clip_prec_name(prec), prec == CLIP_PREC_INT8 ? "" : ", dequantised from int8", m->nint8, m->nweights,
 		       cuda ? "" : "; the CPU computes with their dequantised values");
 	if (show_chain) {
 		for (int t = 0; t < 2; t++) {
@@ -503,7 +500,7 @@ int main(int argc, char **argv)
 		if (jf)
 			fprintf(jf, "{\n  \"benchmark\": \"mmf-bench\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n  \"device\": \"cuda\",\n"
 				"  \"model\": \"%s\",\n  \"config\": \"%s\",\n  \"weights\": \"%s\",\n  \"batch\": %d,\n  \"iters\": %d,\n  \"warmup\": %d,\n  \"host_cpu\": \"%s\",\n",
-				date, commit, model_arg, desc, clip_weights_name(prec == CLIP_PREC_INT8 ? CLIP_WEIGHTS_INT8 : prec == CLIP_PREC_FP32 ? CLIP_WEIGHTS_FP32 : CLIP_WEIGHTS_FP16), batch, iters, warmup, cpu);
+				date, commit, model_arg, desc, clip_prec_name(prec), batch, iters, warmup, cpu);
 		int strat = fuse_strategy_parse(strategy);	/* validated with the options */
 		gpu_bench_opts go = {.sms = sms, .modes = modes, .batch = batch, .iters = iters, .warmup = warmup,
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,

@@ -349,7 +349,7 @@ static void sched_trace_open(sched *s, job *j)
 #ifdef MMFD_GPU
 	if (s->gx) {
 		why = NULL;
-		if (s->trace_job || gpu_exec_trace_begin(s->gx) < 0)
+		if (gpu_exec_trace_begin(s->gx) < 0)	/* -EBUSY: a window is open */
 			why = "a trace is already running; try again when it has finished", st = MMF__STATUS__QUEUE_FULL;
 	}
 #endif
@@ -432,24 +432,13 @@ static void *sched_worker(void *arg)
 			pthread_mutex_unlock(&s->mu);
 			break;
 		}
-		if (s->head->kind == JOB_TRACE) {
-			job *t = s->head;
-			s->head = t->next;
-			if (!s->head)
-				s->tail = NULL;
-			t->next = NULL;
-			s->depth--;
-			pthread_mutex_unlock(&s->mu);
-			stats_add(STAT_queue_depth, -1);
-			sched_trace_open(s, t);
-			continue;
-		}
 		/* The first job always goes (a Similarity may hold more than B
-		 * samples); later ones only while both batches still fit (and
-		 * never a trace request: it opens a window of its own). */
+		 * samples); later ones only while both batches still fit. A trace
+		 * request goes alone: it opens a window of its own. */
 		job *batch = s->head, *last = s->head;
 		int ni = batch->ni, nt = batch->nt, n = 1;
-		while (last->next && last->next->kind != JOB_TRACE && ni + last->next->ni <= B && nt + last->next->nt <= B) {
+		while (batch->kind != JOB_TRACE && last->next && last->next->kind != JOB_TRACE && ni + last->next->ni <= B &&
+		       nt + last->next->nt <= B) {
 			last = last->next;
 			ni += last->ni, nt += last->nt, n++;
 		}
@@ -460,6 +449,10 @@ static void *sched_worker(void *arg)
 		s->depth -= n;
 		pthread_mutex_unlock(&s->mu);
 		stats_add(STAT_queue_depth, -n);
+		if (batch->kind == JOB_TRACE) {
+			sched_trace_open(s, batch);
+			continue;
+		}
 		stats_add(STAT_in_flight, n);
 
 		int64_t now = stats_now_ns();

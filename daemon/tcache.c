@@ -1,6 +1,7 @@
 /* Text-embedding cache (tcache.h). */
 #include "config.h"
 #include "tcache.h"
+#include "engine/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,14 +39,9 @@ void tcache_free(tcache *c)
 	free(c);
 }
 
-/* FNV-1a over the ids. */
 static size_t slot(const tcache *c, const int32_t *tokens)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	const unsigned char *p = (const unsigned char *)tokens;
-	for (size_t i = 0; i < (size_t)c->context * sizeof *tokens; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return (size_t)(h % (uint64_t)c->n);
+	return (size_t)(mmf_fnv1a(MMF_FNV1A_BASIS, tokens, (size_t)c->context * sizeof *tokens) % (uint64_t)c->n);
 }
 
 int tcache_get(tcache *c, const int32_t *tokens, float *emb)

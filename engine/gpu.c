@@ -279,11 +279,6 @@ size_t gpu_model_bytes(const gpu_model *g) { return g->bytes; }
 
 int gpu_model_precision(const gpu_model *g) { return g->prec; }
 
-const char *gpu_precision_name(int prec)
-{
-	return prec == CLIP_PREC_INT8 ? "int8" : prec == CLIP_PREC_FP32 ? "fp32" : "fp16";
-}
-
 int gpu_model_int8(const gpu_model *g)
 {
 	int n = 0;

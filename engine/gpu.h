@@ -25,7 +25,6 @@ void gpu_model_free(gpu_model *g);
 size_t gpu_model_bytes(const gpu_model *g);	/* device bytes of resident weights */
 int gpu_model_int8(const gpu_model *g);		/* ops running int8 weights */
 int gpu_model_precision(const gpu_model *g);	/* CLIP_PREC_* */
-const char *gpu_precision_name(int precision);	/* "fp16", "int8", "fp32" */
 
 /* Builds the launch records of chain c (one of the model's two) for `batch`
  * samples. With tune_stream non-NULL each GEMM's tile configuration is

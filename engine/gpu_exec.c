@@ -46,9 +46,8 @@ struct gpu_exec {
 	trace_util util;
 	/* gpu_exec_trace_begin .. _end: every step traced and kept */
 	int tracing, trace_truncated;
-	gpu_trace **tr;
-	trace_launch **trl;
-	int *trn, ntr, ctr;
+	trace_step *tr;		/* the window's steps: ntr of ctr */
+	int ntr, ctr;
 	unsigned long long trace_records;
 };
 
@@ -257,7 +256,7 @@ int gpu_exec_new(const chain *img, const chain *txt, const gpu_exec_opts *o, gpu
 		}
 	gx_note(g, "%s: towers at batch sizes 1..%d, %.1f MiB on the device (weights %.1f MiB, %s)", g->device,
 		o->max_batch, (double)gpu_exec_bytes(g) / (1 << 20), (double)gpu_model_bytes(g->gm) / (1 << 20),
-		gpu_precision_name(gpu_model_precision(g->gm)));
+		clip_prec_name(gpu_model_precision(g->gm)));
 	if (o->fuse != GPU_FUSE_OFF) {
 		char hash[17] = "";
 		if ((rc = model_file_hash(o->model_path, o->precision, hash, err)) < 0)
@@ -318,18 +317,10 @@ static int gx_keep_step(gpu_exec *g, trace_launch *l, int nl, trace_util *u, mmf
 	}
 	if (g->ntr == g->ctr) {
 		int c = g->ctr ? 2 * g->ctr : 16;
-		gpu_trace **t = realloc(g->tr, (size_t)c * sizeof *t);
-		if (t)
-			g->tr = t;
-		trace_launch **tl = realloc(g->trl, (size_t)c * sizeof *tl);
-		if (tl)
-			g->trl = tl;
-		int *tn = realloc(g->trn, (size_t)c * sizeof *tn);
-		if (tn)
-			g->trn = tn;
-		if (!t || !tl || !tn)
+		trace_step *t = realloc(g->tr, (size_t)c * sizeof *t);
+		if (!t)
 			return -ENOMEM;
-		g->ctr = c;
+		g->tr = t, g->ctr = c;
 	}
 	gpu_trace *copy;
 	if (gpu_trace_from_records(r, n, &copy, NULL) < 0)
@@ -338,8 +329,7 @@ static int gx_keep_step(gpu_exec *g, trace_launch *l, int nl, trace_util *u, mmf
 		gpu_trace_free(copy);
 		return 2;
 	}
-	g->tr[g->ntr] = copy, g->trl[g->ntr] = l, g->trn[g->ntr] = nl;
-	g->ntr++;
+	g->tr[g->ntr++] = (trace_step){copy, l, nl};
 	g->trace_records += n;
 	return 0;
 }
@@ -354,7 +344,7 @@ static int gx_traced_step(gpu_exec *g, const gx_shape *sh, mmf_err *err)
 	const chain *img = sh->ki >= 0 ? gpu_tower_chain(g->tw[TOWER_IMAGE][sh->ki]) : NULL;
 	const chain *txt = sh->kt >= 0 ? gpu_tower_chain(g->tw[TOWER_TEXT][sh->kt]) : NULL;
 	trace_launch *l = NULL;
-	int nl = sh->fused ? plan_trace_launches(g->plan[sh->ki], img, txt, &l) : trace_launches_chains(img, txt, &l);
+	int nl = plan_trace_launches(sh->fused ? g->plan[sh->ki] : NULL, img, txt, &l);
 	if (nl < 0)
 		return mmf_err_set(err, -ENOMEM, "gpu: out of memory tracing a step");
 	if ((rc = gpu_trace_on(g->gt, g->s[0], err)) < 0)
@@ -391,10 +381,10 @@ out:
 
 static void gx_trace_clear(gpu_exec *g)
 {
-	for (int i = 0; i < g->ntr; i++)
-		gpu_trace_free(g->tr[i]), free(g->trl[i]);
-	free(g->tr), free(g->trl), free(g->trn);
-	g->tr = NULL, g->trl = NULL, g->trn = NULL;
+	for (int i = 0; i < g->ntr; i++)	/* the window owns its steps */
+		gpu_trace_free((gpu_trace *)g->tr[i].t), free((trace_launch *)g->tr[i].l);
+	free(g->tr);
+	g->tr = NULL;
 	g->ntr = g->ctr = 0;
 	g->trace_records = 0;
 	g->trace_truncated = 0;
@@ -414,7 +404,7 @@ char *gpu_exec_trace_end(gpu_exec *g, unsigned *steps, unsigned long long *recor
 	char title[256];
 	snprintf(title, sizeof title, "mmfd engine steps, %s", g->device);
 	*steps = (unsigned)g->ntr, *records = g->trace_records, *truncated = g->trace_truncated;
-	char *json = gpu_trace_chrome_steps((const gpu_trace *const *)g->tr, (const trace_launch *const *)g->trl, g->trn, g->ntr, title, err);
+	char *json = gpu_trace_chrome_steps(g->tr, g->ntr, title, err);
 	g->tracing = 0;
 	gx_trace_clear(g);
 	return json;
@@ -510,7 +500,7 @@ char *gpu_exec_plan_json(const gpu_exec *g)
 		json_array_append_new(steps, st);
 	}
 	json_t *root = json_pack("{s:s, s:s, s:i, s:s, s:I, s:i, s:s, s:s, s:o, s:o}", "backend", "cuda", "device", g->device,
-				 "sms", gpu_part_sms(g->part), "weights", gpu_precision_name(gpu_model_precision(g->gm)),
+				 "sms", gpu_part_sms(g->part), "weights", clip_prec_name(gpu_model_precision(g->gm)),
 				 "weight_bytes", (json_int_t)gpu_model_bytes(g->gm), "int8_ops", gpu_model_int8(g->gm),
 				 "fuse", gpu_fuse_mode_name(g->o.fuse), "image_only_or_text_only",
 				 "that tower's graph", "batch_sizes", sizes, "steps", steps);

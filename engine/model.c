@@ -583,6 +583,11 @@ const char *clip_weights_name(clip_weights w)
 	return w == CLIP_WEIGHTS_FP16 ? "fp16" : w == CLIP_WEIGHTS_INT8 ? "int8" : w == CLIP_WEIGHTS_FP32 ? "fp32" : "auto";
 }
 
+const char *clip_prec_name(int prec)
+{
+	return prec == CLIP_PREC_INT8 ? "int8" : prec == CLIP_PREC_FP32 ? "fp32" : "fp16";
+}
+
 int clip_model_load_w(const char *path, clip_weights w, clip_model **out, int *prec, mmf_err *err)
 {
 	int rc = clip_model_load_q(path, w == CLIP_WEIGHTS_INT8, out, err);

@@ -92,6 +92,7 @@ const char *clip_weights_name(clip_weights w);
  *                  with fp32 scales, the rest as fp16;
  *  CLIP_PREC_FP32  weights and activations fp32, CUDA-core (SIMT) kernels. */
 enum { CLIP_PREC_FP16 = 0, CLIP_PREC_INT8 = 1, CLIP_PREC_FP32 = 2 };
+const char *clip_prec_name(int prec);	/* "fp16", "int8", "fp32" */
 /* Loads for mode w; *prec is the CLIP_PREC_* the GPU should run it at. */
 int clip_model_load_w(const char *path, clip_weights w, clip_model **out, int *prec, mmf_err *err);
 void clip_model_free(clip_model *m);

@@ -1,6 +1,7 @@
 /* The fusion planner: characterisation, pair measurement, the dynamic
  * programme over the two chains, and the JSON plan cache. */
 #include "config.h"
+#include "engine/hash.h"
 #include "engine/sortcmp.h"
 #include "plan.h"
 
@@ -307,6 +308,8 @@ void plan_free(gpu_plan *p)
 
 int plan_trace_launches(const gpu_plan *p, const chain *img, const chain *txt, trace_launch **out)
 {
+	if (!p)
+		return trace_launches_chains(img, txt, out);
 	const chain *c[2] = {img, txt};
 	trace_launch *l = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *l);
 	if (!l)
@@ -334,7 +337,7 @@ int model_file_hash(const char *path, int prec, char out[17], mmf_err *err)
 	FILE *fp = fopen(path, "rb");
 	if (!fp)
 		return mmf_err_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
-	uint64_t h = 0xcbf29ce484222325ull, n = 0;
+	uint64_t h = MMF_FNV1A_BASIS, n = 0;
 	unsigned char len8[8];
 	int rc = 0;
 	if (fread(len8, 1, 8, fp) != 8)
@@ -349,15 +352,15 @@ int model_file_hash(const char *path, int prec, char out[17], mmf_err *err)
 			rc = mmf_err_set(err, -EINVAL, "%s: truncated header", path);
 			break;
 		}
-		h = (h ^ (unsigned)c) * 0x100000001b3ull;
+		h = mmf_fnv1a_step(h, (unsigned)c);
 	}
 	if (rc == 0 && fseek(fp, 0, SEEK_END) == 0) {
 		long sz = ftell(fp);
-		h = (h ^ (uint64_t)sz) * 0x100000001b3ull;
+		h = mmf_fnv1a_step(h, (uint64_t)sz);
 		/* int8 and fp32 run other kernels: their own plans (fp16's hash
 		 * is the one plans had before there were precisions) */
-		for (const char *c = prec == CLIP_PREC_INT8 ? "weights=int8" : prec == CLIP_PREC_FP32 ? "weights=fp32" : ""; *c; c++)
-				h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+		const char *w = prec == CLIP_PREC_INT8 ? "weights=int8" : prec == CLIP_PREC_FP32 ? "weights=fp32" : "";
+		h = mmf_fnv1a(h, w, strlen(w));
 		snprintf(out, 17, "%016llx", (unsigned long long)h);
 	}
 	fclose(fp);

@@ -67,8 +67,9 @@ int plan_build(gpu_tower *img, gpu_tower *txt, cudaStream_t s, int sms, int batc
 /* Enqueues the plan's steps on s (one stream). */
 int plan_enqueue(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, cudaStream_t s);
 /* The launches plan_enqueue makes, in order, for attributing block records
- * (trace.h): each step's fused pair or single op. Returns how many, with
- * *out malloc'd, or -ENOMEM. */
+ * (trace.h): each step's fused pair or single op; with p NULL, the towers'
+ * own kernels (trace_launches_chains). Returns how many, with *out
+ * malloc'd, or -ENOMEM. */
 int plan_trace_launches(const gpu_plan *p, const chain *img, const chain *txt, trace_launch **out);
 void plan_print(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, FILE *fp);
 void plan_free(gpu_plan *p);

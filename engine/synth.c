@@ -3,6 +3,7 @@
  * depend on the order tensors are written in. */
 #include "config.h"
 #include "synth.h"
+#include "engine/hash.h"
 
 #include <errno.h>
 #include <math.h>
@@ -91,13 +92,7 @@ typedef struct synth {
 	mmf_err *err;
 } synth;
 
-static uint64_t name_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;	/* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
+static uint64_t name_hash(const char *s) { return mmf_fnv1a(MMF_FNV1A_BASIS, s, strlen(s)); }
 
 enum dist { NORMAL, UNIFORM, CONST };
 

@@ -178,7 +178,6 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
 	return 0;
 }
 
-/* A JSON string through jansson's escaping. */
 int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out)
 {
 	const chain *c[2] = {img, txt};
@@ -195,6 +194,7 @@ int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out
 	return n;
 }
 
+/* A JSON string through jansson's escaping. */
 static void json_str(FILE *fp, const char *s)
 {
 	json_t *j = json_string(s);
@@ -249,16 +249,15 @@ static void write_step(FILE *fp, const gpu_trace *t, const trace_launch *l, int 
 	}
 }
 
-/* Steps t[0..n) (each analysed with its launches), extras x, to fp. */
-static void write_chrome(FILE *fp, const gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n,
-			 const trace_extra *x, int nx, const char *title)
+/* Steps st[0..n) (each analysed with its launches), extras x, to fp. */
+static void write_chrome(FILE *fp, const trace_step *st, int n, const trace_extra *x, int nx, const char *title)
 {
 	unsigned long long lo = ~0ull;
 	int maxsm = 0;
 	for (int k = 0; k < n; k++)
-		for (unsigned i = 0; i < t[k]->n; i++) {
-			maxsm = (int)t[k]->rec[i].sm > maxsm ? (int)t[k]->rec[i].sm : maxsm;
-			lo = t[k]->rec[i].t0 < lo ? t[k]->rec[i].t0 : lo;
+		for (unsigned i = 0; i < st[k].t->n; i++) {
+			maxsm = (int)st[k].t->rec[i].sm > maxsm ? (int)st[k].t->rec[i].sm : maxsm;
+			lo = st[k].t->rec[i].t0 < lo ? st[k].t->rec[i].t0 : lo;
 		}
 	for (int i = 0; i < nx; i++)
 		lo = x[i].t0 < lo ? x[i].t0 : lo;
@@ -292,8 +291,8 @@ static void write_chrome(FILE *fp, const gpu_trace *const *t, const trace_launch
 		char prefix[32] = "";
 		if (n > 1)
 			snprintf(prefix, sizeof prefix, "step %d: ", k);
-		write_step(fp, t[k], l[k], nl[k], lo, prefix, base);
-		base += nl[k];
+		write_step(fp, st[k].t, st[k].l, st[k].nl, lo, prefix, base);
+		base += st[k].nl;
 	}
 	fputs("\n]}\n", fp);
 }
@@ -304,14 +303,14 @@ int gpu_trace_write_chrome(const gpu_trace *t, const trace_launch *l, int nl, co
 	FILE *fp = fopen(path, "w");
 	if (!fp)
 		return mmf_err_set(err, -errno, "%s: cannot write: %s", path, strerror(errno));
-	write_chrome(fp, &t, &l, &nl, 1, x, nx, title);
+	trace_step st = {t, l, nl};
+	write_chrome(fp, &st, 1, x, nx, title);
 	if (fclose(fp))
 		return mmf_err_set(err, -EIO, "%s: cannot write: %s", path, strerror(errno));
 	return 0;
 }
 
-char *gpu_trace_chrome_steps(const gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n, const char *title,
-			     mmf_err *err)
+char *gpu_trace_chrome_steps(const trace_step *st, int n, const char *title, mmf_err *err)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -320,7 +319,7 @@ char *gpu_trace_chrome_steps(const gpu_trace *const *t, const trace_launch *cons
 		mmf_err_set(err, -ENOMEM, "trace: out of memory for the JSON");
 		return NULL;
 	}
-	write_chrome(fp, t, l, nl, n, NULL, 0, title);
+	write_chrome(fp, st, n, NULL, 0, title);
 	if (fclose(fp) || !buf) {
 		free(buf);
 		mmf_err_set(err, -ENOMEM, "trace: out of memory for the JSON");

@@ -61,11 +61,15 @@ typedef struct trace_extra {
 	char name[64];
 	unsigned long long t0, t1;
 } trace_extra;
-/* Several analysed traces (one per engine step, in time order, each with
- * its launches) as one Chrome trace-event JSON document (malloc'd), or
- * NULL with err set. */
-char *gpu_trace_chrome_steps(const gpu_trace *const *t, const trace_launch *const *l, const int *nl, int n, const char *title,
-			     mmf_err *err);
+/* One analysed trace with its launches (read only here). */
+typedef struct trace_step {
+	const gpu_trace *t;
+	const trace_launch *l;
+	int nl;
+} trace_step;
+/* Several steps (one per engine step, in time order) as one Chrome
+ * trace-event JSON document (malloc'd), or NULL with err set. */
+char *gpu_trace_chrome_steps(const trace_step *st, int n, const char *title, mmf_err *err);
 /* The records as they are: in slot order after gpu_trace_off, sorted by
  * start after gpu_trace_analyse. */
 const mmf_trace_rec *gpu_trace_records(const gpu_trace *t, unsigned *n);

@@ -109,10 +109,8 @@ int main(void)
 		CHECK(analyse(s1, 1, la, 1, 2, &u, &err, &ta) == 0 && analyse(s2, 1, lb, 1, 2, &u, &err, &tb) == 0, "steps: %s",
 		      err.msg);
 		if (ta && tb) {
-			const gpu_trace *ts[2] = {ta, tb};
-			const trace_launch *ls[2] = {la, lb};
-			int ns[2] = {1, 1};
-			char *js = gpu_trace_chrome_steps(ts, ls, ns, 2, "two steps", &err);
+			const trace_step steps[2] = {{ta, la, 1}, {tb, lb, 1}};
+			char *js = gpu_trace_chrome_steps(steps, 2, "two steps", &err);
 			json_t *d = js ? json_loads(js, 0, &je) : NULL;
 			CHECK(d != NULL, "steps JSON does not parse: %s", js ? je.text : err.msg);
 			int named = 0, later = 0;
