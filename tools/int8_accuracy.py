@@ -36,6 +36,7 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
 
+from torch_baseline import commit  # noqa: E402
 from validate_openclip import LABELS, cosine, default_images, finish, make_model, run  # noqa: E402
 
 CAPTIONS = LABELS + [
@@ -49,13 +50,6 @@ CAPTIONS = LABELS + [
     "a photo of a coffee shop", "a close-up photo of a flower", "a photo of an old building",
 ]
 
-
-def commit():
-    c = os.environ.get("MMF_COMMIT")
-    if c:
-        return c
-    r = subprocess.run(["git", "-C", SRC, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True)
-    return r.stdout.strip() or "unknown"
 
 
 def gpu_name():

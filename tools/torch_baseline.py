@@ -87,6 +87,7 @@ import json
 import logging
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -642,10 +643,21 @@ def versions(torch, open_clip):
     return v
 
 
+def commit():
+    """The mmf commit measured with: $MMF_COMMIT (a device copy has no .git), else git."""
+    c = os.environ.get("MMF_COMMIT")
+    if c:
+        return c
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run(["git", "-C", src, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
 def base_report(torch, open_clip, args, info):
     return dict(
         tool=PROG,
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        commit=commit(),
         argv=sys.argv[1:],
         versions=versions(torch, open_clip),
         model=dict(config=args.model_config, precision=args.precision,

@@ -117,6 +117,10 @@ static void run_config(const char *name, int batch, clip_weights wmode)
 		CHECK(0, "%s: %s", name, err.msg);
 		return;
 	}
+	gpu_model *bad = NULL;
+	mmf_err berr = {0};
+	CHECK(gpu_model_new(ch[0], ch[1], 7, &bad, &berr) == -EINVAL && !bad, "precision 7 accepted");
+	CHECK_MSG(berr.msg, "gpu: unknown precision 7");
 	int gemms = 0;
 	for (int t = 0; t < 2; t++)
 		for (int i = 0; i < ch[t]->nops; i++)
