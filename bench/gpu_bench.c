@@ -20,6 +20,7 @@
 
 #include "engine/cpu.h"
 #include "engine/gpu.h"
+#include "engine/gpu_dram.h"
 #include "engine/gpu_part.h"
 #include "engine/plan.h"
 #include "engine/trace.h"
@@ -668,6 +669,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 	mmf_err err = {0};
 	gpu_parts *parts = NULL;
 	gpu_model *gm = NULL;
+	gpu_dram *dram = NULL;
 	int rc = 0, failed = 0, modes[mode_max], nmodes, sms[64], nsms;
 	const clip_config *cfg = &m->cfg;
 	int B = o->batch, E = cfg->embed_dim;
@@ -694,6 +696,13 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 	}
 	const char *gpu = gpu_parts_device_name(parts);
 	int total = gpu_parts_total_sms(parts);
+	for (int pi = 0; o->dram_gbs > 0 && pi < nsms; pi++)
+		if (sms[pi] == 0) {
+			fprintf(stderr, "mmf-bench: --dram-gbs: 'all' leaves no SMs for the bandwidth hog; list partitions only "
+				"(e.g. --sms 8,16)\n");
+			rc = 2;
+			goto out;
+		}
 	/* CPU reference embeddings for the same inputs. */
 	clip_synth_inputs(cfg, B, o->seed, px, tok);
 	for (int t = 0; t < 2; t++) {
@@ -715,11 +724,23 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 	       : gpu_model_precision(gm) == CLIP_PREC_FP32 ? "fp32 (SIMT kernels, no tensor cores)" : "fp16", B,
 	       o->iters, o->warmup);
 	printf("programmatic dependent launch: %s\n", mmf_get_pdl() ? "on (sm_90+; MMF_PDL=0 turns it off)" : "off");
-	printf("note: an SM partition restricts SMs only; L2 cache and DRAM bandwidth are shared with the whole GPU\n");
-	if (o->json)
+	if (o->dram_gbs > 0)
+		printf("note: an SM partition restricts SMs only; here DRAM bandwidth is limited to about %g GB/s per partition by a "
+		       "hog on the other SMs (--dram-gbs), and the L2 cache is shared with it\n", o->dram_gbs);
+	else
+		printf("note: an SM partition restricts SMs only; L2 cache and DRAM bandwidth are shared with the whole GPU\n");
+	if (o->json) {
 		fprintf(o->json, "  \"gpu\": \"%s\",\n  \"gpu_sms\": %d,\n  \"weights_mb\": %.2f,\n  \"int8_ops\": %d,\n"
-			"  \"pdl\": %s,\n  \"partition_note\": \"SM partitions (green contexts) restrict SMs only; L2 and DRAM bandwidth are not partitioned\",\n"
-			"  \"partitions\": [\n", gpu, total, gpu_model_bytes(gm) / 1e6, gpu_model_int8(gm), mmf_get_pdl() ? "true" : "false");
+			"  \"pdl\": %s,\n", gpu, total, gpu_model_bytes(gm) / 1e6, gpu_model_int8(gm), mmf_get_pdl() ? "true" : "false");
+		if (o->dram_gbs > 0)
+			fprintf(o->json, "  \"dram_limit_gbs\": %g,\n  \"partition_note\": \"SM partitions (green contexts) restrict SMs "
+				"only; DRAM bandwidth limited by a hog on the other SMs, calibrated against the partition's streaming copy "
+				"(partitions[].dram_limit); L2 shared with the hog\",\n", o->dram_gbs);
+		else
+			fprintf(o->json, "  \"partition_note\": \"SM partitions (green contexts) restrict SMs only; L2 and DRAM "
+				"bandwidth are not partitioned\",\n");
+		fprintf(o->json, "  \"partitions\": [\n");
+	}
 	for (int pi = 0; pi < nsms; pi++) {
 		gpu_part *p;
 		run_ctx r = {0};
@@ -730,11 +751,28 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			goto out;
 		}
 		int n = gpu_part_sms(p);
+		char where[400];
+		snprintf(where, sizeof where, "L2 and DRAM bandwidth not partitioned");
+		/* The plan cache tells limited runs apart by the GPU string. */
+		char gpukey[sizeof ((gpu_plan *)0)->gpu];
+		snprintf(gpukey, sizeof gpukey, "%s", gpu);
+		if (o->dram_gbs > 0) {
+			printf("\n   limiting the %d-SM partition's DRAM bandwidth to about %g GB/s...\n", n, o->dram_gbs);
+			fflush(stdout);
+			if ((rc = gpu_dram_start(parts, sms[pi], o->dram_gbs, stdout, &dram, &err)) < 0) {
+				fprintf(stderr, "mmf-bench: --dram-gbs: %s\n", err.msg);
+				goto out;
+			}
+			const gpu_dram_info *di = gpu_dram_get(dram);
+			snprintf(where, sizeof where, "DRAM limited to ~%.0f GB/s by a hog on the other %d SMs (%.0f GB/s without it); "
+				 "L2 shared", di->gbs, di->hog_sms, di->free_gbs);
+			snprintf(gpukey, sizeof gpukey, "%s, DRAM %g GB/s", gpu, o->dram_gbs);
+		}
 		CUDA_OR(cudaEventCreateWithFlags(&r.fork, cudaEventDisableTiming), "events");
 		CUDA_OR(cudaEventCreateWithFlags(&r.join, cudaEventDisableTiming), "events");
 		if ((rc = measure_roofline(n, r.s[0], &rf)) < 0)
 			goto out;
-		printf("\n== partition: %s of %s (L2 and DRAM bandwidth not partitioned)\n", gpu_part_name(p), gpu);
+		printf("\n== partition: %s of %s (%s)\n", gpu_part_name(p), gpu, where);
 		printf("   measured roofline: %.0f GB/s streaming copy, %.1f TFLOP/s fp16 GEMM (mma.sync, 4096^3)\n", rf.gbs, rf.tflops);
 		/* Tuning on a smaller partition than the one run on sizes each
 		 * GEMM for a share of the GPU, which is what it gets when the two
@@ -762,13 +800,19 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		int want_plan = o->show_plan || o->trace || (o->profile && !strcmp(o->profile, "fused"));
 		for (int mi = 0; mi < nmodes; mi++)
 			want_plan |= modes[mi] == MODE_FUSED || modes[mi] == MODE_FUSED_GRAPH;
-		if (want_plan && (rc = get_plan(o, &r, n, gpu, &rf)) < 0)
+		if (want_plan && (rc = get_plan(o, &r, n, gpukey, &rf)) < 0)
 			goto out;
 		if (o->profile && pi == 0 && (rc = profile_once(o, &r)) < 0)
 			goto out;
 		if (o->json)
 			fprintf(o->json, "%s    {\n      \"sms\": %d,\n      \"roofline\": {\"copy_gbs\": %.1f, \"gemm_tflops\": %.2f},\n",
 				pi ? ",\n" : "", n, rf.gbs, rf.tflops);
+		if (o->json && dram) {
+			const gpu_dram_info *di = gpu_dram_get(dram);
+			fprintf(o->json, "      \"dram_limit\": {\"target_gbs\": %g, \"measured_gbs\": %.1f, \"free_gbs\": %.1f, "
+				"\"floor_gbs\": %.1f, \"hog_sms\": %d, \"hog_pattern\": \"%s\", \"hog_sleep_ns\": %u},\n", di->target_gbs, di->gbs,
+				di->free_gbs, di->floor_gbs, di->hog_sms, gpu_dram_mode_name(di->mode), di->sleep_ns);
+		}
 		if (o->json && r.plan) {
 			int nf = 0;
 			for (int k = 0; k < r.plan->nsteps; k++)
@@ -840,6 +884,13 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			if (rc < 0)
 				goto out;
 		}
+		if (dram && (rc = gpu_dram_check(dram, &err)) < 0) {
+			fprintf(stderr, "mmf-bench: --dram-gbs: %s; this partition's figures ran without the limit for a while\n",
+				err.msg);
+			goto out;
+		}
+		gpu_dram_stop(dram);
+		dram = NULL;
 		if (o->json)
 			fprintf(o->json, "\n    }");
 		gpu_tower_free(r.tw[0]);
@@ -852,6 +903,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		fprintf(o->json, "\n  ],\n");
 	rc = failed;
 out:
+	gpu_dram_stop(dram);
 	gpu_model_free(gm);
 	gpu_parts_close(parts);
 	free(px), free(tok);

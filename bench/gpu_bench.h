@@ -25,6 +25,7 @@ typedef struct gpu_bench_opts {
 	const char *trace;	/* Chrome trace of the first partition's fused (else seq) iteration; NULL: no tracing */
 	FILE *json;		/* may be NULL */
 	int precision;		/* CLIP_PREC_* (clip_model_load_w) */
+	double dram_gbs;	/* > 0: limit each partition's DRAM bandwidth to about this (engine/gpu_dram.h) */
 } gpu_bench_opts;
 
 /* Returns 0 when every check passed, 1 when a check failed, 2 for bad

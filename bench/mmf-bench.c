@@ -87,6 +87,13 @@ static void usage(FILE *fp)
 		"  --pairs             cuda: also time each stage's 3x3 conv paired with the text\n"
 		"                      QKV GEMM, MLP GEMM and attention (and conv x conv) in\n"
 		"                      sequence, on two streams and fused by each strategy\n"
+		"  --dram-gbs X        cuda, experimental: limit each partition's DRAM bandwidth\n"
+		"                      to about X GB/s with a hog on every other SM, its pace\n"
+		"                      calibrated against the partition's streaming copy (not\n"
+		"                      with 'all'). The floor is the GPU's: an H100 reaches 250\n"
+		"                      GB/s at 8 SMs and 450 at 16, not a Jetson's 68-205, and\n"
+		"                      the hog also slows the partition's GEMMs\n"
+		"                      (docs/PARTITIONS.md); a target below it is refused\n"
 		"  --no-tune           cuda: pick GEMM tile shapes by heuristic instead of timing\n"
 		"  --tune-sms N        cuda: time GEMM shapes on an N-SM partition (default: the\n"
 		"                      partition being run; smaller sizes each GEMM for a share)\n"
@@ -257,7 +264,7 @@ int main(int argc, char **argv)
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
 	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_IMAGE, O_TEXT,
 	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS, O_REPORT, O_REPORT_QUICK,
-	       O_REPORT_GPUS };
+	       O_REPORT_GPUS, O_DRAM_GBS };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -274,6 +281,7 @@ int main(int argc, char **argv)
 		{"texts-json", required_argument, 0, O_TEXTS_JSON}, {"trace", required_argument, 0, O_TRACE},
 		{"weights", required_argument, 0, O_WEIGHTS}, {"report", required_argument, 0, O_REPORT},
 		{"report-quick", no_argument, 0, O_REPORT_QUICK}, {"report-gpus", required_argument, 0, O_REPORT_GPUS},
+		{"dram-gbs", required_argument, 0, O_DRAM_GBS},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	/* --image and --text/--labels collect at most one per argument */
@@ -295,11 +303,13 @@ int main(int argc, char **argv)
 	clip_weights weights = CLIP_WEIGHTS_AUTO;
 	const char *report = NULL;
 	int report_quick = 0, sms_given = 0, report_gpus = 1;
+	double dram_gbs = 0;
 	const char *cuda_only = NULL;	/* the first CUDA-only option given */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
 		if (!cuda_only && (c == O_SMS || c == O_MODES || c == O_NOTUNE || c == O_TUNE_SMS || c == O_STRATEGY ||
-				   c == O_PLAN || c == O_PAIRS || c == O_PROFILE || c == O_PROFILE_OPS || c == O_TRACE))
+				   c == O_PLAN || c == O_PAIRS || c == O_PROFILE || c == O_PROFILE_OPS || c == O_TRACE ||
+				   c == O_DRAM_GBS))
 			for (const struct option *q = opts; q->name; q++)
 				if (q->val == c)
 					cuda_only = q->name;
@@ -338,6 +348,14 @@ int main(int argc, char **argv)
 		case O_MODES: modes = optarg; break;
 		case O_NOTUNE: tune = 0; break;
 		case O_TUNE_SMS: tune_sms = (int)v; break;
+		case O_DRAM_GBS:
+			errno = 0;
+			dram_gbs = strtod(optarg, &end);
+			if (errno || *end || !*optarg || !(dram_gbs >= 1 && dram_gbs <= 100000)) {
+				fprintf(stderr, "mmf-bench: --dram-gbs '%s': expected a bandwidth in GB/s, 1 to 100000\n", optarg);
+				return 2;
+			}
+			break;
 		case O_STRATEGY:
 			if (strcmp(optarg, "inter") && strcmp(optarg, "intra-block") && strcmp(optarg, "intra-thread") &&
 			    strcmp(optarg, "auto")) {
@@ -389,6 +407,10 @@ int main(int argc, char **argv)
 	}
 	if ((report_quick || report_gpus != 1) && !report) {
 		fprintf(stderr, "mmf-bench: --report-%s goes with --report\n", report_quick ? "quick" : "gpus");
+		return 2;
+	}
+	if (report && dram_gbs > 0) {
+		fprintf(stderr, "mmf-bench: --dram-gbs does not go with --report (its scenarios use the full DRAM bandwidth)\n");
 		return 2;
 	}
 	if (report)
@@ -506,7 +528,7 @@ int main(int argc, char **argv)
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
 				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
-				     .tune_sms = tune_sms, .trace = trace, .precision = prec};
+				     .tune_sms = tune_sms, .trace = trace, .precision = prec, .dram_gbs = dram_gbs};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");

@@ -152,6 +152,7 @@ struct gpu_parts {
 	int *sizes;			/* sizes[k]: SMs in groups 0..k, the valid partitions */
 	CUcontext primary;		/* retained while p lives */
 	gpu_part **cache;		/* [0] whole GPU, [k] the first k groups */
+	gpu_part **rest;		/* [k]: every SM but the first k groups' */
 };
 
 const char *gpu_parts_device_name(const gpu_parts *p) { return p->name; }
@@ -252,7 +253,8 @@ int gpu_parts_open(int device, gpu_parts **out, mmf_err *err)
 			p->uniform = 0;
 	}
 	p->cache = calloc((size_t)p->ngroups + 1, sizeof *p->cache);
-	if (!p->cache) {
+	p->rest = calloc((size_t)p->ngroups + 1, sizeof *p->rest);
+	if (!p->cache || !p->rest) {
 		rc = mmf_err_set(err, -ENOMEM, "gpu_parts: out of memory");
 		goto fail;
 	}
@@ -289,9 +291,13 @@ void gpu_parts_close(gpu_parts *p)
 	if (p->cache)
 		for (int k = 0; k <= p->ngroups; k++)
 			part_free(p->cache[k]);
+	if (p->rest)
+		for (int k = 0; k <= p->ngroups; k++)
+			part_free(p->rest[k]);
 	if (p->primary)
 		cu.cuDevicePrimaryCtxRelease(p->dev);
 	free(p->cache);
+	free(p->rest);
 	free(p->groups);
 	free(p->sizes);
 	free(p);
@@ -458,6 +464,50 @@ int gpu_part_get(gpu_parts *p, int sms, gpu_part **out, mmf_err *err)
 		snprintf(t->name, sizeof t->name, "%d SMs", t->sms);
 	}
 	p->cache[k] = t;
+	*out = t;
+	return 0;
+}
+
+int gpu_part_get_rest(gpu_parts *p, int sms, gpu_part **out, mmf_err *err)
+{
+	*out = NULL;
+	int k = sms_index(p, sms), rc;
+	if (k < 0)
+		return gpu_parts_check(p, sms, err);
+	if (k == 0)
+		return mmf_err_set(err, -EINVAL, "%s: the whole GPU leaves no other SMs", p->name);
+	if (p->rest[k]) {
+		*out = p->rest[k];
+		return 0;
+	}
+	int has_rem = p->remainder.type == CU_DEV_RESOURCE_TYPE_SM && p->remainder.sm.smCount > 0;
+	int n = p->ngroups - k + has_rem;
+	if (n == 0)
+		return mmf_err_set(err, -EINVAL, "%s: a partition of %d SMs leaves no other SMs", p->name, sms);
+	gpu_part *t = calloc(1, sizeof *t);
+	CUdevResource *res = calloc((size_t)n, sizeof *res);
+	if (!t || !res) {
+		free(t), free(res);
+		return mmf_err_set(err, -ENOMEM, "gpu_part: out of memory");
+	}
+	memcpy(res, p->groups + k, (size_t)(p->ngroups - k) * sizeof *res);
+	if (has_rem)
+		res[n - 1] = p->remainder;
+	CUdevResourceDesc desc;
+	CUdevResource got;
+	if ((rc = CU(err, cuDevResourceGenerateDesc, &desc, res, (unsigned)n)) < 0 ||
+	    (rc = CU(err, cuGreenCtxCreate, &t->gctx, desc, p->dev, CU_GREEN_CTX_DEFAULT_STREAM)) < 0 ||
+	    (rc = CU(err, cuCtxFromGreenCtx, &t->ctx, t->gctx)) < 0 ||
+	    (rc = CU(err, cuGreenCtxGetDevResource, t->gctx, &got, CU_DEV_RESOURCE_TYPE_SM)) < 0) {
+		free(res);
+		mmf_err_prefix(err, "%s: the SMs outside a partition of %d", p->name, sms);
+		part_free(t);
+		return rc;
+	}
+	free(res);
+	t->sms = (int)got.sm.smCount;
+	snprintf(t->name, sizeof t->name, "the other %d SMs", t->sms);
+	p->rest[k] = t;
 	*out = t;
 	return 0;
 }

@@ -74,6 +74,12 @@ int gpu_parts_parse_list(const gpu_parts *p, const char *list, int *sms, int max
  * sms returns the same partition. */
 int gpu_part_get(gpu_parts *p, int sms, gpu_part **out, mmf_err *err);
 
+/* The complement of partition `sms` (not 0): a green context over every
+ * group it does not use plus the remainder SMs, for work that must stay off
+ * the partition's SMs (gpu_dram.h). Same caching as gpu_part_get; its
+ * gpu_part_sms is the SMs it got. */
+int gpu_part_get_rest(gpu_parts *p, int sms, gpu_part **out, mmf_err *err);
+
 /* Non-blocking stream idx (0 .. GPU_PART_MAX_STREAMS-1) of the partition,
  * created on first use and owned by it. Kernels launched on it with <<<>>>
  * or cudaLaunchKernel, and graphs captured on it, run on the partition's

@@ -117,6 +117,18 @@ int mmf_get_pdl(void);
  * `sms` SMs: the bandwidth ceiling of a partition. */
 int mmf_copy_bw(const void *src, void *dst, size_t bytes, int sms, mmf_stream stream);
 
+/* DRAM hog (kernels/hog.cu, driven by engine/gpu_dram.c): `blocks` blocks
+ * of 256 threads each read `chunks` x 4 KiB of buf (`bytes`, a power of two,
+ * 32-byte aligned), sleeping sleep_ns after each chunk. mode bit 0:
+ * sequential chunks (seed: the first chunk) instead of scattered 32-byte
+ * sectors (seed picks them); bit 1: every 16 bytes read are written back.
+ * sink is written only to keep the loads. */
+#define MMF_HOG_MODES 4
+int mmf_hog_launch(void *buf, size_t bytes, int mode, unsigned long long seed, int blocks, int chunks, unsigned sleep_ns,
+		   unsigned *sink, mmf_stream stream);
+/* Resident hog blocks per SM (occupancy), or -EIO. */
+int mmf_hog_blocks_per_sm(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,6 +39,10 @@ expect 2 "--tune-sms 'x': expected a non-negative integer" -- "$B/mmf-bench" --t
 expect 2 "--strategy 'fast': expected inter, intra-block, intra-thread or auto" -- "$B/mmf-bench" --device cpu --strategy fast
 expect 2 "--sms applies to --device cuda only" -- "$B/mmf-bench" --sms 8
 expect 2 "--pairs applies to --device cuda only" -- "$B/mmf-bench" --device cpu --pairs
+expect 2 "--dram-gbs applies to --device cuda only" -- "$B/mmf-bench" --dram-gbs 68
+expect 2 "--dram-gbs 'abc': expected a bandwidth in GB/s, 1 to 100000" -- "$B/mmf-bench" --dram-gbs abc
+expect 2 "--dram-gbs '0': expected a bandwidth in GB/s, 1 to 100000" -- "$B/mmf-bench" --dram-gbs 0
+expect 2 "--dram-gbs does not go with --report" -- "$B/mmf-bench" --report "$T/rep" --dram-gbs 68
 expect 1 "$T/missing.safetensors: cannot open: No such file or directory" -- "$B/mmf-bench" --model "$T/missing.safetensors"
 : > "$T/empty.safetensors"
 expect 1 "empty file, expected a safetensors header" -- "$B/mmf-bench" --model "$T/empty.safetensors"

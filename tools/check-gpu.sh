@@ -53,6 +53,29 @@ fi
 run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
 # The fp32 SIMT path through every mode, fused ones included (planned for fp32).
 run "$bench" --device cuda --model small --weights fp32 --sms 8,all --iters 20 --warmup 5
+# A DRAM limit (--dram-gbs) on 8 SMs: the calibration reaches the target
+# within 10%, the roofline copy measured afterwards under the same hog
+# within 25%, and the whole GPU is refused (no SMs left for the hog).
+DRAM_CHECK_GBS=${DRAM_CHECK_GBS:-400}
+d=$(mktemp -d "${TMPDIR:-/tmp}/mmf-dram-XXXXXX")
+echo "== mmf-bench --sms 8 --dram-gbs $DRAM_CHECK_GBS (small model)"
+if "$bench" --device cuda --model small --sms 8 --modes graph,graph-streams,fused-graph --iters 20 --warmup 5 \
+	--dram-gbs "$DRAM_CHECK_GBS" --json "$d/r.json" >"$d/log" 2>&1; then
+	grep -E "DRAM limit|roofline|bitwise" "$d/log"
+	python3 - "$d/r.json" "$DRAM_CHECK_GBS" <<'PY' || { echo "FAILED: --dram-gbs did not hold the limit"; fail=1; }
+import json, sys
+p = json.load(open(sys.argv[1]))["partitions"][0]
+t, got, roof = float(sys.argv[2]), p["dram_limit"]["measured_gbs"], p["roofline"]["copy_gbs"]
+print("dram limit %.0f GB/s: calibrated %.1f, roofline copy %.1f" % (t, got, roof))
+sys.exit(0 if abs(got / t - 1) <= 0.10 and abs(roof / t - 1) <= 0.25 else 1)
+PY
+else
+	echo "FAILED: mmf-bench --dram-gbs $DRAM_CHECK_GBS"; tail -5 "$d/log"; fail=1
+fi
+out=$("$bench" --device cuda --model small --sms all --dram-gbs 100 2>&1)
+[ $? -eq 2 ] && case $out in *"'all' leaves no SMs for the bandwidth hog"*) true ;; *) false ;; esac ||
+	{ echo "FAILED: --dram-gbs with --sms all: $out"; fail=1; }
+rm -rf "$d"
 # The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs, then
 # the whole GPU with int8 weights) serving mmfctl, with fusion forced on
 # (--fuse on) so that mixed image+text load runs fused steps, which the
