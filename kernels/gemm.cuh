@@ -96,11 +96,15 @@ struct gemm_cfg {
 
 /* The configurations the engine chooses from (see gemm.cu): large square
  * tiles for big GEMMs, tall ones for the narrow early convolutions (N = 32
- * or 64 over thousands of pixels), small ones for few-row GEMMs. */
-typedef gemm_cfg<128, 128, 2, 4, 3> gemm_cfg_l;	/* 256 threads, 60 KB */
+ * or 64 over thousands of pixels), small ones for few-row GEMMs. Stages:
+ * L and W went from 3 to 4 (H100, 8 SMs: image tower -2.5%, both towers
+ * -1.5%); 5 for L, M at 5, S at 8 and N at 5 measured no better
+ * (bench/results/gemm-stages-h100-2026-11-26.json). At 4 stages two L or
+ * W blocks still fit an Orin SM (164 KB). */
+typedef gemm_cfg<128, 128, 2, 4, 4> gemm_cfg_l;	/* 256 threads, 80 KB */
 typedef gemm_cfg<64, 64, 2, 2, 4> gemm_cfg_m;	/* 128 threads, 40 KB */
 typedef gemm_cfg<32, 64, 1, 4, 6> gemm_cfg_s;	/* 128 threads, 46 KB: deep, few rows */
-typedef gemm_cfg<128, 64, 4, 2, 3> gemm_cfg_w;	/* 256 threads, 45 KB */
+typedef gemm_cfg<128, 64, 4, 2, 4> gemm_cfg_w;	/* 256 threads, 60 KB */
 typedef gemm_cfg<128, 32, 4, 1, 4> gemm_cfg_n;	/* 128 threads, 50 KB */
 
 template <class Cfg>
