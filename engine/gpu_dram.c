@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "kernels/mmf_kernels.h"
+#include "sortcmp.h"
 
 struct gpu_dram {
 	gpu_dram_info info;
@@ -57,9 +58,8 @@ static void *hog_main(void *arg)
 		unsigned sl = atomic_load(&d->sleep_ns);
 		int mode = atomic_load(&d->mode);
 		float ms = 0;
-		int rc = 0;
 		cudaEventRecord(a, d->hog_s);
-		rc = mmf_hog_launch(d->hog_buf, d->hog_bytes, mode, seed, d->blocks, chunks, sl, d->sink, (mmf_stream)d->hog_s);
+		int rc = mmf_hog_launch(d->hog_buf, d->hog_bytes, mode, seed, d->blocks, chunks, sl, d->sink, (mmf_stream)d->hog_s);
 		seed += (unsigned long long)chunks;
 		cudaEventRecord(b, d->hog_s);
 		if (rc < 0 || cudaEventSynchronize(b) != cudaSuccess || cudaEventElapsedTime(&ms, a, b) != cudaSuccess) {
@@ -77,12 +77,6 @@ out:
 	if (b)
 		cudaEventDestroy(b);
 	return NULL;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 /* The partition's streaming-copy bandwidth (read + write), median of 5. */
@@ -109,7 +103,7 @@ static int measure(gpu_dram *d, double *gbs, mmf_err *err)
 		return rc;
 	if (atomic_load(&d->failed))
 		return mmf_err_set(err, atomic_load(&d->failed), "%s", d->msg);
-	qsort(v, 5, sizeof *v, cmp_dbl);
+	qsort(v, 5, sizeof *v, mmf_cmp_double);
 	*gbs = v[2];
 	return 0;
 }

@@ -419,18 +419,28 @@ int gpu_parts_parse_list(const gpu_parts *p, const char *list, int *sms, int max
 	}
 }
 
-/* A green context over the first k groups. */
-static int part_green(gpu_parts *p, int k, gpu_part *t, mmf_err *err)
+/* A green context over the n resources res (groups of the one split, and
+ * perhaps its remainder) into t; t->sms is what the driver gave it. */
+static int green_over(gpu_parts *p, CUdevResource *res, int n, gpu_part *t, mmf_err *err)
 {
 	CUdevResourceDesc desc;
 	CUdevResource got;
 	int rc;
-	if ((rc = CU(err, cuDevResourceGenerateDesc, &desc, p->groups, (unsigned)k)) < 0 ||
+	if ((rc = CU(err, cuDevResourceGenerateDesc, &desc, res, (unsigned)n)) < 0 ||
 	    (rc = CU(err, cuGreenCtxCreate, &t->gctx, desc, p->dev, CU_GREEN_CTX_DEFAULT_STREAM)) < 0 ||
 	    (rc = CU(err, cuCtxFromGreenCtx, &t->ctx, t->gctx)) < 0 ||
 	    (rc = CU(err, cuGreenCtxGetDevResource, t->gctx, &got, CU_DEV_RESOURCE_TYPE_SM)) < 0)
 		return rc;
 	t->sms = (int)got.sm.smCount;
+	return 0;
+}
+
+/* A green context over the first k groups. */
+static int part_green(gpu_parts *p, int k, gpu_part *t, mmf_err *err)
+{
+	int rc = green_over(p, p->groups, k, t, err);
+	if (rc < 0)
+		return rc;
 	if (t->sms != p->sizes[k])
 		return mmf_err_set(err, -EPROTO, "the green context has %d SMs, expected %d (%d groups of %d)",
 				   t->sms, p->sizes[k], k, p->granularity);
@@ -493,19 +503,13 @@ int gpu_part_get_rest(gpu_parts *p, int sms, gpu_part **out, mmf_err *err)
 	memcpy(res, p->groups + k, (size_t)(p->ngroups - k) * sizeof *res);
 	if (has_rem)
 		res[n - 1] = p->remainder;
-	CUdevResourceDesc desc;
-	CUdevResource got;
-	if ((rc = CU(err, cuDevResourceGenerateDesc, &desc, res, (unsigned)n)) < 0 ||
-	    (rc = CU(err, cuGreenCtxCreate, &t->gctx, desc, p->dev, CU_GREEN_CTX_DEFAULT_STREAM)) < 0 ||
-	    (rc = CU(err, cuCtxFromGreenCtx, &t->ctx, t->gctx)) < 0 ||
-	    (rc = CU(err, cuGreenCtxGetDevResource, t->gctx, &got, CU_DEV_RESOURCE_TYPE_SM)) < 0) {
-		free(res);
+	rc = green_over(p, res, n, t, err);
+	free(res);
+	if (rc < 0) {
 		mmf_err_prefix(err, "%s: the SMs outside a partition of %d", p->name, sms);
 		part_free(t);
 		return rc;
 	}
-	free(res);
-	t->sms = (int)got.sm.smCount;
 	snprintf(t->name, sizeof t->name, "the other %d SMs", t->sms);
 	p->rest[k] = t;
 	*out = t;

@@ -11,8 +11,8 @@
 #   trace    one traced fused iteration at 8 SMs (SM utilisation), with
 #            this bundle, and with OLD_BENCH (an older mmf-bench) under
 #            CUDA's default lazy and under eager kernel loading.
-#   ab       OLD_BENCH against .gpu/mmf-bench at 8 SMs and on the whole GPU,
-#            alternating twice, each with its own plan cache.
+#   ab       OLD_BENCH against .gpu/mmf-bench at 8 SMs and on the whole GPU
+#            (tools/ab-bench.sh: alternating twice, own plan caches; OUT/ab).
 #   check    check-gpu without its sanitizer runs (OUT/check-gpu.log); on a
 #            machine with several GPUs it runs on the last one, beside the
 #            other phases on GPU 0.
@@ -63,10 +63,8 @@ trace() {
 }
 ab() {
 	[ -n "$old" ] || return 0
-	for i in 1 2; do
-		MMF_CACHE=/tmp/mmf-cache-old bench "ab-old-$i" "$old" --sms 8,all --modes graph,graph-streams,fused-graph
-		MMF_CACHE=/tmp/mmf-cache-ab bench "ab-new-$i" .gpu/mmf-bench --sms 8,all --modes graph,graph-streams,fused-graph
-	done
+	sh "$top/tools/ab-bench.sh" "$out/ab" old="$old" new=.gpu/mmf-bench -- --model rn50 --sms 8,all \
+		--modes graph,graph-streams,fused-graph
 }
 check() {
 	MMF_CACHE=/tmp/mmf-cache-check MMF_CHECK_SANITIZERS=0 .gpu/check-gpu.sh .gpu >"$out/check-gpu.log" 2>&1
