@@ -6,7 +6,7 @@
 #   ROUNDS=2 tools/ab-bench.sh OUT NAME=PATH [NAME=PATH ...] -- MMF-BENCH ARGS
 # e.g. tools/ab-bench.sh out base=.gpu/mmf-bench try=/tmp/x/mmf-bench -- \
 #        --model rn50 --sms 8,all --modes graph,graph-streams
-# Writes OUT/NAME-ROUND.json and .log, and OUT/ab.txt.
+# Writes OUT/NAME-ROUND.json and .log, OUT/ab.txt and OUT/builds.txt.
 set -u
 out=${1:?usage: ab-bench.sh OUT NAME=PATH ... -- ARGS}
 shift
@@ -16,6 +16,10 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do builds="$builds $1"; shift; done
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$(pwd)/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader >"$out/gpu.txt"
+# Which binary each name was: a JSON's "commit" is MMF_COMMIT if set (the
+# same for every build) or the build's own configure-time hash, so this
+# list is the record of what ran.
+for b in $builds; do echo "${b%%=*} ${b#*=} $(sha256sum "${b#*=}" | cut -c1-16)"; done >"$out/builds.txt"
 r=1
 while [ $r -le "${ROUNDS:-2}" ]; do
 	for b in $builds; do

@@ -75,6 +75,14 @@ fi
 out=$("$bench" --device cuda --model small --sms all --dram-gbs 100 2>&1)
 [ $? -eq 2 ] && case $out in *"'all' leaves no SMs for the bandwidth hog"*) true ;; *) false ;; esac ||
 	{ echo "FAILED: --dram-gbs with --sms all: $out"; fail=1; }
+# Out of reach either way: above what the partition copies alone, and below
+# the floor the hog can push it to (an H100's 8 SMs: ~250 GB/s).
+out=$("$bench" --device cuda --model small --sms 8 --dram-gbs 90000 2>&1)
+[ $? -eq 1 ] && case $out in *"DRAM limit 90000 GB/s: the 8-SM partition reaches only"*"ask for less"*) true ;; *) false ;; esac ||
+	{ echo "FAILED: --dram-gbs above the free bandwidth: $out"; fail=1; }
+out=$("$bench" --device cuda --model small --sms 8 --dram-gbs 5 2>&1)
+[ $? -eq 1 ] && case $out in *"DRAM limit 5 GB/s: with the other"*"this GPU can emulate"*) true ;; *) false ;; esac ||
+	{ echo "FAILED: --dram-gbs below the floor: $out"; fail=1; }
 rm -rf "$d"
 # The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs, then
 # the whole GPU with int8 weights) serving mmfctl, with fusion forced on
