@@ -518,7 +518,8 @@ static int host_side(run_ctx *r, int mode, gpu_trace *gt, const trace_launch *l,
 
 /* One traced iteration of seq, streams and (with a plan) fused: SM
  * utilisation of each, the cost of tracing, and for the first partition
- * the Chrome trace of the fused iteration (seq without a plan). */
+ * the Chrome trace of the fused iteration (seq without a plan; or the mode
+ * --trace-mode names). */
 static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_part, const char *gpu)
 {
 	mmf_err err = {0};
@@ -559,7 +560,8 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		}
 		if ((rc = gpu_trace_analyse(gt, l, nl, nsm, &u, &err)) < 0)
 			goto fail;
-		if (first_part && (fused || (!r->plan && mode == MODE_SEQ))) {
+		int write = o->trace_mode ? !strcmp(o->trace_mode, mname) : fused || (!r->plan && mode == MODE_SEQ);
+		if (first_part && write) {
 			char title[256];
 			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", mname, gpu, nsm, o->batch);
 			trace_extra *x = NULL;

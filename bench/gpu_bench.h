@@ -23,6 +23,7 @@ typedef struct gpu_bench_opts {
 	const char *profile;	/* seq or fused: one iteration between cudaProfilerStart/Stop */
 	const char *profile_ops;	/* where to write that iteration's kernel -> op list (CSV) */
 	const char *trace;	/* Chrome trace of the first partition's fused (else seq) iteration; NULL: no tracing */
+	const char *trace_mode;	/* seq, streams or fused: the iteration written to trace instead; NULL: default */
 	FILE *json;		/* may be NULL */
 	int precision;		/* CLIP_PREC_* (clip_model_load_w) */
 	double dram_gbs;	/* > 0: limit each partition's DRAM bandwidth to about this (engine/gpu_dram.h) */

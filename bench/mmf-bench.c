@@ -73,6 +73,8 @@ static void usage(FILE *fp)
 		"                      of every partition: SM utilisation (total, per tower) and\n"
 		"                      the cost of tracing; the first partition's fused iteration\n"
 		"                      written to FILE as Chrome trace JSON (open in Perfetto)\n"
+		"  --trace-mode MODE   cuda: write the seq, streams or fused iteration to the\n"
+		"                      --trace FILE instead [fused; seq when there is no plan]\n"
 		"  --report DIR        cuda: run the analysis report's scenario matrix into DIR:\n"
 		"                      fp16, int8 and fp32 x batch 1, 4, 8 x fusion strategy\n"
 		"                      (auto with every mode, per-SM traces and SM utilisation;\n"
@@ -93,7 +95,8 @@ static void usage(FILE *fp)
 		"                      with 'all'). The floor is the GPU's: an H100 reaches 250\n"
 		"                      GB/s at 8 SMs and 450 at 16, not a Jetson's 68-205, and\n"
 		"                      the hog also slows the partition's GEMMs\n"
-		"                      (docs/PARTITIONS.md); a target below it is refused\n"
+		"                      (docs/PARTITIONS.md); a target below it, or one the\n"
+		"                      hog cannot hold within 10%%, is refused\n"
 		"  --no-tune           cuda: pick GEMM tile shapes by heuristic instead of timing\n"
 		"  --tune-sms N        cuda: time GEMM shapes on an N-SM partition (default: the\n"
 		"                      partition being run; smaller sizes each GEMM for a share)\n"
@@ -264,7 +267,7 @@ int main(int argc, char **argv)
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
 	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_IMAGE, O_TEXT,
 	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS, O_REPORT, O_REPORT_QUICK,
-	       O_REPORT_GPUS, O_DRAM_GBS };
+	       O_REPORT_GPUS, O_DRAM_GBS, O_TRACE_MODE };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -281,7 +284,7 @@ int main(int argc, char **argv)
 		{"texts-json", required_argument, 0, O_TEXTS_JSON}, {"trace", required_argument, 0, O_TRACE},
 		{"weights", required_argument, 0, O_WEIGHTS}, {"report", required_argument, 0, O_REPORT},
 		{"report-quick", no_argument, 0, O_REPORT_QUICK}, {"report-gpus", required_argument, 0, O_REPORT_GPUS},
-		{"dram-gbs", required_argument, 0, O_DRAM_GBS},
+		{"dram-gbs", required_argument, 0, O_DRAM_GBS}, {"trace-mode", required_argument, 0, O_TRACE_MODE},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	/* --image and --text/--labels collect at most one per argument */
@@ -290,7 +293,7 @@ int main(int argc, char **argv)
 	images = calloc((size_t)argc, sizeof *images);
 	texts = calloc((size_t)argc * 2 + 1, sizeof *texts);
 	int nimages = 0, ntexts = 0;
-	const char *vocab = NULL, *out_path = NULL, *texts_json = NULL, *trace = NULL;
+	const char *vocab = NULL, *out_path = NULL, *texts_json = NULL, *trace = NULL, *trace_mode = NULL;
 	int tokenize = 0;
 	if (!images || !texts) {
 		fprintf(stderr, "mmf-bench: out of memory\n");
@@ -309,7 +312,7 @@ int main(int argc, char **argv)
 		char *end = NULL;
 		if (!cuda_only && (c == O_SMS || c == O_MODES || c == O_NOTUNE || c == O_TUNE_SMS || c == O_STRATEGY ||
 				   c == O_PLAN || c == O_PAIRS || c == O_PROFILE || c == O_PROFILE_OPS || c == O_TRACE ||
-				   c == O_DRAM_GBS))
+				   c == O_DRAM_GBS || c == O_TRACE_MODE))
 			for (const struct option *q = opts; q->name; q++)
 				if (q->val == c)
 					cuda_only = q->name;
@@ -392,6 +395,13 @@ int main(int argc, char **argv)
 		case O_TOKENIZE: tokenize = 1; break;
 		case O_TEXTS_JSON: texts_json = optarg; break;
 		case O_TRACE: trace = optarg; break;
+		case O_TRACE_MODE:
+			if (strcmp(optarg, "seq") && strcmp(optarg, "streams") && strcmp(optarg, "fused")) {
+				fprintf(stderr, "mmf-bench: --trace-mode '%s': expected seq, streams or fused\n", optarg);
+				return 2;
+			}
+			trace_mode = optarg;
+			break;
 		case O_WEIGHTS:
 			if (clip_weights_parse(optarg, &weights) < 0) {
 				fprintf(stderr, "mmf-bench: --weights '%s': expected auto, fp16, int8 or fp32\n", optarg);
@@ -422,6 +432,10 @@ int main(int argc, char **argv)
 	}
 	if (!cuda && cuda_only) {
 		fprintf(stderr, "mmf-bench: --%s applies to --device cuda only\n", cuda_only);
+		return 2;
+	}
+	if (trace_mode && !trace) {
+		fprintf(stderr, "mmf-bench: --trace-mode needs --trace FILE\n");
 		return 2;
 	}
 #ifndef MMF_GPU_BENCH
@@ -528,7 +542,7 @@ int main(int argc, char **argv)
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
 				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
-				     .tune_sms = tune_sms, .trace = trace, .precision = prec, .dram_gbs = dram_gbs};
+				     .tune_sms = tune_sms, .trace = trace, .trace_mode = trace_mode, .precision = prec, .dram_gbs = dram_gbs};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");

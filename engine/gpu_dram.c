@@ -209,7 +209,7 @@ int gpu_dram_start(gpu_parts *parts, int sms, double target, FILE *progress, gpu
 	 * the sleep that came closest. */
 	unsigned lo = 0, hi = 0, best = 0, sl = 64;
 	int bisections = 0;
-	double best_err = fabs(in->floor_gbs - target), g;
+	double best_err = fabs(in->floor_gbs - target), g, g_lo = in->floor_gbs, g_hi = in->free_gbs;
 	while (sl) {
 		if ((rc = measure_at(d, in->mode, sl, &g, err)) < 0)
 			goto fail;
@@ -218,9 +218,9 @@ int gpu_dram_start(gpu_parts *parts, int sms, double target, FILE *progress, gpu
 		if (fabs(g - target) < best_err)
 			best_err = fabs(g - target), best = sl;
 		if (g >= target)
-			hi = sl;
+			hi = sl, g_hi = g;
 		else
-			lo = sl;
+			lo = sl, g_lo = g;
 		if (!hi)
 			sl = sl < 1u << 20 ? sl * 2 : 0;
 		else if (bisections++ < 6 && hi - lo > 8)
@@ -234,6 +234,15 @@ int gpu_dram_start(gpu_parts *parts, int sms, double target, FILE *progress, gpu
 	if (progress)
 		fprintf(progress, "   DRAM limit: %g GB/s asked; hog of %s, sleep %u ns: %.0f GB/s measured\n", target,
 			gpu_dram_mode_name(in->mode), best, in->gbs);
+	/* On some GPUs the partition's bandwidth jumps between two sleeps a
+	 * few ns apart, and a sample near the jump does not repeat: refuse
+	 * rather than run under a limit that is not the one asked for. */
+	if (fabs(in->gbs / target - 1) > 0.10) {
+		rc = mmf_err_set(err, -ERANGE, "DRAM limit %g GB/s: the hog could not hold it on this GPU (%.0f GB/s measured "
+				 "at the closest setting; the partition got %.0f GB/s at a sleep of %u ns and %.0f at %u ns); "
+				 "ask for another target", target, in->gbs, g_lo, lo, g_hi, hi);
+		goto fail;
+	}
 	*out = d;
 	return 0;
 fail:

@@ -59,8 +59,15 @@ run "$bench" --device cuda --model small --weights fp32 --sms 8,all --iters 20 -
 DRAM_CHECK_GBS=${DRAM_CHECK_GBS:-400}
 d=$(mktemp -d "${TMPDIR:-/tmp}/mmf-dram-XXXXXX")
 echo "== mmf-bench --sms 8 --dram-gbs $DRAM_CHECK_GBS (small model)"
-if "$bench" --device cuda --model small --sms 8 --modes graph,graph-streams,fused-graph --iters 20 --warmup 5 \
-	--dram-gbs "$DRAM_CHECK_GBS" --json "$d/r.json" >"$d/log" 2>&1; then
+"$bench" --device cuda --model small --sms 8 --modes graph,graph-streams,fused-graph --iters 20 --warmup 5 \
+	--dram-gbs "$DRAM_CHECK_GBS" --json "$d/r.json" >"$d/log" 2>&1
+rc=$?
+# Where the hog's bandwidth jumps across the target (seen on one H100:
+# 304 GB/s at a sleep of 500 ns, 498 at 512), the tool must refuse, not run
+# under another limit: that refusal is a pass, with a note.
+if [ $rc -eq 1 ] && grep -q "could not hold it on this GPU" "$d/log"; then
+	echo "NOTE: --dram-gbs $DRAM_CHECK_GBS refused on this GPU:"; grep "could not hold" "$d/log"
+elif [ $rc -eq 0 ]; then
 	grep -E "DRAM limit|roofline|bitwise" "$d/log"
 	python3 - "$d/r.json" "$DRAM_CHECK_GBS" <<'PY' || { echo "FAILED: --dram-gbs did not hold the limit"; fail=1; }
 import json, sys
