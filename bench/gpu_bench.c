@@ -814,6 +814,24 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		if (o->json)
 			fprintf(o->json, "%s    {\n      \"sms\": %d,\n      \"roofline\": {\"copy_gbs\": %.1f, \"gemm_tflops\": %.2f},\n",
 				pi ? ",\n" : "", n, rf.gbs, rf.tflops);
+		if (o->json) {
+			/* The GEMM shapes the tuner picked (they can differ run to
+			 * run): "<tile>x<splits>" per op, "-" for ops that are not
+			 * GEMMs. */
+			fputs("      \"gemm_shapes\": {", o->json);
+			for (int t = 0; t < 2; t++) {
+				fprintf(o->json, "%s\"%s\": [", t ? ", " : "", tower_name((tower)t));
+				for (int i = 0; i < gpu_tower_nops(r.tw[t]); i++) {
+					int gc = gpu_tower_op_cfg(r.tw[t], i);
+					if (gc < 0)
+						fprintf(o->json, "%s\"-\"", i ? ", " : "");
+					else
+						fprintf(o->json, "%s\"%cx%d\"", i ? ", " : "", "LMSWN"[gc], gpu_tower_op_splits(r.tw[t], i));
+				}
+				fputc(']', o->json);
+			}
+			fputs("},\n", o->json);
+		}
 		if (o->json && dram) {
 			const gpu_dram_info *di = gpu_dram_get(dram);
 			fprintf(o->json, "      \"dram_limit\": {\"target_gbs\": %g, \"measured_gbs\": %.1f, \"free_gbs\": %.1f, "
