@@ -541,8 +541,9 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		trace_util u;
 		free(l);
 		l = NULL;
-		if ((nl = plan_trace_launches(fused ? r->plan : NULL, gpu_tower_chain(r->tw[0]), gpu_tower_chain(r->tw[1]),
-					      &l)) < 0) {
+		const chain *ci = gpu_tower_chain(r->tw[0]), *ct = gpu_tower_chain(r->tw[1]);
+		if ((nl = mode == MODE_STREAMS ? trace_launches_chains2(ci, ct, &l)
+					       : plan_trace_launches(fused ? r->plan : NULL, ci, ct, &l)) < 0) {
 			rc = mmf_err_set(&err, -ENOMEM, "trace: out of memory");
 			goto fail;
 		}

@@ -641,8 +641,16 @@ int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStr
 	int rc;
 	if (cudaEventRecord(fork, s0) != cudaSuccess || cudaStreamWaitEvent(s1, fork, 0) != cudaSuccess)
 		return -EIO;
-	if ((rc = gpu_tower_enqueue(img, s0)) < 0 || (rc = gpu_tower_enqueue(txt, s1)) < 0)
-		return rc;
+	const int ni = img->c->nops, nt = txt->c->nops;
+	for (int i = 0; i < (ni > nt ? ni : nt); i++)
+		for (int t = 0; t < 2; t++) {
+			gpu_tower *tw = t ? txt : img;
+			if (i < (t ? nt : ni) && (rc = gpu_tower_enqueue_op(tw, i, t ? s1 : s0)) < 0) {
+				fprintf(stderr, "gpu: %s tower op %d (%s) failed to launch: %d\n", tower_name(tw->c->tower), i,
+					tw->c->ops[i].name, rc);
+				return rc;
+			}
+		}
 	if (cudaEventRecord(join, s1) != cudaSuccess || cudaStreamWaitEvent(s0, join, 0) != cudaSuccess)
 		return -EIO;
 	return 0;

@@ -43,7 +43,10 @@ int gpu_tower_set_text(gpu_tower *t, const int32_t *tokens, int n, cudaStream_t 
 int gpu_tower_enqueue(gpu_tower *t, cudaStream_t s);
 /* The two towers on two streams, captured as one step: s0 forks to s1
  * (event fork), img runs on s0 and txt on s1, and s0 joins s1 (event
- * join), so everything after on s0 waits for both. Returns 0 or -EIO. */
+ * join), so everything after on s0 waits for both. The ops are enqueued in
+ * turn (op i of img, then op i of txt), so that without a graph the text
+ * tower does not wait for the host to launch the whole image tower first
+ * (trace_launches_chains2 lists them in that order). Returns 0 or -EIO. */
 int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork,
 			cudaEvent_t join);
 /* Enqueues op i alone (for per-op timing). */

@@ -194,6 +194,24 @@ int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out
 	return n;
 }
 
+int trace_launches_chains2(const chain *img, const chain *txt, trace_launch **out)
+{
+	const chain *c[2] = {img, txt};
+	int ni = img ? img->nops : 0, nt = txt ? txt->nops : 0, n = ni + nt, k = 0;
+	trace_launch *l = calloc((size_t)(n ? n : 1), sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	for (int i = 0; i < (ni > nt ? ni : nt); i++)
+		for (int t = 0; t < 2; t++)
+			if (i < (t ? nt : ni)) {
+				snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[i].name);
+				l[k].tower = t, l[k].per_block = 1;
+				k++;
+			}
+	*out = l;
+	return n;
+}
+
 /* A JSON string through jansson's escaping. */
 static void json_str(FILE *fp, const char *s)
 {

@@ -50,6 +50,9 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
  * of img, then every op of txt (either may be NULL). Returns how many, with
  * *out malloc'd, or -ENOMEM. (A fusion plan's: plan_trace_launches.) */
 int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out);
+/* The same for the two towers on two streams (gpu_towers_enqueue2), which
+ * are enqueued in turn, op i of img then op i of txt. */
+int trace_launches_chains2(const chain *img, const chain *txt, trace_launch **out);
 /* An extra interval for the Chrome trace, on the block records' clock
  * (%globaltimer ns): a host runtime call (TRACE_ROW_HOST, row = thread)
  * or a kernel as the driver saw it (TRACE_ROW_STREAM, row = stream), e.g.

@@ -158,5 +158,14 @@ int main(void)
 	CHECK_MSG(err.msg, "1 records left after the 2 launches");
 	CHECK(analyse(extra, 0, two, 2, 1, &u, &err, NULL) == -EINVAL, "no records accepted");
 	CHECK_MSG(err.msg, "records end at launch 0 of 2");
+	/* The launch order of two towers on two streams: in turn, op by op. */
+	op oi[3] = {{.name = "i0"}, {.name = "i1"}, {.name = "i2"}}, ot[1] = {{.name = "t0"}};
+	chain ci = {.ops = oi, .nops = 3}, ct = {.ops = ot, .nops = 1};
+	trace_launch *tl = NULL;
+	int n2 = trace_launches_chains2(&ci, &ct, &tl);
+	CHECK(n2 == 4 && !strcmp(tl[0].name, "i0") && tl[0].tower == 0 && !strcmp(tl[1].name, "t0") && tl[1].tower == 1 &&
+		      !strcmp(tl[2].name, "i1") && !strcmp(tl[3].name, "i2") && tl[3].tower == 0,
+	      "two-stream launch order: %d launches", n2);
+	free(tl);
 	return test_done("test_trace");
 }
