@@ -103,10 +103,10 @@ int main(void)
 
 	/* several steps as one document: launches named per step, one time base */
 	{
-		mmf_trace_rec s1[] = {rec(1000, 1100, 0, 0, 0, 1)}, s2[] = {rec(5000, 5300, 1, 0, 0, 1)};
+		mmf_trace_rec r1[] = {rec(1000, 1100, 0, 0, 0, 1)}, r2[] = {rec(5000, 5300, 1, 0, 0, 1)};
 		trace_launch la[1] = {{"conv1", TRACE_IMAGE, 1}}, lb[1] = {{"block0.ln1", TRACE_TEXT, 1}};
 		gpu_trace *ta = NULL, *tb = NULL;
-		CHECK(analyse(s1, 1, la, 1, 2, &u, &err, &ta) == 0 && analyse(s2, 1, lb, 1, 2, &u, &err, &tb) == 0, "steps: %s",
+		CHECK(analyse(r1, 1, la, 1, 2, &u, &err, &ta) == 0 && analyse(r2, 1, lb, 1, 2, &u, &err, &tb) == 0, "steps: %s",
 		      err.msg);
 		if (ta && tb) {
 			const trace_step steps[2] = {{ta, la, 1}, {tb, lb, 1}};
