@@ -195,6 +195,17 @@ static double cosine(const float *a, const float *b, int n)
 	return ab / (sqrt(aa * bb) + 1e-300);
 }
 
+/* Op i's GEMM shape as "<tile>x<splits>" (e.g. "Sx4"), or "-" for an op
+ * that is not a GEMM. */
+static void shape_name(const gpu_tower *tw, int i, char *buf, size_t n)
+{
+	int c = gpu_tower_op_cfg(tw, i);
+	if (c < 0)
+		snprintf(buf, n, "-");
+	else
+		snprintf(buf, n, "%cx%d", "LMSWN"[c], gpu_tower_op_splits(tw, i));
+}
+
 static int per_op_table(run_ctx *r, const roof *rf, int batch, int iters, FILE *json)
 {
 	int rc = 0;
@@ -228,9 +239,8 @@ static int per_op_table(run_ctx *r, const roof *rf, int batch, int iters, FILE *
 			double tc = fl / (rf->tflops * 1e12), tb = by / (rf->gbs * 1e9);
 			double floor = tc > tb ? tc : tb, pct = 100.0 * floor / (us * 1e-6);
 			const char *bound = tc > tb ? "compute" : "memory";
-			char cfgs[16] = "-";
-			if (gpu_tower_op_cfg(tw, i) >= 0)
-				snprintf(cfgs, sizeof cfgs, "%cx%d", "LMSWN"[gpu_tower_op_cfg(tw, i)], gpu_tower_op_splits(tw, i));
+			char cfgs[16];
+			shape_name(tw, i, cfgs, sizeof cfgs);
 			printf("  %-6s %4d %-24s %-11s %6s %9.2f %9.2f %9.1f %6.1f%%  %s\n", tower_name(ch->tower), i, o->name,
 			       op_kind_name(o->kind), cfgs, us, tf, gb, pct, bound);
 			if (json)
@@ -542,8 +552,7 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		free(l);
 		l = NULL;
 		const chain *ci = gpu_tower_chain(r->tw[0]), *ct = gpu_tower_chain(r->tw[1]);
-		if ((nl = mode == MODE_STREAMS ? trace_launches_chains2(ci, ct, &l)
-					       : plan_trace_launches(fused ? r->plan : NULL, ci, ct, &l)) < 0) {
+		if ((nl = fused ? plan_trace_launches(r->plan, ci, ct, &l) : trace_launches_chains(ci, ct, mode == MODE_STREAMS, &l)) < 0) {
 			rc = mmf_err_set(&err, -ENOMEM, "trace: out of memory");
 			goto fail;
 		}
@@ -823,11 +832,9 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			for (int t = 0; t < 2; t++) {
 				fprintf(o->json, "%s\"%s\": [", t ? ", " : "", tower_name((tower)t));
 				for (int i = 0; i < gpu_tower_nops(r.tw[t]); i++) {
-					int gc = gpu_tower_op_cfg(r.tw[t], i);
-					if (gc < 0)
-						fprintf(o->json, "%s\"-\"", i ? ", " : "");
-					else
-						fprintf(o->json, "%s\"%cx%d\"", i ? ", " : "", "LMSWN"[gc], gpu_tower_op_splits(r.tw[t], i));
+					char sh[16];
+					shape_name(r.tw[t], i, sh, sizeof sh);
+					fprintf(o->json, "%s\"%s\"", i ? ", " : "", sh);
 				}
 				fputc(']', o->json);
 			}

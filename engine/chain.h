@@ -73,6 +73,18 @@ typedef struct chain {
 	clip_linear kv;		/* attention pool k;v weights concatenated (owned) */
 } chain;
 
+/* Launch k (0 <= k < a + b) of two op lists of a and b ops enqueued in
+ * turn, op i of the first then op i of the second (two towers on two
+ * streams): which list (0 or 1) and which op of it. */
+static inline void chain_turn(int a, int b, int k, int *which, int *i)
+{
+	int m = a < b ? a : b;
+	if (k < 2 * m)
+		*which = k % 2, *i = k / 2;
+	else
+		*which = a > b ? 0 : 1, *i = k - m;
+}
+
 int chain_build(const clip_model *m, tower t, chain **out, mmf_err *err);
 void chain_free(chain *c);
 

@@ -635,6 +635,16 @@ const mmf_opdesc *gpu_tower_desc(const gpu_tower *t, int i) { return &t->l[i].d;
 int gpu_tower_nops(const gpu_tower *t) { return t->c->nops; }
 int gpu_tower_batch(const gpu_tower *t) { return t->batch; }
 
+/* Op i on s, saying which op failed to launch. */
+static int enqueue_reported(gpu_tower *t, int i, cudaStream_t s)
+{
+	int rc = gpu_tower_enqueue_op(t, i, s);
+	if (rc < 0)
+		fprintf(stderr, "gpu: %s tower op %d (%s) failed to launch: %d\n", tower_name(t->c->tower), i,
+			t->c->ops[i].name, rc);
+	return rc;
+}
+
 int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork,
 			cudaEvent_t join)
 {
@@ -642,15 +652,12 @@ int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStr
 	if (cudaEventRecord(fork, s0) != cudaSuccess || cudaStreamWaitEvent(s1, fork, 0) != cudaSuccess)
 		return -EIO;
 	const int ni = img->c->nops, nt = txt->c->nops;
-	for (int i = 0; i < (ni > nt ? ni : nt); i++)
-		for (int t = 0; t < 2; t++) {
-			gpu_tower *tw = t ? txt : img;
-			if (i < (t ? nt : ni) && (rc = gpu_tower_enqueue_op(tw, i, t ? s1 : s0)) < 0) {
-				fprintf(stderr, "gpu: %s tower op %d (%s) failed to launch: %d\n", tower_name(tw->c->tower), i,
-					tw->c->ops[i].name, rc);
-				return rc;
-			}
-		}
+	for (int k = 0; k < ni + nt; k++) {
+		int t, i;
+		chain_turn(ni, nt, k, &t, &i);
+		if ((rc = enqueue_reported(t ? txt : img, i, t ? s1 : s0)) < 0)
+			return rc;
+	}
 	if (cudaEventRecord(join, s1) != cudaSuccess || cudaStreamWaitEvent(s0, join, 0) != cudaSuccess)
 		return -EIO;
 	return 0;
@@ -659,12 +666,9 @@ int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStr
 int gpu_tower_enqueue(gpu_tower *t, cudaStream_t s)
 {
 	for (int i = 0; i < t->c->nops; i++) {
-		int rc = gpu_tower_enqueue_op(t, i, s);
-		if (rc < 0) {
-			fprintf(stderr, "gpu: %s tower op %d (%s) failed to launch: %d\n", tower_name(t->c->tower), i,
-				t->c->ops[i].name, rc);
+		int rc = enqueue_reported(t, i, s);
+		if (rc < 0)
 			return rc;
-		}
 	}
 	return 0;
 }

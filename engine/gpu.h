@@ -46,7 +46,7 @@ int gpu_tower_enqueue(gpu_tower *t, cudaStream_t s);
  * join), so everything after on s0 waits for both. The ops are enqueued in
  * turn (op i of img, then op i of txt), so that without a graph the text
  * tower does not wait for the host to launch the whole image tower first
- * (trace_launches_chains2 lists them in that order). Returns 0 or -EIO. */
+ * (chain_turn; trace_launches_chains lists them in that order). Returns 0 or -EIO. */
 int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork,
 			cudaEvent_t join);
 /* Enqueues op i alone (for per-op timing). */

@@ -309,7 +309,7 @@ void plan_free(gpu_plan *p)
 int plan_trace_launches(const gpu_plan *p, const chain *img, const chain *txt, trace_launch **out)
 {
 	if (!p)
-		return trace_launches_chains(img, txt, out);
+		return trace_launches_chains(img, txt, 0, out);
 	const chain *c[2] = {img, txt};
 	trace_launch *l = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *l);
 	if (!l)

@@ -178,36 +178,22 @@ int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trac
 	return 0;
 }
 
-int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out)
+int trace_launches_chains(const chain *img, const chain *txt, int two_streams, trace_launch **out)
 {
 	const chain *c[2] = {img, txt};
-	int n = (img ? img->nops : 0) + (txt ? txt->nops : 0), k = 0;
+	int ni = img ? img->nops : 0, nt = txt ? txt->nops : 0, n = ni + nt;
 	trace_launch *l = calloc((size_t)(n ? n : 1), sizeof *l);
 	if (!l)
 		return -ENOMEM;
-	for (int t = 0; t < 2; t++)
-		for (int i = 0; c[t] && i < c[t]->nops; i++, k++) {
-			snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[i].name);
-			l[k].tower = t, l[k].per_block = 1;
-		}
-	*out = l;
-	return n;
-}
-
-int trace_launches_chains2(const chain *img, const chain *txt, trace_launch **out)
-{
-	const chain *c[2] = {img, txt};
-	int ni = img ? img->nops : 0, nt = txt ? txt->nops : 0, n = ni + nt, k = 0;
-	trace_launch *l = calloc((size_t)(n ? n : 1), sizeof *l);
-	if (!l)
-		return -ENOMEM;
-	for (int i = 0; i < (ni > nt ? ni : nt); i++)
-		for (int t = 0; t < 2; t++)
-			if (i < (t ? nt : ni)) {
-				snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[i].name);
-				l[k].tower = t, l[k].per_block = 1;
-				k++;
-			}
+	for (int k = 0; k < n; k++) {
+		int t, i;
+		if (two_streams)
+			chain_turn(ni, nt, k, &t, &i);
+		else
+			t = k >= ni, i = t ? k - ni : k;
+		snprintf(l[k].name, sizeof l[k].name, "%s", c[t]->ops[i].name);
+		l[k].tower = t, l[k].per_block = 1;
+	}
 	*out = l;
 	return n;
 }

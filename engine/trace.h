@@ -47,12 +47,11 @@ int gpu_trace_off(gpu_trace *t, cudaStream_t s, mmf_err *err);
  * -EINVAL (message says where) when the records do not match the launches. */
 int gpu_trace_analyse(gpu_trace *t, const trace_launch *l, int nl, int nsm, trace_util *u, mmf_err *err);
 /* The launches of the towers' own kernels in host enqueue order: every op
- * of img, then every op of txt (either may be NULL). Returns how many, with
- * *out malloc'd, or -ENOMEM. (A fusion plan's: plan_trace_launches.) */
-int trace_launches_chains(const chain *img, const chain *txt, trace_launch **out);
-/* The same for the two towers on two streams (gpu_towers_enqueue2), which
- * are enqueued in turn, op i of img then op i of txt. */
-int trace_launches_chains2(const chain *img, const chain *txt, trace_launch **out);
+ * of img, then every op of txt (either may be NULL), or with two_streams
+ * in turn as gpu_towers_enqueue2 enqueues them (chain_turn). Returns how
+ * many, with *out malloc'd, or -ENOMEM. (A fusion plan's:
+ * plan_trace_launches.) */
+int trace_launches_chains(const chain *img, const chain *txt, int two_streams, trace_launch **out);
 /* An extra interval for the Chrome trace, on the block records' clock
  * (%globaltimer ns): a host runtime call (TRACE_ROW_HOST, row = thread)
  * or a kernel as the driver saw it (TRACE_ROW_STREAM, row = stream), e.g.

@@ -162,10 +162,20 @@ int main(void)
 	op oi[3] = {{.name = "i0"}, {.name = "i1"}, {.name = "i2"}}, ot[1] = {{.name = "t0"}};
 	chain ci = {.ops = oi, .nops = 3}, ct = {.ops = ot, .nops = 1};
 	trace_launch *tl = NULL;
-	int n2 = trace_launches_chains2(&ci, &ct, &tl);
+	int n2 = trace_launches_chains(&ci, &ct, 1, &tl);
 	CHECK(n2 == 4 && !strcmp(tl[0].name, "i0") && tl[0].tower == 0 && !strcmp(tl[1].name, "t0") && tl[1].tower == 1 &&
 		      !strcmp(tl[2].name, "i1") && !strcmp(tl[3].name, "i2") && tl[3].tower == 0,
 	      "two-stream launch order: %d launches", n2);
 	free(tl);
+	/* and one after the other on one stream */
+	n2 = trace_launches_chains(&ci, &ct, 0, &tl);
+	CHECK(n2 == 4 && !strcmp(tl[0].name, "i0") && !strcmp(tl[2].name, "i2") && !strcmp(tl[3].name, "t0") &&
+		      tl[3].tower == 1,
+	      "one-stream launch order: %d launches", n2);
+	free(tl);
+	/* the turn order when the second list is the longer */
+	int w, i;
+	chain_turn(1, 3, 3, &w, &i);
+	CHECK(w == 1 && i == 2, "chain_turn(1, 3, 3) = list %d op %d, expected list 1 op 2", w, i);
 	return test_done("test_trace");
 }
