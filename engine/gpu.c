@@ -409,15 +409,13 @@ static int gemm_tune(gpu_tower *t, const mmf_gemm *g0, int sms, cudaStream_t s, 
 			g.ws = t->ws, g.counters = t->counters;
 			for (int r = 0; r < 2 && rc == 0; r++)	/* warm-up */
 				rc = mmf_gemm_f16(&g, c, 0, (mmf_stream)s);
-			/* Samples of 5 launches; a shape within 15% of the best so
-			 * far gets two more and keeps its best. One sample let noise
-			 * pick a different, sometimes worse, shape in 5 to 18 of the
-			 * GEMMs from one run to the next (H100, whole GPU: the
-			 * two-stream time spread 0.70-0.74 ms; bench/results/
-			 * tuner-spread-h100-2026-11-26.json); the clear losers need
-			 * no more start-up time. */
+			/* The best of three samples of 5 launches: one sample let
+			 * noise pick a different, sometimes worse, shape in 5 to 18
+			 * of the GEMMs from one run to the next (H100, whole GPU:
+			 * the two-stream time spread 0.70-0.74 ms; bench/results/
+			 * tuner-spread-h100-2026-11-26.json). */
 			ms = INFINITY;
-			for (int sample = 0; sample < 3 && rc == 0 && (sample == 0 || ms < best * 1.15f); sample++) {
+			for (int sample = 0; sample < 3 && rc == 0; sample++) {
 				float m = 0;
 				cudaEventRecord(a, s);
 				for (int r = 0; r < 5 && rc == 0; r++)
