@@ -43,8 +43,30 @@ static int gemm_simt_launch(const gemm_params &p, int grid, cudaStream_t stream)
 	return 0;
 }
 
+/* Whether clusters of `splits` blocks of kernel k (Cfg's block and shared
+ * memory) can be resident at all, asked once per kernel and size. */
+template <class Cfg, bool Q8>
+static bool cluster_fits(int splits)
+{
+	static signed char known[9];	/* 0 not asked, 1 fits, -1 does not */
+	if (!known[splits]) {
+		cudaLaunchAttribute attr;
+		attr.id = cudaLaunchAttributeClusterDimension;
+		attr.val.clusterDim.x = splits, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+		cudaLaunchConfig_t cfg = {};
+		cfg.gridDim = dim3(splits), cfg.blockDim = dim3(Cfg::THREADS), cfg.dynamicSmemBytes = Cfg::SMEM;
+		cfg.attrs = &attr, cfg.numAttrs = 1;
+		int n = 0;
+		cudaError_t e = cudaOccupancyMaxActiveClusters(&n, gemm_kernel<Cfg, false, Q8>, &cfg);
+		if (e != cudaSuccess)
+			(void)cudaGetLastError();	/* not sticky; fall back to the ticket */
+		known[splits] = e == cudaSuccess && n > 0 ? 1 : -1;
+	}
+	return known[splits] > 0;
+}
+
 template <class Cfg>
-static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
+static int gemm_launch(const gemm_params &p0, int grid, cudaStream_t stream)
 {
 	static bool attr_set = false;	/* per configuration; set once before first launch */
 	if (!attr_set) {
@@ -54,15 +76,22 @@ static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
 		attr_set = true;
 	}
+	gemm_params p = p0;
 	int tiles = gemm_tiles<Cfg>(p);
 	if (grid <= 0 || grid > tiles)
 		grid = tiles;
+	/* Split-K through clusters where the device has them (mmf_set_cluster),
+	 * one tile per block (an explicit smaller grid keeps the ticket). */
+	unsigned cluster = 0;
+	if (mmf_cluster_on && p.splits > 1 && p.splits <= 8 && grid == tiles &&
+	    (p.bscale ? cluster_fits<Cfg, true>(p.splits) : cluster_fits<Cfg, false>(p.splits)))
+		p.cluster = 1, cluster = (unsigned)p.splits;
 	if (p.bscale)
 		MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true, true>, gemm_kernel<Cfg, false, true>, grid, Cfg::THREADS,
-						 Cfg::SMEM, stream, p));
+						 Cfg::SMEM, stream, p, 1, cluster));
 	else
 		MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true, false>, gemm_kernel<Cfg, false, false>, grid,
-						 Cfg::THREADS, Cfg::SMEM, stream, p));
+						 Cfg::THREADS, Cfg::SMEM, stream, p, 1, cluster));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

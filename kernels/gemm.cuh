@@ -79,6 +79,12 @@ struct gemm_params {
 	 * once, in the epilogue. */
 	const float *bscale;
 	int ldb;
+	/* splits > 1, set by the plain launcher only (never in a fused
+	 * descriptor): the launch runs in clusters of `splits` blocks, one
+	 * per split of an output tile, one tile per block, and the partials
+	 * are summed through distributed shared memory (sm_90+) instead of
+	 * ws and counters. */
+	int cluster;
 };
 
 #define GEMM_BK 32
@@ -92,6 +98,7 @@ struct gemm_cfg {
 	static constexpr int MI = BM / WM / 16, NI = BN / WN / 8;
 	static constexpr int SMEM = STAGES * (BM + BN) * GEMM_LDS * 2;
 	static_assert(BM % (WM * 16) == 0 && BN % (WN * 16) == 0, "warp tile must be whole m16 x n16 blocks");
+	static_assert(MI * NI * 4 * THREADS * 4 <= SMEM, "split-K through the cluster keeps a tile's partials in shared memory");
 };
 
 /* The configurations the engine chooses from (see gemm.cu): large square
@@ -287,6 +294,57 @@ __device__ __forceinline__ bool gemm_split_reduce(const gemm_params &p, int tile
 	return true;
 }
 
+/* Split-K through the cluster (p.cluster; sm_90+): the `splits` blocks of
+ * one output tile form a cluster, block `split` holding split `split`'s
+ * partial. Each block stores its E partials per thread in its own shared
+ * memory as pairs (pair q of thread tid at q*THREADS + tid: one 8-byte
+ * access per pair, conflict free), and after the cluster barrier sums a
+ * share of the tile, the pairs [*pair0, *pair1) of every thread, over the splits' shared memory in
+ * split order 0..splits-1 from 0.f: the same additions, in the same order,
+ * as gemm_split_reduce, so both paths give the same bits. Its epilogue
+ * then writes only those pairs: the reduction and the epilogue's loads and
+ * stores are spread over the cluster's blocks instead of one block
+ * reading every split's partial back from L2 after a fence and a ticket.
+ * The block then signals that it has finished reading its peers; it must
+ * call mmf_cluster_wait() before it exits (its own shared memory is being
+ * read until every peer has arrived). Every thread of the block calls it. */
+template <int E, int THREADS>
+__device__ __forceinline__ void gemm_cluster_reduce(const gemm_params &p, int split, const mmf_team &team, float *acc,
+						    int *pair0, int *pair1)
+{
+	constexpr int PAIRS = E / 2;
+	const int tid = team.tid;
+	float2 *mine = reinterpret_cast<float2 *>(team.smem);	/* pair q of thread tid at q*THREADS + tid */
+	/* The last k step's ldmatrix reads of the stages finish first. */
+	team_sync(team);
+#pragma unroll
+	for (int q = 0; q < PAIRS; q++)
+		mine[q * THREADS + tid] = make_float2(acc[2 * q], acc[2 * q + 1]);
+	mmf_cluster_sync();
+	const int p0 = split * PAIRS / p.splits, p1 = (split + 1) * PAIRS / p.splits;
+	/* A runtime loop over this block's pairs: the sums go back to this
+	 * block's own slots of those pairs (the peers read only theirs) and
+	 * are loaded into acc afterwards. */
+	const uint32_t own = smem_u32(mine + tid);
+	for (int q = p0; q < p1; q++) {
+		float2 sum = make_float2(0.f, 0.f);
+		for (int sp = 0; sp < p.splits; sp++) {
+			float2 v = mmf_dsmem_ld2(mmf_dsmem_map(own + (uint32_t)(q * THREADS * 8), sp));
+			sum.x += v.x, sum.y += v.y;
+		}
+		mine[q * THREADS + tid] = sum;
+	}
+	/* Every pair, owned or not (the others are unused): acc is dead
+	 * during the loop above, which keeps its registers free. */
+#pragma unroll
+	for (int q = 0; q < PAIRS; q++) {
+		float2 sum = mine[q * THREADS + tid];
+		acc[2 * q] = sum.x, acc[2 * q + 1] = sum.y;
+	}
+	mmf_cluster_arrive();
+	*pair0 = p0, *pair1 = p1;
+}
+
 template <class Cfg, bool Q8 = false>
 __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 {
@@ -430,24 +488,34 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 	}
 	cp_async_wait<0>();
 
+	/* The accumulator pairs this block writes: all of them, unless the
+	 * cluster shares the tile out. */
+	int pair0 = 0, pair1 = MI * NI * 2;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	if (p.splits > 1 && p.cluster)
+		gemm_cluster_reduce<MI * NI * 4, Cfg::THREADS>(p, split, team, &acc[0][0][0], &pair0, &pair1);
+	else
+#endif
 	if (p.splits > 1 && !gemm_split_reduce<MI * NI * 4, Cfg::THREADS>(p, tile, mn, team, &acc[0][0][0]))
 		return;
 
 	/* Epilogue straight from the accumulators: lane holds rows lane/4 and
-	 * lane/4+8 of each fragment, columns 2*(lane%4) and +1. */
+	 * lane/4+8 of each fragment, columns 2*(lane%4) and +1 (pair
+	 * (i*NI + j)*2 + h of the accumulators, h the row half). */
 #pragma unroll
 	for (int i = 0; i < MI; i++)
 #pragma unroll
 		for (int j = 0; j < NI; j++) {
 			int n = n0 + wn * (BN / Cfg::WN) + j * 8 + (lane & 3) * 2;
-			if (n >= p.N)
+			const int pp = (i * NI + j) * 2;
+			if (n >= p.N || pp + 1 < pair0 || pp >= pair1)
 				continue;
 			float b0 = p.bias ? p.bias[n] : 0.f, b1 = p.bias ? p.bias[n + 1] : 0.f;
 			float s0 = Q8 ? p.bscale[n] : 1.f, s1 = Q8 ? p.bscale[n + 1] : 1.f;
 #pragma unroll
 			for (int h = 0; h < 2; h++) {
 				int m = m0 + wm * (BM / Cfg::WM) + i * 16 + (lane >> 2) + h * 8;
-				if (m >= p.M)
+				if (m >= p.M || pp + h < pair0 || pp + h >= pair1)
 					continue;
 				float v0 = (Q8 ? acc[i][j][2 * h] * s0 : acc[i][j][2 * h]) + b0;
 				float v1 = (Q8 ? acc[i][j][2 * h + 1] * s1 : acc[i][j][2 * h + 1]) + b1;
@@ -460,6 +528,10 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 					__floats2half2_rn(gemm_act(p.act, v0), gemm_act(p.act, v1));
 			}
 		}
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	if (p.splits > 1 && p.cluster)
+		mmf_cluster_wait();	/* every peer has read this block's partials */
+#endif
 }
 
 /* The fp32 SIMT form (mmf_gemm.f32): A, B, R and C float, the same address

@@ -10,6 +10,13 @@ bool mmf_pdl_on = false;
 extern "C" void mmf_set_pdl(int on) { mmf_pdl_on = on != 0; }
 extern "C" int mmf_get_pdl(void) { return mmf_pdl_on; }
 
+/* Split-K GEMMs in thread-block clusters (gemm.cu): off until the engine
+ * turns it on for a device that has clusters (compute capability 9.0+). */
+bool mmf_cluster_on = false;
+
+extern "C" void mmf_set_cluster(int on) { mmf_cluster_on = on != 0; }
+extern "C" int mmf_get_cluster(void) { return mmf_cluster_on; }
+
 /* Tracing (team.cuh: mmf_launch_traced): the buffer, its size, and the
  * records handed out since tracing was turned on. */
 bool mmf_trace_on = false;

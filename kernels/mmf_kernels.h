@@ -113,6 +113,14 @@ int mmf_gemm_launch_desc(const mmf_opdesc *d, mmf_stream stream);
 void mmf_set_pdl(int on);
 int mmf_get_pdl(void);
 
+/* Split-K GEMMs in thread-block clusters (compute capability 9.0+ only):
+ * the splits of an output tile sum their partials through distributed
+ * shared memory instead of a global workspace and ticket; plain launches
+ * with one tile per block and at most 8 splits only (fused kernels keep
+ * the ticket). Results are bitwise the same. Off by default. */
+void mmf_set_cluster(int on);
+int mmf_get_cluster(void);
+
 /* Streaming copy of `bytes` (a multiple of 16) with 8 blocks per SM over
  * `sms` SMs: the bandwidth ceiling of a partition. */
 int mmf_copy_bw(const void *src, void *dst, size_t bytes, int sms, mmf_stream stream);

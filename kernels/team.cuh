@@ -49,6 +49,52 @@ __device__ __forceinline__ void mmf_pdl_trigger()
 #endif
 }
 
+/* Thread-block clusters (sm_90+, an optional Hopper path used only by
+ * plain launches: the cluster barrier counts every thread of every block
+ * of the cluster, so a fused block, with a second team, cannot take part).
+ * mmf_cluster_sync(): arrive with release, wait with acquire. The arrive
+ * and wait halves let a block signal that it is done reading its peers'
+ * shared memory and wait only before it exits. mmf_dsmem_map gives the
+ * shared::cluster address of the same offset in block `rank` of the
+ * cluster; mmf_dsmem_ld2 reads two floats there (8-byte aligned). */
+__device__ __forceinline__ void mmf_cluster_arrive()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void mmf_cluster_wait()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void mmf_cluster_sync()
+{
+	mmf_cluster_arrive();
+	mmf_cluster_wait();
+}
+
+__device__ __forceinline__ uint32_t mmf_dsmem_map(uint32_t smem_addr, int rank)
+{
+	uint32_t r = smem_addr;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(smem_addr), "r"(rank));
+#endif
+	return r;
+}
+
+__device__ __forceinline__ float2 mmf_dsmem_ld2(uint32_t cluster_addr)
+{
+	float2 v = make_float2(0.f, 0.f);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(cluster_addr) : "memory");
+#endif
+	return v;
+}
+
 /* Block tracing (mmf_trace.h): every kernel has a traced template instance
  * (TR) and takes a record pointer after its parameters: the launcher
  * (mmf_launch_traced) picks the traced instance while tracing is on and
@@ -129,21 +175,39 @@ static inline int mmf_desc_pack(mmf_opdesc *d, int kind, const P &p, int tiles, 
 /* Whether launches carry the programmatic-serialization attribute
  * (mmf_set_pdl, kernels/launch.cu). */
 extern bool mmf_pdl_on;
+/* Whether split-K GEMMs launch in clusters (mmf_set_cluster, launch.cu). */
+extern bool mmf_cluster_on;
 
 /* Launches kernel k like k<<<grid, block, smem, stream>>>(args...), with
- * programmatic dependent launch when enabled. */
+ * programmatic dependent launch when enabled, in clusters of `cluster`
+ * blocks (0: none; grid.x must be a multiple of it). */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t mmf_launch_cluster(void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+					     unsigned cluster, Args &&...args)
+{
+	cudaLaunchAttribute attr[2];
+	unsigned n = 0;
+	if (mmf_pdl_on) {
+		attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+		attr[n++].val.programmaticStreamSerializationAllowed = 1;
+	}
+	if (cluster) {
+		attr[n].id = cudaLaunchAttributeClusterDimension;
+		attr[n].val.clusterDim.x = cluster, attr[n].val.clusterDim.y = 1, attr[n++].val.clusterDim.z = 1;
+	}
+	cudaLaunchConfig_t cfg = {};
+	cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
+	cfg.attrs = n ? attr : nullptr;
+	cfg.numAttrs = n;
+	return cudaLaunchKernelEx(&cfg, k, std::forward<Args>(args)...);
+}
+
+/* The same without clusters. */
 template <typename... KArgs, typename... Args>
 static inline cudaError_t mmf_launch(void (*k)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
 				     Args &&...args)
 {
-	cudaLaunchAttribute attr[1];
-	attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-	attr[0].val.programmaticStreamSerializationAllowed = 1;
-	cudaLaunchConfig_t cfg = {};
-	cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
-	cfg.attrs = mmf_pdl_on ? attr : nullptr;
-	cfg.numAttrs = mmf_pdl_on ? 1 : 0;
-	return cudaLaunchKernelEx(&cfg, k, std::forward<Args>(args)...);
+	return mmf_launch_cluster(k, grid, block, smem, stream, 0, std::forward<Args>(args)...);
 }
 
 /* Set by mmf_trace_set (launch.cu): launchers pick kernels' traced instances. */
@@ -157,11 +221,12 @@ mmf_trace_rec *mmf_trace_next(unsigned int n);
  * takes (params, mmf_trace_rec *); the plain one ignores it. */
 template <class P>
 static inline cudaError_t mmf_launch_traced(void (*kt)(P, mmf_trace_rec *), void (*kp)(P, mmf_trace_rec *), dim3 grid,
-					    dim3 block, size_t smem, cudaStream_t stream, const P &p, unsigned int per_block = 1)
+					    dim3 block, size_t smem, cudaStream_t stream, const P &p, unsigned int per_block = 1,
+					    unsigned cluster = 0)
 {
 	if (mmf_trace_on)
-		return mmf_launch(kt, grid, block, smem, stream, p, mmf_trace_next(grid.x * per_block));
-	return mmf_launch(kp, grid, block, smem, stream, p, (mmf_trace_rec *)nullptr);
+		return mmf_launch_cluster(kt, grid, block, smem, stream, cluster, p, mmf_trace_next(grid.x * per_block));
+	return mmf_launch_cluster(kp, grid, block, smem, stream, cluster, p, (mmf_trace_rec *)nullptr);
 }
 #endif
 

@@ -110,6 +110,9 @@ static double check(const char *what, const float *ref, void *dC, size_t n, int 
 	return e;
 }
 
+/* Split GEMMs whose cluster and ticket results were compared. */
+static int cluster_compared;
+
 /* Runs g (poisoned output first) with configuration cfg, twice when split
  * (the second launch checks the counters were left at zero and the result
  * is bitwise the same), and checks it against ref. */
@@ -143,6 +146,20 @@ static void run_and_check(mmf_gemm *g, int cfg, int grid, const float *ref, void
 	check(what, ref, dy, ny, prec);
 	if (g->splits > 1)
 		CHECK(memcmp(first, second, nb) == 0, "%s: a second split-K launch differs", what);
+	/* Split-K through clusters (sm_90+, on in main; the tensor-core
+	 * form, at most 8 splits) must give the ticket's bits: run the ticket
+	 * path once more and compare. */
+	if (g->splits > 1 && g->splits <= 8 && !g->f32 && mmf_get_cluster()) {
+		mmf_set_cluster(0);
+		CK(cudaMemset(dy, 0xff, nb));
+		int rc = mmf_gemm_f16(g, cfg, grid, NULL);
+		mmf_set_cluster(1);
+		CHECK(rc == 0, "%s: ticket launch rc %d", what, rc);
+		CK(cudaDeviceSynchronize());
+		CK(cudaMemcpy(second, dy, nb, cudaMemcpyDeviceToHost));
+		CHECK(memcmp(first, second, nb) == 0, "%s: split-K through clusters and through the ticket differ", what);
+		cluster_compared++;
+	}
 	free(first), free(second);
 	if (g->splits > 1) {
 		cudaFree(g->ws), cudaFree(g->counters);
@@ -238,6 +255,10 @@ int main(void)
 {
 	gpu_test_require_device();
 	cpu_set_threads(0);
+	struct cudaDeviceProp prop;
+	CK(cudaGetDeviceProperties(&prop, 0));
+	mmf_set_cluster(prop.major >= 9);
+	printf("split-K through clusters: %s\n", prop.major >= 9 ? "on (checked bitwise against the ticket)" : "not on this device");
 	/* RN50 shapes */
 	test_conv(1, 224, 224, 8, 32, 3, 2, 0, ACT_RELU);	/* stem conv1, channels padded to 8 */
 	test_conv(1, 112, 112, 32, 64, 3, 1, 0, ACT_RELU);	/* stem conv3 */
@@ -286,5 +307,8 @@ int main(void)
 		CHECK(mmf_gemm_desc(&g16, cfg, &d) == 0 && d.f32 == 0 && mmf_op_set_f32(&d) == -EINVAL,
 		      "cfg %d: an fp16 GEMM descriptor turned fp32", cfg);
 	}
+	if (mmf_get_cluster())
+		CHECK(cluster_compared > 0, "no split GEMM compared clusters against the ticket");
+	printf("split-K clusters vs ticket: %d GEMMs bitwise equal\n", cluster_compared);
 	return test_done("test_gemm");
 }
