@@ -48,7 +48,7 @@ static int gemm_simt_launch(const gemm_params &p, int grid, cudaStream_t stream)
 template <class Cfg, bool Q8>
 static bool cluster_fits(int splits)
 {
-	static signed char known[9];	/* 0 not asked, 1 fits, -1 does not */
+	static signed char known[17];	/* 0 not asked, 1 fits, -1 does not */
 	if (!known[splits]) {
 		cudaLaunchAttribute attr;
 		attr.id = cudaLaunchAttributeClusterDimension;
@@ -74,6 +74,15 @@ static int gemm_launch(const gemm_params &p0, int grid, cudaStream_t stream)
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
+		/* Clusters of 16 (mmf_set_cluster(16)) are beyond the portable 8;
+		 * a device without clusters refuses it, and never gets them. */
+		if (mmf_cluster_max > 8) {
+			(void)cudaFuncSetAttribute(gemm_kernel<Cfg, false, false>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+			(void)cudaFuncSetAttribute(gemm_kernel<Cfg, true, false>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+			(void)cudaFuncSetAttribute(gemm_kernel<Cfg, false, true>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+			(void)cudaFuncSetAttribute(gemm_kernel<Cfg, true, true>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+			(void)cudaGetLastError();
+		}
 		attr_set = true;
 	}
 	gemm_params p = p0;
@@ -83,7 +92,7 @@ static int gemm_launch(const gemm_params &p0, int grid, cudaStream_t stream)
 	/* Split-K through clusters where the device has them (mmf_set_cluster),
 	 * one tile per block (an explicit smaller grid keeps the ticket). */
 	unsigned cluster = 0;
-	if (mmf_cluster_on && p.splits > 1 && p.splits <= 8 && grid == tiles &&
+	if (p.splits > 1 && p.splits <= mmf_cluster_max && grid == tiles &&
 	    (p.bscale ? cluster_fits<Cfg, true>(p.splits) : cluster_fits<Cfg, false>(p.splits)))
 		p.cluster = 1, cluster = (unsigned)p.splits;
 	if (p.bscale)
