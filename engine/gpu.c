@@ -206,11 +206,10 @@ int gpu_model_new(const chain *img, const chain *txt, int prec, gpu_model **out,
 	if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) {
 		const char *env = getenv("MMF_PDL");
 		mmf_set_pdl(prop.major >= 9 && !(env && !strcmp(env, "0")));
-		/* Split-K through thread-block clusters of up to 8 likewise
-		 * (MMF_CLUSTER=0 keeps the global ticket, =16 allows clusters of
-		 * 16 where the GPU can place them). */
+		/* Split-K through thread-block clusters likewise (MMF_CLUSTER=0
+		 * keeps the global ticket). */
 		env = getenv("MMF_CLUSTER");
-		mmf_set_cluster(prop.major < 9 ? 0 : env ? atoi(env) : 8);
+		mmf_set_cluster(prop.major >= 9 && !(env && !strcmp(env, "0")));
 	}
 	/* The kernels move 8 channels per 16-byte access; only the image input
 	 * is padded (3 -> 8), so every other convolution needs multiples of 8,

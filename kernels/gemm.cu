@@ -43,26 +43,42 @@ static int gemm_simt_launch(const gemm_params &p, int grid, cudaStream_t stream)
 	return 0;
 }
 
-/* Whether clusters of `splits` blocks of kernel k (Cfg's block and shared
- * memory) can be resident at all, asked once per kernel and size. */
+/* Whether clusters of `splits` blocks (Cfg's block and shared memory) can
+ * be placed on the SMs of `stream`'s context (a green-context partition
+ * may be too small or too scattered for them), asked once per stream and
+ * size: a short table of the streams seen, each with a bit per size. */
 template <class Cfg, bool Q8>
-static bool cluster_fits(int splits)
+static bool cluster_fits(int splits, cudaStream_t stream)
 {
-	static signed char known[17];	/* 0 not asked, 1 fits, -1 does not */
-	if (!known[splits]) {
-		cudaLaunchAttribute attr;
-		attr.id = cudaLaunchAttributeClusterDimension;
-		attr.val.clusterDim.x = splits, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-		cudaLaunchConfig_t cfg = {};
-		cfg.gridDim = dim3(splits), cfg.blockDim = dim3(Cfg::THREADS), cfg.dynamicSmemBytes = Cfg::SMEM;
-		cfg.attrs = &attr, cfg.numAttrs = 1;
-		int n = 0;
-		cudaError_t e = cudaOccupancyMaxActiveClusters(&n, gemm_kernel<Cfg, false, Q8>, &cfg);
-		if (e != cudaSuccess)
-			(void)cudaGetLastError();	/* not sticky; fall back to the ticket */
-		known[splits] = e == cudaSuccess && n > 0 ? 1 : -1;
-	}
-	return known[splits] > 0;
+	struct seen {
+		cudaStream_t s;
+		unsigned asked, fits;	/* bit `splits` */
+	};
+	static seen tab[32];
+	static int ntab;
+	seen *e = nullptr;
+	for (int i = 0; i < ntab && !e; i++)
+		if (tab[i].s == stream)
+			e = &tab[i];
+	if (!e && ntab < 32)
+		e = &tab[ntab++], e->s = stream, e->asked = e->fits = 0;
+	if (e && (e->asked >> splits & 1))
+		return e->fits >> splits & 1;
+	cudaLaunchAttribute attr;
+	attr.id = cudaLaunchAttributeClusterDimension;
+	attr.val.clusterDim.x = splits, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+	cudaLaunchConfig_t cfg = {};
+	cfg.gridDim = dim3(splits), cfg.blockDim = dim3(Cfg::THREADS), cfg.dynamicSmemBytes = Cfg::SMEM;
+	cfg.stream = stream;
+	cfg.attrs = &attr, cfg.numAttrs = 1;
+	int n = 0;
+	cudaError_t err = cudaOccupancyMaxActiveClusters(&n, gemm_kernel<Cfg, false, Q8>, &cfg);
+	if (err != cudaSuccess)
+		(void)cudaGetLastError();	/* not sticky: the ticket it is */
+	bool fits = err == cudaSuccess && n > 0;
+	if (e)
+		e->asked |= 1u << splits, e->fits |= (unsigned)fits << splits;
+	return fits;
 }
 
 template <class Cfg>
@@ -74,33 +90,34 @@ static int gemm_launch(const gemm_params &p0, int grid, cudaStream_t stream)
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
-		/* Clusters of 16 (mmf_set_cluster(16)) are beyond the portable 8;
-		 * a device without clusters refuses it, and never gets them. */
-		if (mmf_cluster_max > 8) {
-			(void)cudaFuncSetAttribute(gemm_kernel<Cfg, false, false>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-			(void)cudaFuncSetAttribute(gemm_kernel<Cfg, true, false>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-			(void)cudaFuncSetAttribute(gemm_kernel<Cfg, false, true>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-			(void)cudaFuncSetAttribute(gemm_kernel<Cfg, true, true>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-			(void)cudaGetLastError();
-		}
 		attr_set = true;
 	}
-	gemm_params p = p0;
+	const gemm_params &p = p0;
 	int tiles = gemm_tiles<Cfg>(p);
 	if (grid <= 0 || grid > tiles)
 		grid = tiles;
 	/* Split-K through clusters where the device has them (mmf_set_cluster),
 	 * one tile per block (an explicit smaller grid keeps the ticket). */
-	unsigned cluster = 0;
 	if (p.splits > 1 && p.splits <= mmf_cluster_max && grid == tiles &&
-	    (p.bscale ? cluster_fits<Cfg, true>(p.splits) : cluster_fits<Cfg, false>(p.splits)))
-		p.cluster = 1, cluster = (unsigned)p.splits;
+	    (p.bscale ? cluster_fits<Cfg, true>(p.splits, stream) : cluster_fits<Cfg, false>(p.splits, stream))) {
+		gemm_params c = p;
+		c.cluster = 1;
+		cudaError_t e = p.bscale ? mmf_launch_traced(gemm_kernel<Cfg, true, true>, gemm_kernel<Cfg, false, true>, grid,
+							    Cfg::THREADS, Cfg::SMEM, stream, c, 1, (unsigned)p.splits)
+					 : mmf_launch_traced(gemm_kernel<Cfg, true, false>, gemm_kernel<Cfg, false, false>, grid,
+							     Cfg::THREADS, Cfg::SMEM, stream, c, 1, (unsigned)p.splits);
+		if (e == cudaSuccess)
+			return 0;
+		/* Refused at launch after all (a configuration error, which
+		 * is not sticky): the ticket below. */
+		(void)cudaGetLastError();
+	}
 	if (p.bscale)
 		MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true, true>, gemm_kernel<Cfg, false, true>, grid, Cfg::THREADS,
-						 Cfg::SMEM, stream, p, 1, cluster));
+						 Cfg::SMEM, stream, p));
 	else
 		MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true, false>, gemm_kernel<Cfg, false, false>, grid,
-						 Cfg::THREADS, Cfg::SMEM, stream, p, 1, cluster));
+						 Cfg::THREADS, Cfg::SMEM, stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -43,7 +43,10 @@
  * ticket of that output tile (an atomic counter) sums the partials in split
  * order 0..splits-1, whichever block finished first, so results do not
  * depend on timing, and applies the epilogue; it then resets the counter
- * for the next launch (and for graph replays). All synchronisation is team_sync() on the team's
+ * for the next launch (and for graph replays). On sm_90+ a plain launch
+ * (mmf_set_cluster) instead runs the splits of each output tile as one
+ * thread-block cluster that sums the partials over distributed shared
+ * memory, in the same order (gemm_cluster_reduce). All synchronisation is team_sync() on the team's
  * barrier, and shared memory is the team's slice, so a tile can run beside
  * another op's tile in one block (fusion). */
 #ifndef MMF_GEMM_CUH

@@ -14,7 +14,7 @@ extern "C" int mmf_get_pdl(void) { return mmf_pdl_on; }
  * turns it on for a device that has clusters (compute capability 9.0+). */
 int mmf_cluster_max = 0;
 
-extern "C" void mmf_set_cluster(int max) { mmf_cluster_max = max == 16 ? 16 : max > 0 ? 8 : 0; }
+extern "C" void mmf_set_cluster(int on) { mmf_cluster_max = on ? 8 : 0; }
 extern "C" int mmf_get_cluster(void) { return mmf_cluster_max; }
 
 /* Tracing (team.cuh: mmf_launch_traced): the buffer, its size, and the

@@ -116,10 +116,11 @@ int mmf_get_pdl(void);
 /* Split-K GEMMs in thread-block clusters (compute capability 9.0+ only):
  * the splits of an output tile sum their partials through distributed
  * shared memory instead of a global workspace and ticket; plain launches
- * with one tile per block only (fused kernels keep the ticket). max: 0 off,
- * 8 up to the portable cluster size, 16 up to the non-portable one (where
- * the GPU can place it). Results are bitwise the same. Off by default. */
-void mmf_set_cluster(int max);
+ * with one tile per block and at most 8 splits (the portable cluster size)
+ * only, where the stream's SMs can place such a cluster (fused kernels
+ * keep the ticket). Results are bitwise the same. Off by default;
+ * mmf_get_cluster() gives the most splits launched as a cluster (0: off). */
+void mmf_set_cluster(int on);
 int mmf_get_cluster(void);
 
 /* Streaming copy of `bytes` (a multiple of 16) with 8 blocks per SM over

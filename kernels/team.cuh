@@ -175,8 +175,8 @@ static inline int mmf_desc_pack(mmf_opdesc *d, int kind, const P &p, int tiles, 
 /* Whether launches carry the programmatic-serialization attribute
  * (mmf_set_pdl, kernels/launch.cu). */
 extern bool mmf_pdl_on;
-/* The most splits a split-K GEMM launches as one cluster (0: never;
- * mmf_set_cluster, launch.cu). */
+/* The most splits a split-K GEMM launches as one cluster (0: never, else
+ * 8; mmf_set_cluster, launch.cu). */
 extern int mmf_cluster_max;
 
 /* Launches kernel k like k<<<grid, block, smem, stream>>>(args...), with
