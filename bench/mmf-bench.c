@@ -109,7 +109,16 @@ static void usage(FILE *fp)
 		"  --ops               add a per-op table (time; on cuda also TFLOP/s, GB/s and %%\n"
 		"                      of the roofline measured on that partition)\n"
 		"  --json FILE         also write the results as JSON to FILE\n"
-		"  -h, --help          this text\n");
+		"  -h, --help          this text\n"
+		"\n"
+		"Environment:\n"
+		"  MMF_CACHE           synthetic models and fusion plans [/tmp/mmf-cache]\n"
+		"  MMF_COMMIT          the commit named in --json results [the build's]\n"
+		"  MMF_PDL=0           cuda: no programmatic dependent launch (on by default on\n"
+		"                      sm_90 and later)\n"
+		"  MMF_CLUSTER=0       cuda: split-K GEMMs reduce through a global workspace and\n"
+		"                      ticket instead of thread-block clusters (clusters are the\n"
+		"                      default on sm_90 and later; the results are the same bits)\n");
 }
 
 static double now_ms(void)
