@@ -526,10 +526,56 @@ static int host_side(run_ctx *r, int mode, gpu_trace *gt, const trace_launch *l,
 	return x ? n : 0;
 }
 
-/* One traced iteration of seq, streams and (with a plan) fused: SM
- * utilisation of each, the cost of tracing, and for the first partition
- * the Chrome trace of the fused iteration (seq without a plan; or the mode
- * --trace-mode names). */
+/* Captures one iteration of the two-stream mode as a graph, with the
+ * block records of the traced kernel instances when tracing is on (their
+ * record slots are fixed at capture, so every replay rewrites the same
+ * records). */
+static int capture_streams(run_ctx *r, cudaGraphExec_t *exec)
+{
+	cudaGraph_t graph = NULL;
+	int rc = 0;
+	*exec = NULL;
+	CUDA_OR(cudaStreamBeginCapture(r->s[0], cudaStreamCaptureModeThreadLocal), "graph capture");
+	rc = enqueue(r, MODE_STREAMS, WHAT_BOTH);
+	cudaError_t e = cudaStreamEndCapture(r->s[0], &graph);
+	if (rc < 0 || e != cudaSuccess) {
+		fprintf(stderr, "mmf-bench: trace: capturing graph-streams failed: %s\n", cudaGetErrorString(e));
+		if (graph)
+			cudaGraphDestroy(graph);
+		return rc < 0 ? rc : -EIO;
+	}
+	e = cudaGraphInstantiate(exec, graph, 0);
+	cudaGraphDestroy(graph);
+	if (e != cudaSuccess) {
+		fprintf(stderr, "mmf-bench: trace: graph instantiate: %s\n", cudaGetErrorString(e));
+		return -EIO;
+	}
+	return 0;
+out:
+	return rc;
+}
+
+/* One iteration of mode: graph-streams replays exec (the traced or the
+ * plain capture), the others enqueue. */
+static int run_iteration(run_ctx *r, int mode, cudaGraphExec_t exec)
+{
+	if (mode != MODE_GRAPH_STREAMS)
+		return enqueue(r, mode, WHAT_BOTH);
+	cudaError_t e = cudaGraphLaunch(exec, r->s[0]);
+	if (e != cudaSuccess) {
+		fprintf(stderr, "mmf-bench: trace: graph launch: %s\n", cudaGetErrorString(e));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* One traced iteration of seq, streams, graph-streams and (with a plan)
+ * fused: SM utilisation of each, the cost of tracing, and for the first
+ * partition the Chrome trace of the fused iteration (seq without a plan;
+ * or the mode --trace-mode names). graph-streams is the two-stream
+ * iteration captured as a graph with tracing on and replayed: the towers
+ * overlap as in the timed mode, without the host's launch pace (its
+ * Chrome trace has no host side: one graph launch). */
 static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_part, const char *gpu)
 {
 	mmf_err err = {0};
@@ -537,14 +583,15 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 	host_stats hs = {0};	/* recorded with the Chrome trace (calls > 0) */
 	trace_launch *l = NULL;
 	cudaEvent_t a = NULL, b = NULL;
+	cudaGraphExec_t gtraced = NULL, gplain = NULL;	/* graph-streams, captured with and without tracing */
 	int rc = gpu_trace_new(1 << 20, &gt, &err);
 	if (rc < 0)
 		goto fail;
 	if (o->json)
 		fprintf(o->json, ",\n      \"trace\": {");
-	static const int tmodes[3] = {MODE_SEQ, MODE_STREAMS, MODE_FUSED};
-	for (int ti = 0; ti < 3; ti++) {
-		int mode = tmodes[ti], fused = mode == MODE_FUSED, nl;
+	static const int tmodes[4] = {MODE_SEQ, MODE_STREAMS, MODE_GRAPH_STREAMS, MODE_FUSED};
+	for (int ti = 0; ti < 4; ti++) {
+		int mode = tmodes[ti], fused = mode == MODE_FUSED, graph = mode == MODE_GRAPH_STREAMS, nl;
 		const char *mname = mode_names[mode];
 		if (fused && !r->plan)
 			break;
@@ -552,18 +599,28 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		free(l);
 		l = NULL;
 		const chain *ci = gpu_tower_chain(r->tw[0]), *ct = gpu_tower_chain(r->tw[1]);
-		if ((nl = fused ? plan_trace_launches(r->plan, ci, ct, &l) : trace_launches_chains(ci, ct, mode == MODE_STREAMS, &l)) < 0) {
+		if ((nl = fused ? plan_trace_launches(r->plan, ci, ct, &l) : trace_launches_chains(ci, ct, mode != MODE_SEQ, &l)) < 0) {
 			rc = mmf_err_set(&err, -ENOMEM, "trace: out of memory");
 			goto fail;
 		}
 		/* Twice, analysing the second: the first launch of each traced
 		 * instance loads it (CUDA loads kernels lazily), which stretched
 		 * the first traced fused iteration by ~40% (docs/TRACING.md). */
-		for (int pass = 0; pass < 2; pass++) {
+		if (graph && ((rc = capture_streams(r, &gplain)) < 0))
+			goto out;
+		for (int pass = 0; pass < (graph ? 1 : 2); pass++) {
 			if ((rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
 				goto fail;
-			rc = enqueue(r, mode, WHAT_BOTH);
+			/* graph-streams: captured with tracing on (which hands out
+			 * its records' slots), then replayed twice inside the same
+			 * tracing window; the second replay's records stay. */
+			if (graph && (rc = capture_streams(r, &gtraced)) == 0 && (rc = run_iteration(r, mode, gtraced)) == 0)
+				rc = run_iteration(r, mode, gtraced);
+			else if (!graph)
+				rc = run_iteration(r, mode, NULL);
 			if (gpu_trace_off(gt, r->s[0], &err) < 0 || rc < 0) {
+				if (rc < 0 && graph)
+					goto out;	/* said where it failed */
 				rc = rc < 0 ? rc : err.code;
 				goto fail;
 			}
@@ -575,7 +632,7 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 			char title[256];
 			snprintf(title, sizeof title, "mmf %s iteration, %s, %d SMs, batch %d", mname, gpu, nsm, o->batch);
 			trace_extra *x = NULL;
-			int nx = host_side(r, mode, gt, l, nl, nsm, &x, &hs);
+			int nx = graph ? 0 : host_side(r, mode, gt, l, nl, nsm, &x, &hs);
 			if (nx < 0) {
 				rc = nx;
 				goto out;
@@ -595,7 +652,7 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 				if (traced && (rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
 					goto fail;
 				CUDA_OR(cudaEventRecord(a, r->s[0]), "event");
-				if ((rc = enqueue(r, mode, WHAT_BOTH)) < 0)
+				if ((rc = run_iteration(r, mode, traced ? gtraced : gplain)) < 0)
 					goto out;
 				CUDA_OR(cudaEventRecord(b, r->s[0]), "event");
 				CUDA_OR(cudaEventSynchronize(b), "event");
@@ -634,6 +691,10 @@ out:
 		cudaEventDestroy(a);
 	if (b)
 		cudaEventDestroy(b);
+	if (gtraced)
+		cudaGraphExecDestroy(gtraced);
+	if (gplain)
+		cudaGraphExecDestroy(gplain);
 	free(l);
 	gpu_trace_free(gt);
 	return rc;

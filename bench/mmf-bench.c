@@ -69,12 +69,14 @@ static void usage(FILE *fp)
 		"                      between cudaProfilerStart/Stop (for ncu --profile-from-start\n"
 		"                      off; see tools/ncu_metrics.sh) and list its launches in\n"
 		"                      --profile-ops FILE [profile-ops.csv]\n"
-		"  --trace FILE        cuda: per-block records of one seq, streams and fused iteration\n"
-		"                      of every partition: SM utilisation (total, per tower) and\n"
-		"                      the cost of tracing; the first partition's fused iteration\n"
-		"                      written to FILE as Chrome trace JSON (open in Perfetto)\n"
-		"  --trace-mode MODE   cuda: write the seq, streams or fused iteration to the\n"
-		"                      --trace FILE instead [fused; seq when there is no plan]\n"
+		"  --trace FILE        cuda: per-block records of one seq, streams, graph-streams and\n"
+		"                      fused iteration of every partition: SM utilisation (total,\n"
+		"                      per tower) and the cost of tracing; the first partition's\n"
+		"                      fused iteration written to FILE as Chrome trace JSON (open\n"
+		"                      in Perfetto)\n"
+		"  --trace-mode MODE   cuda: write the seq, streams, graph-streams or fused\n"
+		"                      iteration to the --trace FILE instead [fused; seq when\n"
+		"                      there is no plan]\n"
 		"  --report DIR        cuda: run the analysis report's scenario matrix into DIR:\n"
 		"                      fp16, int8 and fp32 x batch 1, 4, 8 x fusion strategy\n"
 		"                      (auto with every mode, per-SM traces and SM utilisation;\n"
@@ -405,8 +407,9 @@ int main(int argc, char **argv)
 		case O_TEXTS_JSON: texts_json = optarg; break;
 		case O_TRACE: trace = optarg; break;
 		case O_TRACE_MODE:
-			if (strcmp(optarg, "seq") && strcmp(optarg, "streams") && strcmp(optarg, "fused")) {
-				fprintf(stderr, "mmf-bench: --trace-mode '%s': expected seq, streams or fused\n", optarg);
+			if (strcmp(optarg, "seq") && strcmp(optarg, "streams") && strcmp(optarg, "graph-streams") &&
+			    strcmp(optarg, "fused")) {
+				fprintf(stderr, "mmf-bench: --trace-mode '%s': expected seq, streams, graph-streams or fused\n", optarg);
 				return 2;
 			}
 			trace_mode = optarg;

@@ -40,7 +40,7 @@ expect 2 "--strategy 'fast': expected inter, intra-block, intra-thread or auto" 
 expect 2 "--sms applies to --device cuda only" -- "$B/mmf-bench" --sms 8
 expect 2 "--pairs applies to --device cuda only" -- "$B/mmf-bench" --device cpu --pairs
 expect 2 "--dram-gbs applies to --device cuda only" -- "$B/mmf-bench" --dram-gbs 68
-expect 2 "--trace-mode 'x': expected seq, streams or fused" -- "$B/mmf-bench" --trace-mode x
+expect 2 "--trace-mode 'x': expected seq, streams, graph-streams or fused" -- "$B/mmf-bench" --trace-mode x
 expect 2 "--trace-mode applies to --device cuda only" -- "$B/mmf-bench" --trace-mode seq
 expect 2 "--trace-mode needs --trace FILE" -- "$B/mmf-bench" --device cuda --trace-mode seq
 expect 2 "--dram-gbs 'abc': expected a bandwidth in GB/s, 1 to 100000" -- "$B/mmf-bench" --dram-gbs abc
