@@ -4,10 +4,14 @@
 #ifndef MMF_TESTUTIL_H
 #define MMF_TESTUTIL_H
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 static int t_pass, t_fail;
 
@@ -45,19 +49,61 @@ static inline const char *test_src(const char *rel, char *buf, size_t len)
 	return buf;
 }
 
-/* A private temporary directory, made once per process. */
+/* Removes path and, if it is a directory, what it holds (not following
+ * links). */
+static inline void test_rm_tree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return;
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			char sub[1024];
+			int n = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+			if (n > 0 && (size_t)n < sizeof sub)
+				test_rm_tree(sub);
+		}
+		if (d)
+			closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+static char test_tmpdir_path[256];
+static pid_t test_tmpdir_owner;
+
+/* At exit of the process that made it (not of a forked child): the
+ * temporary directory goes, unless MMF_TEST_KEEP is set (to look at what
+ * a failing test wrote). Without this every run of make check left its
+ * files behind (test_quant alone writes 400 MB). */
+static inline void test_tmpdir_cleanup(void)
+{
+	const char *keep = getenv("MMF_TEST_KEEP");
+	if (test_tmpdir_path[0] && getpid() == test_tmpdir_owner && !(keep && *keep))
+		test_rm_tree(test_tmpdir_path);
+}
+
+/* A private temporary directory, made once per process, removed at its
+ * exit. */
 static inline const char *test_tmpdir(void)
 {
-	static char dir[256];
-	if (!dir[0]) {
+	if (!test_tmpdir_path[0]) {
 		const char *t = getenv("TMPDIR");
-		snprintf(dir, sizeof dir, "%s/mmf-test-XXXXXX", t && *t ? t : "/tmp");
-		if (!mkdtemp(dir)) {
+		snprintf(test_tmpdir_path, sizeof test_tmpdir_path, "%s/mmf-test-XXXXXX", t && *t ? t : "/tmp");
+		if (!mkdtemp(test_tmpdir_path)) {
 			perror("mkdtemp");
 			exit(99);
 		}
+		test_tmpdir_owner = getpid();
+		atexit(test_tmpdir_cleanup);
 	}
-	return dir;
+	return test_tmpdir_path;
 }
 
 /* A file name under test_tmpdir(); the last eight stay valid. */
