@@ -77,6 +77,46 @@ static int enqueue(run_ctx *r, int mode, int what)
 	return gpu_towers_enqueue2(r->tw[0], r->tw[1], r->s[0], r->s[1], r->fork, r->join);
 }
 
+/* Captures one iteration of (mode, what) as a graph and instantiates it.
+ * While tracing is on, the traced kernel instances are captured with their
+ * record slots, so every replay rewrites the same records. */
+static int capture(run_ctx *r, int mode, int what, cudaGraphExec_t *exec)
+{
+	cudaGraph_t graph = NULL;
+	*exec = NULL;
+	cudaError_t e = cudaStreamBeginCapture(r->s[0], cudaStreamCaptureModeThreadLocal);
+	int rc = e == cudaSuccess ? enqueue(r, mode, what) : -EIO;
+	if (e == cudaSuccess)
+		e = cudaStreamEndCapture(r->s[0], &graph);
+	if (rc < 0 || e != cudaSuccess) {
+		fprintf(stderr, "mmf-bench: capturing %s/%s failed: %s\n", mode_names[mode], what_names[what], cudaGetErrorString(e));
+		if (graph)
+			cudaGraphDestroy(graph);
+		return -EIO;
+	}
+	e = cudaGraphInstantiate(exec, graph, 0);
+	cudaGraphDestroy(graph);
+	if (e != cudaSuccess) {
+		fprintf(stderr, "mmf-bench: instantiating %s/%s: %s\n", mode_names[mode], what_names[what], cudaGetErrorString(e));
+		*exec = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+/* One iteration: a replay of exec when given, else (mode, what) enqueued. */
+static int run_once(run_ctx *r, int mode, int what, cudaGraphExec_t exec)
+{
+	if (!exec)
+		return enqueue(r, mode, what);
+	cudaError_t e = cudaGraphLaunch(exec, r->s[0]);
+	if (e != cudaSuccess) {
+		fprintf(stderr, "mmf-bench: graph launch (%s/%s): %s\n", mode_names[mode], what_names[what], cudaGetErrorString(e));
+		return -EIO;
+	}
+	return 0;
+}
+
 /* GPU time (events), and per iteration: kernel launches, host time spent
  * launching (enqueue or graph launch) and host wall time including the
  * synchronisation. */
@@ -91,7 +131,6 @@ static double host_us(void)
 
 static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timing *t)
 {
-	cudaGraph_t graph = NULL;
 	cudaGraphExec_t exec = NULL;
 	cudaEvent_t a = NULL, b = NULL;
 	float *ms = calloc((size_t)iters, sizeof *ms);
@@ -104,25 +143,15 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 	int ni = gpu_tower_nops(r->tw[0]), nt = gpu_tower_nops(r->tw[1]);
 	t->launches = mode == MODE_FUSED || mode == MODE_FUSED_GRAPH ? r->plan->nsteps
 		    : what == WHAT_IMAGE ? ni : what == WHAT_TEXT ? nt : ni + nt;
-	if (mode == MODE_GRAPH || mode == MODE_GRAPH_STREAMS || mode == MODE_FUSED_GRAPH) {
-		CUDA_OR(cudaStreamBeginCapture(r->s[0], cudaStreamCaptureModeThreadLocal), "graph capture");
-		rc = enqueue(r, mode, what);
-		cudaError_t e = cudaStreamEndCapture(r->s[0], &graph);
-		if (rc < 0 || e != cudaSuccess) {
-			fprintf(stderr, "mmf-bench: capturing %s/%s failed: %s\n", mode_names[mode], what_names[what], cudaGetErrorString(e));
-			rc = -EIO;
-			goto out;
-		}
-		CUDA_OR(cudaGraphInstantiate(&exec, graph, 0), "graph instantiate");
-	}
+	if ((mode == MODE_GRAPH || mode == MODE_GRAPH_STREAMS || mode == MODE_FUSED_GRAPH) &&
+	    (rc = capture(r, mode, what, &exec)) < 0)
+		goto out;
 	CUDA_OR(cudaEventCreate(&a), "events");
 	CUDA_OR(cudaEventCreate(&b), "events");
 	for (int it = -warmup; it < iters; it++) {
 		double h0 = host_us();
 		CUDA_OR(cudaEventRecord(a, r->s[0]), "event");
-		if (exec)
-			CUDA_OR(cudaGraphLaunch(exec, r->s[0]), "graph launch");
-		else if ((rc = enqueue(r, mode, what)) < 0)
+		if ((rc = run_once(r, mode, what, exec)) < 0)
 			goto out;
 		double h1 = host_us();
 		CUDA_OR(cudaEventRecord(b, r->s[0]), "event");
@@ -143,8 +172,6 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 out:
 	if (exec)
 		cudaGraphExecDestroy(exec);
-	if (graph)
-		cudaGraphDestroy(graph);
 	if (a)
 		cudaEventDestroy(a);
 	if (b)
@@ -526,49 +553,6 @@ static int host_side(run_ctx *r, int mode, gpu_trace *gt, const trace_launch *l,
 	return x ? n : 0;
 }
 
-/* Captures one iteration of the two-stream mode as a graph, with the
- * block records of the traced kernel instances when tracing is on (their
- * record slots are fixed at capture, so every replay rewrites the same
- * records). */
-static int capture_streams(run_ctx *r, cudaGraphExec_t *exec)
-{
-	cudaGraph_t graph = NULL;
-	int rc = 0;
-	*exec = NULL;
-	CUDA_OR(cudaStreamBeginCapture(r->s[0], cudaStreamCaptureModeThreadLocal), "graph capture");
-	rc = enqueue(r, MODE_STREAMS, WHAT_BOTH);
-	cudaError_t e = cudaStreamEndCapture(r->s[0], &graph);
-	if (rc < 0 || e != cudaSuccess) {
-		fprintf(stderr, "mmf-bench: trace: capturing graph-streams failed: %s\n", cudaGetErrorString(e));
-		if (graph)
-			cudaGraphDestroy(graph);
-		return rc < 0 ? rc : -EIO;
-	}
-	e = cudaGraphInstantiate(exec, graph, 0);
-	cudaGraphDestroy(graph);
-	if (e != cudaSuccess) {
-		fprintf(stderr, "mmf-bench: trace: graph instantiate: %s\n", cudaGetErrorString(e));
-		return -EIO;
-	}
-	return 0;
-out:
-	return rc;
-}
-
-/* One iteration of mode: graph-streams replays exec (the traced or the
- * plain capture), the others enqueue. */
-static int run_iteration(run_ctx *r, int mode, cudaGraphExec_t exec)
-{
-	if (mode != MODE_GRAPH_STREAMS)
-		return enqueue(r, mode, WHAT_BOTH);
-	cudaError_t e = cudaGraphLaunch(exec, r->s[0]);
-	if (e != cudaSuccess) {
-		fprintf(stderr, "mmf-bench: trace: graph launch: %s\n", cudaGetErrorString(e));
-		return -EIO;
-	}
-	return 0;
-}
-
 /* One traced iteration of seq, streams, graph-streams and (with a plan)
  * fused: SM utilisation of each, the cost of tracing, and for the first
  * partition the Chrome trace of the fused iteration (seq without a plan;
@@ -606,7 +590,7 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		/* Twice, analysing the second: the first launch of each traced
 		 * instance loads it (CUDA loads kernels lazily), which stretched
 		 * the first traced fused iteration by ~40% (docs/TRACING.md). */
-		if (graph && ((rc = capture_streams(r, &gplain)) < 0))
+		if (graph && (rc = capture(r, mode, WHAT_BOTH, &gplain)) < 0)
 			goto out;
 		for (int pass = 0; pass < (graph ? 1 : 2); pass++) {
 			if ((rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
@@ -614,10 +598,10 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 			/* graph-streams: captured with tracing on (which hands out
 			 * its records' slots), then replayed twice inside the same
 			 * tracing window; the second replay's records stay. */
-			if (graph && (rc = capture_streams(r, &gtraced)) == 0 && (rc = run_iteration(r, mode, gtraced)) == 0)
-				rc = run_iteration(r, mode, gtraced);
-			else if (!graph)
-				rc = run_iteration(r, mode, NULL);
+			if (!graph)
+				rc = run_once(r, mode, WHAT_BOTH, NULL);
+			else if ((rc = capture(r, mode, WHAT_BOTH, &gtraced)) == 0 && (rc = run_once(r, mode, WHAT_BOTH, gtraced)) == 0)
+				rc = run_once(r, mode, WHAT_BOTH, gtraced);
 			if (gpu_trace_off(gt, r->s[0], &err) < 0 || rc < 0) {
 				if (rc < 0 && graph)
 					goto out;	/* said where it failed */
@@ -652,7 +636,7 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 				if (traced && (rc = gpu_trace_on(gt, r->s[0], &err)) < 0)
 					goto fail;
 				CUDA_OR(cudaEventRecord(a, r->s[0]), "event");
-				if ((rc = run_iteration(r, mode, traced ? gtraced : gplain)) < 0)
+				if ((rc = run_once(r, mode, WHAT_BOTH, traced ? gtraced : gplain)) < 0)
 					goto out;
 				CUDA_OR(cudaEventRecord(b, r->s[0]), "event");
 				CUDA_OR(cudaEventSynchronize(b), "event");

@@ -82,7 +82,7 @@ static bool cluster_fits(int splits, cudaStream_t stream)
 }
 
 template <class Cfg>
-static int gemm_launch(const gemm_params &p0, int grid, cudaStream_t stream)
+static int gemm_launch(const gemm_params &p, int grid, cudaStream_t stream)
 {
 	static bool attr_set = false;	/* per configuration; set once before first launch */
 	if (!attr_set) {
@@ -92,32 +92,28 @@ static int gemm_launch(const gemm_params &p0, int grid, cudaStream_t stream)
 		MMF_CUDA_CHECK(cudaFuncSetAttribute(gemm_kernel<Cfg, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::SMEM));
 		attr_set = true;
 	}
-	const gemm_params &p = p0;
 	int tiles = gemm_tiles<Cfg>(p);
 	if (grid <= 0 || grid > tiles)
 		grid = tiles;
+	auto launch = [&](const gemm_params &q, unsigned cluster) {
+		return q.bscale ? mmf_launch_traced(gemm_kernel<Cfg, true, true>, gemm_kernel<Cfg, false, true>, grid, Cfg::THREADS,
+						    Cfg::SMEM, stream, q, 1, cluster)
+				: mmf_launch_traced(gemm_kernel<Cfg, true, false>, gemm_kernel<Cfg, false, false>, grid, Cfg::THREADS,
+						    Cfg::SMEM, stream, q, 1, cluster);
+	};
 	/* Split-K through clusters where the device has them (mmf_set_cluster),
-	 * one tile per block (an explicit smaller grid keeps the ticket). */
+	 * one tile per block (an explicit smaller grid keeps the ticket). A
+	 * cluster launch refused after all (a configuration error, not sticky)
+	 * falls back to the ticket. */
 	if (p.splits > 1 && p.splits <= mmf_cluster_max && grid == tiles &&
 	    (p.bscale ? cluster_fits<Cfg, true>(p.splits, stream) : cluster_fits<Cfg, false>(p.splits, stream))) {
 		gemm_params c = p;
 		c.cluster = 1;
-		cudaError_t e = p.bscale ? mmf_launch_traced(gemm_kernel<Cfg, true, true>, gemm_kernel<Cfg, false, true>, grid,
-							    Cfg::THREADS, Cfg::SMEM, stream, c, 1, (unsigned)p.splits)
-					 : mmf_launch_traced(gemm_kernel<Cfg, true, false>, gemm_kernel<Cfg, false, false>, grid,
-							     Cfg::THREADS, Cfg::SMEM, stream, c, 1, (unsigned)p.splits);
-		if (e == cudaSuccess)
+		if (launch(c, (unsigned)p.splits) == cudaSuccess)
 			return 0;
-		/* Refused at launch after all (a configuration error, which
-		 * is not sticky): the ticket below. */
 		(void)cudaGetLastError();
 	}
-	if (p.bscale)
-		MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true, true>, gemm_kernel<Cfg, false, true>, grid, Cfg::THREADS,
-						 Cfg::SMEM, stream, p));
-	else
-		MMF_CUDA_CHECK(mmf_launch_traced(gemm_kernel<Cfg, true, false>, gemm_kernel<Cfg, false, false>, grid,
-						 Cfg::THREADS, Cfg::SMEM, stream, p));
+	MMF_CUDA_CHECK(launch(p, 0));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -297,6 +297,7 @@ __device__ __forceinline__ bool gemm_split_reduce(const gemm_params &p, int tile
 	return true;
 }
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 /* Split-K through the cluster (p.cluster; sm_90+): the `splits` blocks of
  * one output tile form a cluster, block `split` holding split `split`'s
  * partial. Each block stores its E partials per thread in its own shared
@@ -347,6 +348,7 @@ __device__ __forceinline__ void gemm_cluster_reduce(const gemm_params &p, int sp
 	mmf_cluster_arrive();
 	*pair0 = p0, *pair1 = p1;
 }
+#endif
 
 template <class Cfg, bool Q8 = false>
 __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)

@@ -49,27 +49,20 @@ __device__ __forceinline__ void mmf_pdl_trigger()
 #endif
 }
 
-/* Thread-block clusters (sm_90+, an optional Hopper path used only by
- * plain launches: the cluster barrier counts every thread of every block
- * of the cluster, so a fused block, with a second team, cannot take part).
- * mmf_cluster_sync(): arrive with release, wait with acquire. The arrive
- * and wait halves let a block signal that it is done reading its peers'
- * shared memory and wait only before it exits. mmf_dsmem_map gives the
- * shared::cluster address of the same offset in block `rank` of the
- * cluster; mmf_dsmem_ld2 reads two floats there (8-byte aligned). */
-__device__ __forceinline__ void mmf_cluster_arrive()
-{
+/* Thread-block clusters (sm_90+ only: compiled for no other
+ * architecture, so every caller sits under the same #if; an optional
+ * Hopper path used only by plain launches: the cluster barrier counts every
+ * thread of every block of the cluster, so a fused block, with a second
+ * team, cannot take part). mmf_cluster_sync(): arrive with release, wait
+ * with acquire. The arrive and wait halves let a block signal that it is
+ * done reading its peers' shared memory and wait only before it exits.
+ * mmf_dsmem_map gives the shared::cluster address of the same offset in
+ * block `rank` of the cluster; mmf_dsmem_ld2 reads two floats there
+ * (8-byte aligned). */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-	asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
-#endif
-}
+__device__ __forceinline__ void mmf_cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
 
-__device__ __forceinline__ void mmf_cluster_wait()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-	asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
-#endif
-}
+__device__ __forceinline__ void mmf_cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
 
 __device__ __forceinline__ void mmf_cluster_sync()
 {
@@ -79,21 +72,18 @@ __device__ __forceinline__ void mmf_cluster_sync()
 
 __device__ __forceinline__ uint32_t mmf_dsmem_map(uint32_t smem_addr, int rank)
 {
-	uint32_t r = smem_addr;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	uint32_t r;
 	asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(smem_addr), "r"(rank));
-#endif
 	return r;
 }
 
 __device__ __forceinline__ float2 mmf_dsmem_ld2(uint32_t cluster_addr)
 {
-	float2 v = make_float2(0.f, 0.f);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	float2 v;
 	asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(cluster_addr) : "memory");
-#endif
 	return v;
 }
+#endif
 
 /* Block tracing (mmf_trace.h): every kernel has a traced template instance
  * (TR) and takes a record pointer after its parameters: the launcher

@@ -722,7 +722,6 @@ int main(int argc, char **argv)
 	test_load();
 	test_jpeg_crafted();
 	test_preprocess_args();
-	rmdir(test_tmpdir());
 	return test_done("test_image");
 #endif
 }

@@ -402,6 +402,5 @@ int main(void)
 	test_good();
 	test_errors();
 	CHECK(!strcmp(mmf_status_name(MMF_STATUS_SHUTTING_DOWN), "SHUTTING_DOWN"), "status name");
-	rmdir(test_tmpdir());
 	return test_done("test_libmmf");
 }

@@ -1213,6 +1213,5 @@ int main(void)
 	test_bad_fs();
 	test_fp16();
 	test_bf16();
-	rmdir(test_tmpdir());
 	return test_done("test_safetensors");
 }
