@@ -27,8 +27,8 @@
 #include "engine/synth.h"
 #include "kernels/mmf_kernels.h"
 
-enum { MODE_SEQ, MODE_STREAMS, MODE_GRAPH, MODE_GRAPH_STREAMS, MODE_FUSED, MODE_FUSED_GRAPH, mode_max };
-static const char *mode_names[mode_max] = {"seq", "streams", "graph", "graph-streams", "fused", "fused-graph"};
+enum { MODE_SEQ, MODE_STREAMS, MODE_GRAPH, MODE_GRAPH_STREAMS, MODE_FUSED, MODE_FUSED_GRAPH, MODE_GRAPH_SPLIT, mode_max };
+static const char *mode_names[mode_max] = {"seq", "streams", "graph", "graph-streams", "fused", "fused-graph", "graph-split"};
 enum { WHAT_IMAGE, WHAT_TEXT, WHAT_BOTH, what_max };
 static const char *what_names[what_max] = {"image", "text", "both"};
 
@@ -55,13 +55,16 @@ typedef struct run_ctx {
 	cudaStream_t s[2];
 	cudaEvent_t fork, join;
 	gpu_plan *plan;
+	/* graph-split when one graph cannot span the two partitions' green
+	 * contexts: each tower's own graph, joined by events. */
+	cudaGraphExec_t g2[2];
 } run_ctx;
 
 /* Enqueues one iteration of (mode, what) on r->s[0] (forking to s[1] for
  * the two-stream modes). Graph modes are captured from this. */
 static int enqueue(run_ctx *r, int mode, int what)
 {
-	int two = (mode == MODE_STREAMS || mode == MODE_GRAPH_STREAMS) && what == WHAT_BOTH;
+	int two = (mode == MODE_STREAMS || mode == MODE_GRAPH_STREAMS || mode == MODE_GRAPH_SPLIT) && what == WHAT_BOTH;
 	int rc = 0;
 	if (mode == MODE_FUSED || mode == MODE_FUSED_GRAPH)
 		return plan_enqueue(r->plan, r->tw[0], r->tw[1], r->s[0]);
@@ -80,6 +83,8 @@ static int enqueue(run_ctx *r, int mode, int what)
 /* Captures one iteration of (mode, what) as a graph and instantiates it.
  * While tracing is on, the traced kernel instances are captured with their
  * record slots, so every replay rewrites the same records. */
+static int capture_split(run_ctx *r, cudaError_t why);
+
 static int capture(run_ctx *r, int mode, int what, cudaGraphExec_t *exec)
 {
 	cudaGraph_t graph = NULL;
@@ -88,6 +93,11 @@ static int capture(run_ctx *r, int mode, int what, cudaGraphExec_t *exec)
 	int rc = e == cudaSuccess ? enqueue(r, mode, what) : -EIO;
 	if (e == cudaSuccess)
 		e = cudaStreamEndCapture(r->s[0], &graph);
+	if ((rc < 0 || e != cudaSuccess) && mode == MODE_GRAPH_SPLIT && what == WHAT_BOTH) {
+		if (graph)
+			cudaGraphDestroy(graph);
+		return capture_split(r, e != cudaSuccess ? e : cudaGetLastError());
+	}
 	if (rc < 0 || e != cudaSuccess) {
 		fprintf(stderr, "mmf-bench: capturing %s/%s failed: %s\n", mode_names[mode], what_names[what], cudaGetErrorString(e));
 		if (graph)
@@ -104,9 +114,46 @@ static int capture(run_ctx *r, int mode, int what, cudaGraphExec_t *exec)
 	return 0;
 }
 
-/* One iteration: a replay of exec when given, else (mode, what) enqueued. */
+/* The fallback of graph-split: each tower captured on its own stream. */
+static int capture_split(run_ctx *r, cudaError_t why)
+{
+	static int told;
+	cudaGetLastError();
+	if (!told++)
+		printf("   graph-split: one graph could not span the two partitions (%s); each tower runs its own graph, "
+		       "joined by events\n", cudaGetErrorString(why));
+	for (int t = 0; t < 2; t++) {
+		cudaGraph_t graph = NULL;
+		cudaError_t e = cudaStreamBeginCapture(r->s[t], cudaStreamCaptureModeThreadLocal);
+		int rc = e == cudaSuccess ? gpu_tower_enqueue(r->tw[t], r->s[t]) : -EIO;
+		if (e == cudaSuccess)
+			e = cudaStreamEndCapture(r->s[t], &graph);
+		if (rc == 0 && e == cudaSuccess)
+			e = cudaGraphInstantiate(&r->g2[t], graph, 0);
+		if (graph)
+			cudaGraphDestroy(graph);
+		if (rc < 0 || e != cudaSuccess) {
+			fprintf(stderr, "mmf-bench: capturing graph-split/%s failed: %s\n", what_names[t], cudaGetErrorString(e));
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* One iteration: a replay of exec when given (or of graph-split's two
+ * graphs: s0 forks to s1 and joins it), else (mode, what) enqueued. */
 static int run_once(run_ctx *r, int mode, int what, cudaGraphExec_t exec)
 {
+	if (!exec && r->g2[0]) {
+		cudaError_t e;
+		if ((e = cudaEventRecord(r->fork, r->s[0])) != cudaSuccess || (e = cudaStreamWaitEvent(r->s[1], r->fork, 0)) != cudaSuccess ||
+		    (e = cudaGraphLaunch(r->g2[0], r->s[0])) != cudaSuccess || (e = cudaGraphLaunch(r->g2[1], r->s[1])) != cudaSuccess ||
+		    (e = cudaEventRecord(r->join, r->s[1])) != cudaSuccess || (e = cudaStreamWaitEvent(r->s[0], r->join, 0)) != cudaSuccess) {
+			fprintf(stderr, "mmf-bench: graph launch (graph-split): %s\n", cudaGetErrorString(e));
+			return -EIO;
+		}
+		return 0;
+	}
 	if (!exec)
 		return enqueue(r, mode, what);
 	cudaError_t e = cudaGraphLaunch(exec, r->s[0]);
@@ -143,7 +190,7 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 	int ni = gpu_tower_nops(r->tw[0]), nt = gpu_tower_nops(r->tw[1]);
 	t->launches = mode == MODE_FUSED || mode == MODE_FUSED_GRAPH ? r->plan->nsteps
 		    : what == WHAT_IMAGE ? ni : what == WHAT_TEXT ? nt : ni + nt;
-	if ((mode == MODE_GRAPH || mode == MODE_GRAPH_STREAMS || mode == MODE_FUSED_GRAPH) &&
+	if ((mode == MODE_GRAPH || mode == MODE_GRAPH_STREAMS || mode == MODE_FUSED_GRAPH || mode == MODE_GRAPH_SPLIT) &&
 	    (rc = capture(r, mode, what, &exec)) < 0)
 		goto out;
 	CUDA_OR(cudaEventCreate(&a), "events");
@@ -172,6 +219,11 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 out:
 	if (exec)
 		cudaGraphExecDestroy(exec);
+	for (int k = 0; k < 2; k++) {
+		if (r->g2[k])
+			cudaGraphExecDestroy(r->g2[k]);
+		r->g2[k] = NULL;
+	}
 	if (a)
 		cudaEventDestroy(a);
 	if (b)
@@ -204,7 +256,8 @@ static int parse_modes(const char *list, int *modes)
 			if (!strcmp(t, mode_names[i]))
 				k = i;
 		if (k < 0) {
-			fprintf(stderr, "mmf-bench: --modes: unknown mode '%s' (expected seq, streams, graph, graph-streams, fused or fused-graph)\n", t);
+			fprintf(stderr, "mmf-bench: --modes: unknown mode '%s' (expected seq, streams, graph, graph-streams, fused, "
+				"fused-graph or graph-split)\n", t);
 			return -1;
 		}
 		modes[n++] = k;
@@ -220,6 +273,27 @@ static double cosine(const float *a, const float *b, int n)
 	for (int i = 0; i < n; i++)
 		ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
 	return ab / (sqrt(aa * bb) + 1e-300);
+}
+
+/* Copies both towers' B embeddings (tower t's from stream s[t]) into got
+ * and gives the smallest cosine against the CPU's ref. */
+static int both_outputs(gpu_tower *const tw[2], const cudaStream_t s[2], int B, int E, float *const got[2],
+			float *const ref[2], double *cmin)
+{
+	mmf_err err = {0};
+	*cmin = 1;
+	for (int t = 0; t < 2; t++) {
+		int rc = gpu_tower_get_output(tw[t], got[t], B, s[t], &err);
+		if (rc < 0) {
+			fprintf(stderr, "mmf-bench: %s\n", err.msg);
+			return rc;
+		}
+		for (int i = 0; i < B; i++) {
+			double cs = cosine(got[t] + (size_t)i * E, ref[t] + (size_t)i * E, E);
+			*cmin = cs < *cmin ? cs : *cmin;
+		}
+	}
+	return 0;
 }
 
 /* Op i's GEMM shape as "<tile>x<splits>" (e.g. "Sx4"), or "-" for an op
@@ -687,6 +761,199 @@ out:
 /* The plan for this partition: from the cache when it matches, else
  * planned (with progress) and cached. A stale or corrupt cache file is
  * reported and replaced. */
+/* Prints one timed row and appends it to the JSON "modes" array; extra (may
+ * be NULL) is more JSON members for the row. */
+static void put_row(const gpu_bench_opts *o, int mode, int what, const timing *tm, const char *verdict, const char *extra,
+		    int *firstj)
+{
+	printf("   %-14s %-6s %9.3f %9.3f %9.3f %8d %9.1f %9.3f   %s\n", mode_names[mode], what_names[what], tm->p10, tm->p50,
+	       tm->p90, tm->launches, tm->launch_us, tm->wall_ms, verdict);
+	if (o->json)
+		fprintf(o->json, "%s        {\"mode\": \"%s\", \"what\": \"%s\", \"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, "
+			"\"kernel_launches\": %d, \"host_launch_us\": %.2f, \"host_wall_ms\": %.4f%s%s}",
+			*firstj ? "" : ",\n", mode_names[mode], what_names[what], tm->p10, tm->p50, tm->p90, tm->launches,
+			tm->launch_us, tm->wall_ms, extra ? ", " : "", extra ? extra : "");
+	*firstj = 0;
+}
+
+/* The image SM counts graph-split tries on a partition whose groups hold
+ * `span` SMs: --split-sms, else half the groups and two groups either side
+ * (on an H200 the best was 72 of 132 and 40 of 64). */
+static int split_candidates(const gpu_bench_opts *o, int g, int span, int *k, int max)
+{
+	int n = 0;
+	if (!o->split_sms) {
+		int half = span / 2 / g * g;
+		for (int v = half - 2 * g; v <= half + 2 * g && n < max; v += g)
+			if (v >= g && v < span)
+				k[n++] = v;
+		return n;
+	}
+	const char *s = o->split_sms;
+	while (*s && n < max) {
+		char *e;
+		long v = strtol(s, &e, 10);
+		if (e == s || (*e && *e != ',')) {
+			fprintf(stderr, "mmf-bench: --split-sms '%s': expected a comma-separated list of SM counts\n", o->split_sms);
+			return -1;
+		}
+		if (v > 0 && v % g == 0 && v < span)
+			k[n++] = (int)v;
+		else
+			printf("   graph-split: %ld image SMs is not a multiple of %d below %d here (skipped)\n", v, g, span);
+		s = *e ? e + 1 : e;
+	}
+	return n;
+}
+
+typedef struct split_try { int k, ntxt; gpu_tower *tw[2]; cudaStream_t s[2]; float ms; } split_try;
+
+static void split_try_free(split_try *c)
+{
+	gpu_tower_free(c->tw[0]);
+	gpu_tower_free(c->tw[1]);
+	c->tw[0] = c->tw[1] = NULL;
+}
+
+/* Builds candidate c: the image tower on the partition's first c->k SMs,
+ * the text tower on the others (part_sms 0: every other SM of the GPU),
+ * each tuned there, inputs uploaded. */
+static int split_build(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, gpu_model *gm, chain *const ch[2], const float *px,
+		       const int32_t *tok, split_try *c)
+{
+	mmf_err err = {0};
+	gpu_part *pa, *pb;
+	int rc, B = o->batch;
+	if ((rc = gpu_part_get(parts, c->k, &pa, &err)) < 0 ||
+	    (rc = gpu_part_get_span(parts, c->k, part_sms ? part_sms - c->k : 0, &pb, &err)) < 0 ||
+	    (rc = gpu_part_stream(pa, 3, &c->s[0], &err)) < 0 || (rc = gpu_part_stream(pb, 3, &c->s[1], &err)) < 0) {
+		fprintf(stderr, "mmf-bench: graph-split: %s\n", err.msg);
+		return rc;
+	}
+	c->ntxt = gpu_part_sms(pb);
+	for (int t = 0; t < 2; t++)
+		if ((rc = gpu_tower_new(gm, ch[t], B, t ? c->ntxt : c->k, o->tune ? c->s[t] : NULL, &c->tw[t], &err)) < 0) {
+			fprintf(stderr, "mmf-bench: graph-split: %s\n", err.msg);
+			return rc;
+		}
+	if ((rc = gpu_tower_set_image(c->tw[0], px, B, c->s[0], &err)) < 0 || (rc = gpu_tower_set_text(c->tw[1], tok, B, c->s[1], &err)) < 0) {
+		fprintf(stderr, "mmf-bench: graph-split: %s\n", err.msg);
+		return rc;
+	}
+	/* A graph launched on s[0] orders after s[0]'s work only. */
+	if (cudaStreamSynchronize(c->s[0]) != cudaSuccess || cudaStreamSynchronize(c->s[1]) != cudaSuccess) {
+		fprintf(stderr, "mmf-bench: graph-split: uploading inputs: %s\n", cudaGetErrorString(cudaGetLastError()));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* graph-split: the image tower on the first k SMs of the partition and the
+ * text tower on the others, each with GEMM shapes tuned on its own SMs,
+ * both captured as one graph (two streams of two green contexts). k is the
+ * fastest candidate of a short trial. Its outputs are checked against the
+ * CPU and bitwise against each tower run alone on its SMs (its GEMM shapes,
+ * and so its split-K sums, are its own, unlike the other modes'). */
+static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, gpu_model *gm, chain *const ch[2], int E,
+		       const float *px, const int32_t *tok, float *const ref[2], cudaEvent_t fork, cudaEvent_t join, int *firstj,
+		       int *failed)
+{
+	mmf_err err = {0};
+	int g = gpu_parts_granularity(parts), B = o->batch, rc = 0, k[16], nc = 0, best = 0;
+	int span = part_sms ? part_sms : gpu_parts_groups(parts) * g;
+	split_try c[16] = {0};
+	size_t bytes = (size_t)B * E * sizeof(float);
+	float *alone[2] = {malloc(bytes), malloc(bytes)}, *got[2] = {malloc(bytes), malloc(bytes)};
+	char trials[1024] = "", extra[4096];
+	if (!alone[0] || !alone[1] || !got[0] || !got[1]) {
+		fprintf(stderr, "mmf-bench: out of memory\n");
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((nc = split_candidates(o, g, span, k, 16)) < 0) {
+		rc = 2;
+		goto out;
+	}
+	if (nc == 0) {
+		printf("   %-14s needs two groups of %d SMs; this partition has %d (skipped)\n", "graph-split", g, span);
+		goto out;
+	}
+	int trial = o->iters / 4 < 20 ? 20 : o->iters / 4, tw = 0;
+	for (int i = 0; i < nc; i++) {
+		c[i].k = k[i];
+		if ((rc = split_build(o, parts, part_sms, gm, ch, px, tok, &c[i])) < 0)
+			goto out;
+		if (nc == 1)
+			break;
+		timing tm = {0};
+		run_ctx r = {.tw = {c[i].tw[0], c[i].tw[1]}, .s = {c[i].s[0], c[i].s[1]}, .fork = fork, .join = join};
+		if ((rc = time_mode(&r, MODE_GRAPH_SPLIT, WHAT_BOTH, o->warmup, trial, &tm)) < 0)
+			goto out;
+		c[i].ms = tm.p50;
+		printf("   graph-split trial: image tower on %d SMs, text on %d: both %.3f ms (median of %d)\n", c[i].k, c[i].ntxt,
+		       tm.p50, trial);
+		tw += snprintf(trials + tw, sizeof trials - (size_t)tw, "%s{\"image_sms\": %d, \"text_sms\": %d, \"median_ms\": %.4f}",
+			       i ? ", " : "", c[i].k, c[i].ntxt, tm.p50);
+		if (tw >= (int)sizeof trials)
+			tw = (int)sizeof trials - 1;
+		if (i > 0 && c[i].ms < c[best].ms) {
+			split_try_free(&c[best]);
+			best = i;
+		} else if (i > 0) {
+			split_try_free(&c[i]);
+		}
+	}
+	split_try *b = &c[best];
+	printf("   graph-split: image tower on SMs 0-%d (%d), text tower on the other %d; GEMM shapes tuned on each\n", b->k - 1,
+	       b->k, b->ntxt);
+	/* Each tower alone on its SMs, then both at once. */
+	for (int w = 0; w < what_max; w++) {
+		timing tm = {0};
+		int t = w == WHAT_TEXT;
+		run_ctx r = {.tw = {b->tw[0], b->tw[1]}, .s = {b->s[t], b->s[!t]}, .fork = fork, .join = join};
+		if ((rc = time_mode(&r, w == WHAT_BOTH ? MODE_GRAPH_SPLIT : MODE_GRAPH, w, o->warmup, o->iters, &tm)) < 0)
+			goto out;
+		char verdict[160] = "";
+		int n = snprintf(extra, sizeof extra, "\"image_sms\": %d, \"text_sms\": %d", b->k, b->ntxt);
+		if (w != WHAT_BOTH) {
+			if ((rc = gpu_tower_get_output(b->tw[t], alone[t], B, b->s[t], &err)) < 0) {
+				fprintf(stderr, "mmf-bench: %s\n", err.msg);
+				goto out;
+			}
+			put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, firstj);
+			continue;
+		}
+		double cmin;
+		if ((rc = both_outputs(b->tw, b->s, B, E, got, ref, &cmin)) < 0)
+			goto out;
+		int bitwise = !memcmp(alone[0], got[0], bytes) && !memcmp(alone[1], got[1], bytes), ok = bitwise && cmin >= 0.999;
+		*failed |= !ok;
+		snprintf(verdict, sizeof verdict, "%s each tower alone (own shapes), min cosine vs CPU fp32 %.6f%s",
+			 bitwise ? "bitwise equal to" : "DIFFER from", cmin, ok ? "" : "  FAILED");
+		n += snprintf(extra + n, sizeof extra - (size_t)n, ", \"trials\": [%s], \"gemm_shapes\": {", trials);
+		for (int u = 0; u < 2 && n < (int)sizeof extra; u++) {
+			n += snprintf(extra + n, sizeof extra - (size_t)n, "%s\"%s\": [", u ? ", " : "", tower_name((tower)u));
+			for (int i = 0; i < gpu_tower_nops(b->tw[u]) && n < (int)sizeof extra; i++) {
+				char sh[16];
+				shape_name(b->tw[u], i, sh, sizeof sh);
+				n += snprintf(extra + n, sizeof extra - (size_t)n, "%s\"%s\"", i ? ", " : "", sh);
+			}
+			if (n < (int)sizeof extra)
+				n += snprintf(extra + n, sizeof extra - (size_t)n, "]");
+		}
+		if (n < (int)sizeof extra)
+			snprintf(extra + n, sizeof extra - (size_t)n, "}");
+		else
+			snprintf(extra, sizeof extra, "\"image_sms\": %d, \"text_sms\": %d", b->k, b->ntxt);
+		put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, firstj);
+	}
+out:
+	for (int i = 0; i < nc; i++)
+		split_try_free(&c[i]);
+	free(alone[0]), free(alone[1]), free(got[0]), free(got[1]);
+	return rc;
+}
+
 static int get_plan(const gpu_bench_opts *o, run_ctx *r, int sms, const char *gpu, const roof *rf)
 {
 	mmf_err err = {0};
@@ -907,9 +1174,9 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		       "launch us", "wall ms", "outputs");
 		if (o->json)
 			fprintf(o->json, "      \"modes\": [\n");
-		int firstj = 1;
+		int firstj = 1, have_first = 0;
 		for (int mi = 0; mi < nmodes; mi++) {
-			for (int w = 0; w < what_max; w++) {
+			for (int w = 0; w < what_max && modes[mi] != MODE_GRAPH_SPLIT; w++) {
 				timing tm = {0};
 				if ((modes[mi] == MODE_FUSED || modes[mi] == MODE_FUSED_GRAPH) && w != WHAT_BOTH)
 					continue;	/* a plan runs both towers */
@@ -918,38 +1185,29 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 				/* Outputs of this mode: bitwise against the first mode, cosine against the CPU. */
 				char verdict[160] = "";
 				if (w == WHAT_BOTH) {
-					for (int t = 0; t < 2; t++)
-						if ((rc = gpu_tower_get_output(r.tw[t], got[t], B, r.s[0], &err)) < 0) {
-							fprintf(stderr, "mmf-bench: %s\n", err.msg);
-							goto out;
-						}
-					double cmin = 1;
-					for (int t = 0; t < 2; t++)
-						for (int s = 0; s < B; s++) {
-							double cs = cosine(got[t] + (size_t)s * E, ref[t] + (size_t)s * E, E);
-							cmin = cs < cmin ? cs : cmin;
-						}
-					int bitwise = 1;
-					if (mi == 0)
+					double cmin;
+					cudaStream_t s2[2] = {r.s[0], r.s[0]};
+					if ((rc = both_outputs(r.tw, s2, B, E, got, ref, &cmin)) < 0)
+						goto out;
+					int bitwise = 1, reference = !have_first;
+					if (reference)
 						memcpy(first[0], got[0], (size_t)B * E * 4), memcpy(first[1], got[1], (size_t)B * E * 4);
 					else
 						bitwise = !memcmp(first[0], got[0], (size_t)B * E * 4) && !memcmp(first[1], got[1], (size_t)B * E * 4);
+					have_first = 1;
 					int ok = bitwise && cmin >= 0.999;
 					failed |= !ok;
 					snprintf(verdict, sizeof verdict, "%s, min cosine vs CPU fp32 %.6f%s",
-						 mi == 0 ? "reference" : bitwise ? "bitwise equal" : "DIFFER",
+						 reference ? "reference" : bitwise ? "bitwise equal" : "DIFFER",
 						 cmin, ok ? "" : "  FAILED");
 				}
-				printf("   %-14s %-6s %9.3f %9.3f %9.3f %8d %9.1f %9.3f   %s\n", mode_names[modes[mi]], what_names[w], tm.p10,
-				       tm.p50, tm.p90, tm.launches, tm.launch_us, tm.wall_ms, verdict);
-				if (o->json)
-					fprintf(o->json, "%s        {\"mode\": \"%s\", \"what\": \"%s\", \"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, "
-						"\"kernel_launches\": %d, \"host_launch_us\": %.2f, \"host_wall_ms\": %.4f}",
-						firstj ? "" : ",\n", mode_names[modes[mi]], what_names[w], tm.p10, tm.p50, tm.p90, tm.launches,
-						tm.launch_us, tm.wall_ms);
-				firstj = 0;
+				put_row(o, modes[mi], w, &tm, verdict, NULL, &firstj);
 			}
 		}
+		for (int mi = 0; mi < nmodes; mi++)
+			if (modes[mi] == MODE_GRAPH_SPLIT &&
+			    (rc = split_bench(o, parts, sms[pi], gm, ch, E, px, tok, ref, r.fork, r.join, &firstj, &failed)) != 0)
+				goto out;
 		if (o->json)
 			fprintf(o->json, "\n      ]");
 		if (o->trace && (rc = trace_run(o, &r, n, pi == 0, gpu)) < 0)

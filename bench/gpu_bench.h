@@ -20,6 +20,7 @@ typedef struct gpu_bench_opts {
 	int show_plan;		/* print the plan of each partition */
 	int pairs;		/* run the pair microbenchmark too */
 	int tune_sms;		/* tune GEMM shapes on a partition of this many SMs (0: the one run on) */
+	const char *split_sms;	/* graph-split: image SM counts to try ("56,64"); NULL: around half */
 	const char *profile;	/* seq or fused: one iteration between cudaProfilerStart/Stop */
 	const char *profile_ops;	/* where to write that iteration's kernel -> op list (CSV) */
 	const char *trace;	/* Chrome trace of the first partition's fused (else seq) iteration; NULL: no tracing */

@@ -59,8 +59,15 @@ static void usage(FILE *fp)
 		"  --sms LIST          cuda: SM partitions to run in, e.g. 8,16,32,all; each is a\n"
 		"                      green context of that many SMs (L2 and DRAM bandwidth are\n"
 		"                      not partitioned) [all]\n"
-		"  --modes LIST        cuda: seq, streams, graph, graph-streams, fused, fused-graph\n"
-		"                      [all six]; the fused modes run the partition's plan\n"
+		"  --modes LIST        cuda: seq, streams, graph, graph-streams, fused, fused-graph,\n"
+		"                      graph-split [all seven]; the fused modes run the\n"
+		"                      partition's plan; graph-split runs the image tower on the\n"
+		"                      partition's first SMs and the text tower on the others\n"
+		"                      (green contexts), each with GEMM shapes tuned on its own\n"
+		"                      SMs, as one graph (needs two groups of SMs: 16 on Hopper)\n"
+		"  --split-sms LIST    cuda: image-tower SM counts graph-split tries, the fastest\n"
+		"                      in a short trial kept [half the partition and two groups\n"
+		"                      either side, e.g. 48,56,64,72,80 of 132]\n"
 		"  --strategy S        cuda: fuse pairs with inter, intra-block, intra-thread or\n"
 		"                      auto (best measured per pair) [auto]\n"
 		"  --plan              cuda: print each partition's fusion plan (planned once and\n"
@@ -276,7 +283,7 @@ static void git_commit(char *buf, size_t len)
 int main(int argc, char **argv)
 {
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
-	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_IMAGE, O_TEXT,
+	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_SPLIT_SMS, O_IMAGE, O_TEXT,
 	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS, O_REPORT, O_REPORT_QUICK,
 	       O_REPORT_GPUS, O_DRAM_GBS, O_TRACE_MODE };
 	static const struct option opts[] = {
@@ -286,7 +293,8 @@ int main(int argc, char **argv)
 		{"seed", required_argument, 0, O_SEED}, {"chain", no_argument, 0, O_CHAIN},
 		{"ops", no_argument, 0, O_OPS}, {"json", required_argument, 0, O_JSON},
 		{"sms", required_argument, 0, O_SMS}, {"modes", required_argument, 0, O_MODES},
-		{"no-tune", no_argument, 0, O_NOTUNE}, {"tune-sms", required_argument, 0, O_TUNE_SMS}, {"strategy", required_argument, 0, O_STRATEGY},
+		{"no-tune", no_argument, 0, O_NOTUNE}, {"tune-sms", required_argument, 0, O_TUNE_SMS},
+		{"split-sms", required_argument, 0, O_SPLIT_SMS}, {"strategy", required_argument, 0, O_STRATEGY},
 		{"plan", no_argument, 0, O_PLAN}, {"pairs", no_argument, 0, O_PAIRS},
 		{"profile", required_argument, 0, O_PROFILE}, {"profile-ops", required_argument, 0, O_PROFILE_OPS},
 		{"image", required_argument, 0, O_IMAGE}, {"text", required_argument, 0, O_TEXT},
@@ -310,18 +318,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mmf-bench: out of memory\n");
 		return 1;
 	}
-	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams,fused,fused-graph", *strategy = "auto", *profile = NULL,
+	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams,fused,fused-graph,graph-split", *strategy = "auto", *profile = NULL,
 		   *profile_ops = "profile-ops.csv";
 	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, tune_sms = 0, c;
 	unsigned long long seed = 1;
 	clip_weights weights = CLIP_WEIGHTS_AUTO;
-	const char *report = NULL;
+	const char *report = NULL, *split_sms = NULL;
 	int report_quick = 0, sms_given = 0, report_gpus = 1;
 	double dram_gbs = 0;
 	const char *cuda_only = NULL;	/* the first CUDA-only option given */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
-		if (!cuda_only && (c == O_SMS || c == O_MODES || c == O_NOTUNE || c == O_TUNE_SMS || c == O_STRATEGY ||
+		if (!cuda_only && (c == O_SMS || c == O_MODES || c == O_NOTUNE || c == O_TUNE_SMS || c == O_SPLIT_SMS || c == O_STRATEGY ||
 				   c == O_PLAN || c == O_PAIRS || c == O_PROFILE || c == O_PROFILE_OPS || c == O_TRACE ||
 				   c == O_DRAM_GBS || c == O_TRACE_MODE))
 			for (const struct option *q = opts; q->name; q++)
@@ -362,6 +370,21 @@ int main(int argc, char **argv)
 		case O_MODES: modes = optarg; break;
 		case O_NOTUNE: tune = 0; break;
 		case O_TUNE_SMS: tune_sms = (int)v; break;
+		case O_SPLIT_SMS:
+			for (const char *q = optarg;;) {
+				errno = 0;
+				long k = strtol(q, &end, 10);
+				if (errno || end == q || k < 1 || k > 100000 || (*end && *end != ',')) {
+					fprintf(stderr, "mmf-bench: --split-sms '%s': expected a comma-separated list of positive SM "
+						"counts\n", optarg);
+					return 2;
+				}
+				if (!*end)
+					break;
+				q = end + 1;
+			}
+			split_sms = optarg;
+			break;
 		case O_DRAM_GBS:
 			errno = 0;
 			dram_gbs = strtod(optarg, &end);
@@ -554,7 +577,7 @@ int main(int argc, char **argv)
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
 				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
-				     .tune_sms = tune_sms, .trace = trace, .trace_mode = trace_mode, .precision = prec, .dram_gbs = dram_gbs};
+				     .tune_sms = tune_sms, .split_sms = split_sms, .trace = trace, .trace_mode = trace_mode, .precision = prec, .dram_gbs = dram_gbs};
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");

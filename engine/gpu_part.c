@@ -153,6 +153,7 @@ struct gpu_parts {
 	CUcontext primary;		/* retained while p lives */
 	gpu_part **cache;		/* [0] whole GPU, [k] the first k groups */
 	gpu_part **rest;		/* [k]: every SM but the first k groups' */
+	gpu_part **spans;		/* [i * (ngroups + 1) + j]: groups i..j-1 */
 };
 
 const char *gpu_parts_device_name(const gpu_parts *p) { return p->name; }
@@ -254,7 +255,8 @@ int gpu_parts_open(int device, gpu_parts **out, mmf_err *err)
 	}
 	p->cache = calloc((size_t)p->ngroups + 1, sizeof *p->cache);
 	p->rest = calloc((size_t)p->ngroups + 1, sizeof *p->rest);
-	if (!p->cache || !p->rest) {
+	p->spans = calloc(((size_t)p->ngroups + 1) * ((size_t)p->ngroups + 1), sizeof *p->spans);
+	if (!p->cache || !p->rest || !p->spans) {
 		rc = mmf_err_set(err, -ENOMEM, "gpu_parts: out of memory");
 		goto fail;
 	}
@@ -294,10 +296,14 @@ void gpu_parts_close(gpu_parts *p)
 	if (p->rest)
 		for (int k = 0; k <= p->ngroups; k++)
 			part_free(p->rest[k]);
+	if (p->spans)
+		for (int k = 0; k < (p->ngroups + 1) * (p->ngroups + 1); k++)
+			part_free(p->spans[k]);
 	if (p->primary)
 		cu.cuDevicePrimaryCtxRelease(p->dev);
 	free(p->cache);
 	free(p->rest);
+	free(p->spans);
 	free(p->groups);
 	free(p->sizes);
 	free(p);
@@ -512,6 +518,40 @@ int gpu_part_get_rest(gpu_parts *p, int sms, gpu_part **out, mmf_err *err)
 	}
 	snprintf(t->name, sizeof t->name, "the other %d SMs", t->sms);
 	p->rest[k] = t;
+	*out = t;
+	return 0;
+}
+
+int gpu_part_get_span(gpu_parts *p, int first, int sms, gpu_part **out, mmf_err *err)
+{
+	*out = NULL;
+	int i = sms_index(p, first), rc;
+	if (first < 0 || i < 0 || (first == 0 && sms == 0))
+		return mmf_err_set(err, -EINVAL, "%s: no group of SMs starts at SM %d (groups of %d)", p->name, first,
+				   p->granularity);
+	if (sms == 0)
+		return gpu_part_get_rest(p, first, out, err);
+	if (first == 0)
+		return gpu_part_get(p, sms, out, err);
+	int j = sms_index(p, first + sms);
+	if (sms < 0 || j <= i)
+		return mmf_err_set(err, -EINVAL, "%s: %d SMs from SM %d do not end at a group boundary (groups of %d, %d SMs "
+				   "in groups)", p->name, sms, first, p->granularity, p->sizes[p->ngroups]);
+	gpu_part **slot = &p->spans[i * (p->ngroups + 1) + j];
+	if (*slot) {
+		*out = *slot;
+		return 0;
+	}
+	gpu_part *t = calloc(1, sizeof *t);
+	if (!t)
+		return mmf_err_set(err, -ENOMEM, "gpu_part: out of memory");
+	if ((rc = green_over(p, p->groups + i, j - i, t, err)) < 0) {
+		mmf_err_prefix(err, "%s: SMs %d to %d", p->name, first, first + sms - 1);
+		part_free(t);
+		return rc;
+	}
+	snprintf(t->name, sizeof t->name, "%d SMs from %d", t->sms, first);
+	*slot = t;
 	*out = t;
 	return 0;
 }

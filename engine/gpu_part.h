@@ -80,6 +80,13 @@ int gpu_part_get(gpu_parts *p, int sms, gpu_part **out, mmf_err *err);
  * gpu_part_sms is the SMs it got. */
 int gpu_part_get_rest(gpu_parts *p, int sms, gpu_part **out, mmf_err *err);
 
+/* SMs [first, first + sms) of the split's groups, for work that runs beside
+ * other work on disjoint SMs (mmf-bench's graph-split mode): first and
+ * first + sms must be partition sizes (group boundaries); sms = 0 means
+ * every SM from `first` on, the remainder included (gpu_part_get_rest);
+ * first = 0 is gpu_part_get. Same caching as gpu_part_get. */
+int gpu_part_get_span(gpu_parts *p, int first, int sms, gpu_part **out, mmf_err *err);
+
 /* Non-blocking stream idx (0 .. GPU_PART_MAX_STREAMS-1) of the partition,
  * created on first use and owned by it. Kernels launched on it with <<<>>>
  * or cudaLaunchKernel, and graphs captured on it, run on the partition's

@@ -5,7 +5,7 @@
 #   tools/bar-session.sh OUT
 # GPU 0 runs the benchmark of record (tools/gpu-bench.sh: mmf-bench and the
 # PyTorch peer, same GPU, same run, 200 iterations) at SMS (default 8,all)
-# without the per-op and pair tables; with several GPUs the last one runs
+# without the per-op and pair tables (EXTRA: more mmf-bench flags); with several GPUs the last one runs
 # the whole of check-gpu beside it (OUT/check-gpu.log).
 set -u
 out=${1:?usage: bar-session.sh OUT}
@@ -23,7 +23,7 @@ if [ "$ngpu" -gt 1 ]; then
 	 echo "check-gpu exit $?" >>"$out/check-gpu.log") &
 	cpid=$!
 fi
-CUDA_VISIBLE_DEVICES=0 SMS=${SMS:-8,all} EXTRA= sh .gpu/gpu-bench.sh .gpu "$out/record"
+CUDA_VISIBLE_DEVICES=0 SMS=${SMS:-8,all} EXTRA=${EXTRA-} sh .gpu/gpu-bench.sh .gpu "$out/record"
 echo "record exit $?"
 [ -n "$cpid" ] && { wait "$cpid"; tail -3 "$out/check-gpu.log"; }
 ls -la "$out" "$out/record"

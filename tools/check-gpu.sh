@@ -51,6 +51,9 @@ if [ "$san" = only ]; then
 	exit $fail
 fi
 run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
+# graph-split inside partitions: the text tower on groups that neither start
+# at SM 0 nor reach the end (gpu_part_get_span), two candidates at 32.
+run "$bench" --device cuda --model small --sms 16,32 --modes graph-streams,graph-split --split-sms 8,16 --iters 20 --warmup 5
 # The fp32 SIMT path through every mode, fused ones included (planned for fp32).
 run "$bench" --device cuda --model small --weights fp32 --sms 8,all --iters 20 --warmup 5
 # A DRAM limit (--dram-gbs) on 8 SMs: the calibration reaches the target

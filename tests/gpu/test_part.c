@@ -301,6 +301,41 @@ int main(void)
 		CK(cudaGraphDestroy(graph));
 	}
 
+	/* Spans (graph-split): the second group alone, and every SM from the
+	 * second group on, are disjoint from the first group. */
+	if (have[0] && gpu_parts_groups(p) >= 3) {
+		int from[2] = {g, g}, len[2] = {g, 0};
+		for (int i = 0; i < 2; i++) {
+			gpu_part *t = NULL, *again = NULL;
+			mmf_stream s = NULL;
+			memset(&err, 0, sizeof err);
+			rc = gpu_part_get_span(p, from[i], len[i], &t, &err);
+			CHECK(rc == 0 && t, "gpu_part_get_span(%d, %d): %s", from[i], len[i], err.msg);
+			if (rc < 0)
+				continue;
+			CHECK(gpu_part_get_span(p, from[i], len[i], &again, &err) == 0 && again == t,
+			      "asking twice for span (%d, %d) gave another partition", from[i], len[i]);
+			int want_n = len[i] ? len[i] : total - from[i];
+			CHECK(gpu_part_sms(t) == want_n, "span (%d, %d) has %d SMs, expected %d", from[i], len[i],
+			      gpu_part_sms(t), want_n);
+			CHECK(gpu_part_stream(t, 0, &s, &err) == 0, "span stream: %s", err.msg);
+			smset set;
+			run_on((cudaStream_t)s, &set);
+			char what[64];
+			snprintf(what, sizeof what, "span %s", gpu_part_name(t));
+			print_ids(what, &set);
+			CHECK(set.n == want_n, "%s: the kernel ran on %d distinct SMs, expected %d", gpu_part_name(t), set.n,
+			      want_n);
+			CHECK(common(&set, &sets[0]) == 0, "%s shares %d SMs with %s", gpu_part_name(t),
+			      common(&set, &sets[0]), gpu_part_name(parts[0]));
+		}
+		gpu_part *t = NULL;
+		CHECK(gpu_part_get_span(p, g + 1, g, &t, &err) == -EINVAL && !t, "a span from SM %d was accepted", g + 1);
+		CHECK(gpu_part_get_span(p, g, g + 1, &t, &err) == -EINVAL && !t, "a span of %d SMs was accepted", g + 1);
+		CHECK(gpu_part_get_span(p, 0, 0, &t, &err) == -EINVAL && !t, "span (0, 0) was accepted");
+		printf("  span errors: %s\n", err.msg);
+	}
+
 	printf("errors:\n");
 	test_errors(p);
 
