@@ -100,6 +100,8 @@ struct gemm_cfg {
 	static constexpr int THREADS = WM * WN * 32;
 	static constexpr int MI = BM / WM / 16, NI = BN / WN / 8;
 	static constexpr int SMEM = STAGES * (BM + BN) * GEMM_LDS * 2;
+	/* Double-buffered fragments (gemm_tile) for every tile but 128x128. */
+	static constexpr bool FRAG2 = !(BM == 128 && BN == 128);
 	static_assert(BM % (WM * 16) == 0 && BN % (WN * 16) == 0, "warp tile must be whole m16 x n16 blocks");
 	static_assert(MI * NI * 4 * THREADS * 4 <= SMEM, "split-K through the cluster keeps a tile's partials in shared memory");
 };
@@ -441,54 +443,116 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 			load_stage(s, (kt0 + s) * GEMM_BK);
 		cp_async_commit();
 	}
-	for (int kt = 0; kt < KT; kt++) {
-		cp_async_wait<STAGES - 2>();
-		team_sync(team);
-		int nk = kt + STAGES - 1;
-		if (nk < KT)
-			load_stage(nk % STAGES, (kt0 + nk) * GEMM_BK);
-		cp_async_commit();
-		const int st = kt % STAGES;
-		const __half *a = sA + st * BM * GEMM_LDS, *b = sB + st * BN * GEMM_LDS;
-		uint2 bq[Q8 ? NI : 1];	/* Q8: each lane's 8 bytes of the slice, per n8 fragment */
-		if (Q8) {
-			const int8_t *b8 = sBq + st * BN * GEMM_LDSQ;
-#pragma unroll
-			for (int j = 0; j < NI; j++)
-				bq[j] = *reinterpret_cast<const uint2 *>(b8 + (wn * (BN / Cfg::WN) + j * 8 + (lane >> 2)) * GEMM_LDSQ +
-									  (lane & 3) * 8);
-		}
-#pragma unroll
-		for (int kk = 0; kk < GEMM_BK; kk += 16) {
-			uint32_t af[MI][4], bf[NI][2];
+	if constexpr (!Q8 && Cfg::FRAG2) {
+		/* Fragments double-buffered across k16 steps and across slices:
+		 * the next step's ldmatrix loads are issued before this step's
+		 * mma, and the next slice's first ones (after its barrier) before
+		 * this slice's last mma, so shared-memory latency and the barrier
+		 * overlap tensor-core work. The mma sequence per accumulator is
+		 * unchanged: the same bits as one buffer. */
+		constexpr int KS = GEMM_BK / 16;
+		uint32_t af[2][MI][4], bf[2][NI][2];
+		auto load_frag = [&](int buf, int st, int kk) {
+			const __half *a = sA + st * BM * GEMM_LDS, *b = sB + st * BN * GEMM_LDS;
 #pragma unroll
 			for (int i = 0; i < MI; i++) {
 				int row = wm * (BM / Cfg::WM) + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;
-				ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), af[i][0], af[i][1], af[i][2], af[i][3]);
+				ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), af[buf][i][0], af[buf][i][1], af[buf][i][2],
+					    af[buf][i][3]);
 			}
+#pragma unroll
+			for (int j = 0; j < NI; j += 2) {
+				int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7),
+				    col = kk + (mat & 1) * 8;
+				ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), bf[buf][j][0], bf[buf][j][1], bf[buf][j + 1][0],
+					    bf[buf][j + 1][1]);
+			}
+		};
+		if (KT > 0) {
+			cp_async_wait<STAGES - 2>();
+			team_sync(team);
+			load_frag(0, 0, 0);
+		}
+		for (int kt = 0; kt < KT; kt++) {
+			/* Every thread finished reading the stage this refills
+			 * (slice kt-1's) before the barrier that made slice kt
+			 * visible. */
+			int nk = kt + STAGES - 1;
+			if (nk < KT)
+				load_stage(nk % STAGES, (kt0 + nk) * GEMM_BK);
+			cp_async_commit();
+			const int st = kt % STAGES;
+#pragma unroll
+			for (int ks = 0; ks < KS; ks++) {
+				const int cur = ks & 1;	/* KS is even: slice kt starts in buffer 0 */
+				if (ks + 1 < KS) {
+					load_frag(cur ^ 1, st, (ks + 1) * 16);
+				} else if (kt + 1 < KT) {
+					cp_async_wait<STAGES - 2>();
+					team_sync(team);
+					load_frag(cur ^ 1, (kt + 1) % STAGES, 0);
+				}
+#pragma unroll
+				for (int i = 0; i < MI; i++)
+#pragma unroll
+					for (int j = 0; j < NI; j++)
+						mma16816(acc[i][j], af[cur][i], bf[cur][j][0], bf[cur][j][1]);
+			}
+		}
+	} else {
+		/* One fragment buffer: the L tile (its 126 registers would grow to
+		 * 170 with two, one block an SM instead of two) and int8 weights
+		 * (one 8-byte load per lane per slice gives both k16 steps' B
+		 * fragments). */
+		for (int kt = 0; kt < KT; kt++) {
+			cp_async_wait<STAGES - 2>();
+			team_sync(team);
+			int nk = kt + STAGES - 1;
+			if (nk < KT)
+				load_stage(nk % STAGES, (kt0 + nk) * GEMM_BK);
+			cp_async_commit();
+			const int st = kt % STAGES;
+			const __half *a = sA + st * BM * GEMM_LDS, *b = sB + st * BN * GEMM_LDS;
+			uint2 bq[Q8 ? NI : 1];	/* Q8: each lane's 8 bytes of the slice, per n8 fragment */
 			if (Q8) {
-				/* The packed slice gives lane its m16n8k16 B fragments
-				 * of both k16 halves in one 8-byte load: word kk/16,
-				 * bytes 0-1 = k 2*(lane%4)+{0,1}, bytes 2-3 the same + 8. */
-#pragma unroll
-				for (int j = 0; j < NI; j++) {
-					uint32_t w = kk ? bq[j].y : bq[j].x;
-					bf[j][0] = u8x2_to_h2<0x4140>(w);
-					bf[j][1] = u8x2_to_h2<0x4342>(w);
-				}
-			} else {
-#pragma unroll
-				for (int j = 0; j < NI; j += 2) {
-					int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7),
-					    col = kk + (mat & 1) * 8;
-					ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
-				}
-			}
-#pragma unroll
-			for (int i = 0; i < MI; i++)
+				const int8_t *b8 = sBq + st * BN * GEMM_LDSQ;
 #pragma unroll
 				for (int j = 0; j < NI; j++)
-					mma16816(acc[i][j], af[i], bf[j][0], bf[j][1]);
+					bq[j] = *reinterpret_cast<const uint2 *>(b8 + (wn * (BN / Cfg::WN) + j * 8 + (lane >> 2)) * GEMM_LDSQ +
+										  (lane & 3) * 8);
+			}
+#pragma unroll
+			for (int kk = 0; kk < GEMM_BK; kk += 16) {
+				uint32_t af[MI][4], bf[NI][2];
+#pragma unroll
+				for (int i = 0; i < MI; i++) {
+					int row = wm * (BM / Cfg::WM) + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;
+					ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), af[i][0], af[i][1], af[i][2], af[i][3]);
+				}
+				if (Q8) {
+					/* The packed slice gives lane its m16n8k16 B fragments
+					 * of both k16 halves in one 8-byte load: word kk/16,
+					 * bytes 0-1 = k 2*(lane%4)+{0,1}, bytes 2-3 the same + 8. */
+#pragma unroll
+					for (int j = 0; j < NI; j++) {
+						uint32_t w = kk ? bq[j].y : bq[j].x;
+						bf[j][0] = u8x2_to_h2<0x4140>(w);
+						bf[j][1] = u8x2_to_h2<0x4342>(w);
+					}
+				} else {
+#pragma unroll
+					for (int j = 0; j < NI; j += 2) {
+						int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7),
+						    col = kk + (mat & 1) * 8;
+						ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+					}
+				}
+#pragma unroll
+				for (int i = 0; i < MI; i++)
+#pragma unroll
+					for (int j = 0; j < NI; j++)
+						mma16816(acc[i][j], af[i], bf[j][0], bf[j][1]);
+			}
 		}
 	}
 	cp_async_wait<0>();
