@@ -10,6 +10,7 @@
 #            (tools/bar-session.sh: mmf-bench with every mode, graph-split
 #            trying SPLIT image SMs, and PyTorch in the same run)
 #   explore  RN50 graph-streams against graph-split at 16, 32 and 64 SMs
+#   gpucheck check-gpu without its sanitizer runs (tools/check-gpu.sh)
 set -u
 out=${1:?usage: split-session.sh OUT [STEPS]}
 steps=${2:-check bar}
@@ -40,6 +41,11 @@ for step in $steps; do
 			--iters 200 --json "$out/explore.json" >"$out/explore.log" 2>&1
 		echo "explore: exit $?" | tee -a "$out/checks.txt"
 		grep -E "graph-split|graph-streams +both|partition:" "$out/explore.log"
+		;;
+	gpucheck)
+		MMF_CHECK_SANITIZERS=0 MMF_CACHE=/tmp/mmf-cache-check timeout 330 .gpu/check-gpu.sh .gpu >"$out/check-gpu-nosan.log" 2>&1
+		echo "check-gpu (no sanitizers): exit $?" | tee -a "$out/checks.txt"
+		grep -E "passed|FAILED" "$out/check-gpu-nosan.log" | tail -12
 		;;
 	*) echo "split-session: unknown step '$step'" >&2; exit 2 ;;
 	esac
