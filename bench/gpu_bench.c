@@ -790,6 +790,8 @@ static int split_candidates(const gpu_bench_opts *o, int g, int span, int *k, in
 		return n;
 	}
 	const char *s = o->split_sms;
+	char skipped[256] = "";
+	int w = 0;
 	while (*s && n < max) {
 		char *e;
 		long v = strtol(s, &e, 10);
@@ -799,10 +801,13 @@ static int split_candidates(const gpu_bench_opts *o, int g, int span, int *k, in
 		}
 		if (v > 0 && v % g == 0 && v < span)
 			k[n++] = (int)v;
-		else
-			printf("   graph-split: %ld image SMs is not a multiple of %d below %d here (skipped)\n", v, g, span);
+		else if (w < (int)sizeof skipped)
+			w += snprintf(skipped + w, sizeof skipped - (size_t)w, "%s%ld", w ? "," : "", v);
 		s = *e ? e + 1 : e;
 	}
+	/* Where no split fits, the caller says so once. */
+	if (w && n && span >= 2 * g)
+		printf("   graph-split: --split-sms %s skipped here (image SMs must be a multiple of %d below %d)\n", skipped, g, span);
 	return n;
 }
 

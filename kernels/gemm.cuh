@@ -100,8 +100,11 @@ struct gemm_cfg {
 	static constexpr int THREADS = WM * WN * 32;
 	static constexpr int MI = BM / WM / 16, NI = BN / WN / 8;
 	static constexpr int SMEM = STAGES * (BM + BN) * GEMM_LDS * 2;
-	/* Double-buffered fragments (gemm_tile) for every tile but 128x128. */
-	static constexpr bool FRAG2 = !(BM == 128 && BN == 128);
+	/* Double-buffered fragments (gemm_tile) for the S, W and N tiles. Not
+	 * L (126 -> 170 registers: one block an SM instead of two, 8 SMs 11%
+	 * slower) nor M (92 -> 118: four blocks an SM instead of five; the
+	 * image tower at 8 SMs 1.6% slower, the whole GPU the same). */
+	static constexpr bool FRAG2 = !(BM == 128 && BN == 128) && !(BM == 64 && BN == 64);
 	static_assert(BM % (WM * 16) == 0 && BN % (WN * 16) == 0, "warp tile must be whole m16 x n16 blocks");
 	static_assert(MI * NI * 4 * THREADS * 4 <= SMEM, "split-K through the cluster keeps a tile's partials in shared memory");
 };
@@ -500,10 +503,9 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 			}
 		}
 	} else {
-		/* One fragment buffer: the L tile (its 126 registers would grow to
-		 * 170 with two, one block an SM instead of two) and int8 weights
-		 * (one 8-byte load per lane per slice gives both k16 steps' B
-		 * fragments). */
+		/* One fragment buffer: the L and M tiles (Cfg::FRAG2) and int8
+		 * weights (one 8-byte load per lane per slice gives both k16
+		 * steps' B fragments). */
 		for (int kt = 0; kt < KT; kt++) {
 			cp_async_wait<STAGES - 2>();
 			team_sync(team);
