@@ -55,9 +55,6 @@ typedef struct run_ctx {
 	cudaStream_t s[2];
 	cudaEvent_t fork, join;
 	gpu_plan *plan;
-	/* graph-split when one graph cannot span the two partitions' green
-	 * contexts: each tower's own graph, joined by events. */
-	cudaGraphExec_t g2[2];
 } run_ctx;
 
 /* Enqueues one iteration of (mode, what) on r->s[0] (forking to s[1] for
@@ -82,9 +79,8 @@ static int enqueue(run_ctx *r, int mode, int what)
 
 /* Captures one iteration of (mode, what) as a graph and instantiates it.
  * While tracing is on, the traced kernel instances are captured with their
- * record slots, so every replay rewrites the same records. */
-static int capture_split(run_ctx *r, cudaError_t why);
-
+ * record slots, so every replay rewrites the same records. graph-split's
+ * graph spans two green contexts' streams (docs/PARTITIONS.md). */
 static int capture(run_ctx *r, int mode, int what, cudaGraphExec_t *exec)
 {
 	cudaGraph_t graph = NULL;
@@ -93,11 +89,6 @@ static int capture(run_ctx *r, int mode, int what, cudaGraphExec_t *exec)
 	int rc = e == cudaSuccess ? enqueue(r, mode, what) : -EIO;
 	if (e == cudaSuccess)
 		e = cudaStreamEndCapture(r->s[0], &graph);
-	if ((rc < 0 || e != cudaSuccess) && mode == MODE_GRAPH_SPLIT && what == WHAT_BOTH) {
-		if (graph)
-			cudaGraphDestroy(graph);
-		return capture_split(r, e != cudaSuccess ? e : cudaGetLastError());
-	}
 	if (rc < 0 || e != cudaSuccess) {
 		fprintf(stderr, "mmf-bench: capturing %s/%s failed: %s\n", mode_names[mode], what_names[what], cudaGetErrorString(e));
 		if (graph)
@@ -114,46 +105,9 @@ static int capture(run_ctx *r, int mode, int what, cudaGraphExec_t *exec)
 	return 0;
 }
 
-/* The fallback of graph-split: each tower captured on its own stream. */
-static int capture_split(run_ctx *r, cudaError_t why)
-{
-	static int told;
-	cudaGetLastError();
-	if (!told++)
-		printf("   graph-split: one graph could not span the two partitions (%s); each tower runs its own graph, "
-		       "joined by events\n", cudaGetErrorString(why));
-	for (int t = 0; t < 2; t++) {
-		cudaGraph_t graph = NULL;
-		cudaError_t e = cudaStreamBeginCapture(r->s[t], cudaStreamCaptureModeThreadLocal);
-		int rc = e == cudaSuccess ? gpu_tower_enqueue(r->tw[t], r->s[t]) : -EIO;
-		if (e == cudaSuccess)
-			e = cudaStreamEndCapture(r->s[t], &graph);
-		if (rc == 0 && e == cudaSuccess)
-			e = cudaGraphInstantiate(&r->g2[t], graph, 0);
-		if (graph)
-			cudaGraphDestroy(graph);
-		if (rc < 0 || e != cudaSuccess) {
-			fprintf(stderr, "mmf-bench: capturing graph-split/%s failed: %s\n", what_names[t], cudaGetErrorString(e));
-			return -EIO;
-		}
-	}
-	return 0;
-}
-
-/* One iteration: a replay of exec when given (or of graph-split's two
- * graphs: s0 forks to s1 and joins it), else (mode, what) enqueued. */
+/* One iteration: a replay of exec when given, else (mode, what) enqueued. */
 static int run_once(run_ctx *r, int mode, int what, cudaGraphExec_t exec)
 {
-	if (!exec && r->g2[0]) {
-		cudaError_t e;
-		if ((e = cudaEventRecord(r->fork, r->s[0])) != cudaSuccess || (e = cudaStreamWaitEvent(r->s[1], r->fork, 0)) != cudaSuccess ||
-		    (e = cudaGraphLaunch(r->g2[0], r->s[0])) != cudaSuccess || (e = cudaGraphLaunch(r->g2[1], r->s[1])) != cudaSuccess ||
-		    (e = cudaEventRecord(r->join, r->s[1])) != cudaSuccess || (e = cudaStreamWaitEvent(r->s[0], r->join, 0)) != cudaSuccess) {
-			fprintf(stderr, "mmf-bench: graph launch (graph-split): %s\n", cudaGetErrorString(e));
-			return -EIO;
-		}
-		return 0;
-	}
 	if (!exec)
 		return enqueue(r, mode, what);
 	cudaError_t e = cudaGraphLaunch(exec, r->s[0]);
@@ -219,11 +173,6 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 out:
 	if (exec)
 		cudaGraphExecDestroy(exec);
-	for (int k = 0; k < 2; k++) {
-		if (r->g2[k])
-			cudaGraphExecDestroy(r->g2[k]);
-		r->g2[k] = NULL;
-	}
 	if (a)
 		cudaEventDestroy(a);
 	if (b)
@@ -305,6 +254,23 @@ static void shape_name(const gpu_tower *tw, int i, char *buf, size_t n)
 		snprintf(buf, n, "-");
 	else
 		snprintf(buf, n, "%cx%d", "LMSWN"[c], gpu_tower_op_splits(tw, i));
+}
+
+/* The GEMM shapes the tuner picked for both towers (they can differ run to
+ * run) as a JSON object: {"image": ["Sx4", "-", ...], "text": [...]}. */
+static void json_shapes(FILE *f, gpu_tower *const tw[2])
+{
+	fputc('{', f);
+	for (int t = 0; t < 2; t++) {
+		fprintf(f, "%s\"%s\": [", t ? ", " : "", tower_name((tower)t));
+		for (int i = 0; i < gpu_tower_nops(tw[t]); i++) {
+			char sh[16];
+			shape_name(tw[t], i, sh, sizeof sh);
+			fprintf(f, "%s\"%s\"", i ? ", " : "", sh);
+		}
+		fputc(']', f);
+	}
+	fputc('}', f);
 }
 
 static int per_op_table(run_ctx *r, const roof *rf, int batch, int iters, FILE *json)
@@ -758,56 +724,51 @@ out:
 	return rc;
 }
 
-/* The plan for this partition: from the cache when it matches, else
- * planned (with progress) and cached. A stale or corrupt cache file is
- * reported and replaced. */
 /* Prints one timed row and appends it to the JSON "modes" array; extra (may
- * be NULL) is more JSON members for the row. */
+ * be NULL) is more JSON members for the row, and shapes (may be NULL) the
+ * towers whose GEMM shapes the row records. */
 static void put_row(const gpu_bench_opts *o, int mode, int what, const timing *tm, const char *verdict, const char *extra,
-		    int *firstj)
+		    gpu_tower *const *shapes, int *firstj)
 {
 	printf("   %-14s %-6s %9.3f %9.3f %9.3f %8d %9.1f %9.3f   %s\n", mode_names[mode], what_names[what], tm->p10, tm->p50,
 	       tm->p90, tm->launches, tm->launch_us, tm->wall_ms, verdict);
-	if (o->json)
+	if (o->json) {
 		fprintf(o->json, "%s        {\"mode\": \"%s\", \"what\": \"%s\", \"p10_ms\": %.4f, \"median_ms\": %.4f, \"p90_ms\": %.4f, "
-			"\"kernel_launches\": %d, \"host_launch_us\": %.2f, \"host_wall_ms\": %.4f%s%s}",
+			"\"kernel_launches\": %d, \"host_launch_us\": %.2f, \"host_wall_ms\": %.4f%s%s",
 			*firstj ? "" : ",\n", mode_names[mode], what_names[what], tm->p10, tm->p50, tm->p90, tm->launches,
 			tm->launch_us, tm->wall_ms, extra ? ", " : "", extra ? extra : "");
+		if (shapes) {
+			fputs(", \"gemm_shapes\": ", o->json);
+			json_shapes(o->json, shapes);
+		}
+		fputc('}', o->json);
+	}
 	*firstj = 0;
 }
 
 /* The image SM counts graph-split tries on a partition whose groups hold
  * `span` SMs: --split-sms, else half the groups and two groups either side
  * (on an H200 the best was 72 of 132 and 40 of 64). */
-static int split_candidates(const gpu_bench_opts *o, int g, int span, int *k, int max)
+static int split_candidates(const gpu_bench_opts *o, int g, int span, int *k)
 {
-	int n = 0;
-	if (!o->split_sms) {
-		int half = span / 2 / g * g;
-		for (int v = half - 2 * g; v <= half + 2 * g && n < max; v += g)
+	int n = 0, half = span / 2 / g * g, skipped = 0;
+	if (!o->nsplit_sms) {
+		for (int v = half - 2 * g; v <= half + 2 * g; v += g)
 			if (v >= g && v < span)
 				k[n++] = v;
 		return n;
 	}
-	const char *s = o->split_sms;
-	char skipped[256] = "";
-	int w = 0;
-	while (*s && n < max) {
-		char *e;
-		long v = strtol(s, &e, 10);
-		if (e == s || (*e && *e != ',')) {
-			fprintf(stderr, "mmf-bench: --split-sms '%s': expected a comma-separated list of SM counts\n", o->split_sms);
-			return -1;
-		}
-		if (v > 0 && v % g == 0 && v < span)
-			k[n++] = (int)v;
-		else if (w < (int)sizeof skipped)
-			w += snprintf(skipped + w, sizeof skipped - (size_t)w, "%s%ld", w ? "," : "", v);
-		s = *e ? e + 1 : e;
+	for (int i = 0; i < o->nsplit_sms; i++) {
+		int v = o->split_sms[i];
+		if (v % g == 0 && v < span)
+			k[n++] = v;
+		else
+			skipped++;
 	}
-	/* Where no split fits, the caller says so once. */
-	if (w && n && span >= 2 * g)
-		printf("   graph-split: --split-sms %s skipped here (image SMs must be a multiple of %d below %d)\n", skipped, g, span);
+	/* Where no split fits at all, the caller says so once. */
+	if (skipped && n)
+		printf("   graph-split: %d of the --split-sms counts skipped here (image SMs must be a multiple of %d below %d)\n",
+		       skipped, g, span);
 	return n;
 }
 
@@ -864,22 +825,18 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		       int *failed)
 {
 	mmf_err err = {0};
-	int g = gpu_parts_granularity(parts), B = o->batch, rc = 0, k[16], nc = 0, best = 0;
+	int g = gpu_parts_granularity(parts), B = o->batch, rc = 0, k[GPU_BENCH_MAX_SPLITS], nc = 0, best = 0;
 	int span = part_sms ? part_sms : gpu_parts_groups(parts) * g;
-	split_try c[16] = {0};
+	split_try c[GPU_BENCH_MAX_SPLITS] = {0};
 	size_t bytes = (size_t)B * E * sizeof(float);
 	float *alone[2] = {malloc(bytes), malloc(bytes)}, *got[2] = {malloc(bytes), malloc(bytes)};
-	char trials[1024] = "", extra[4096];
+	char trials[GPU_BENCH_MAX_SPLITS * 80] = "", extra[sizeof trials + 80];
 	if (!alone[0] || !alone[1] || !got[0] || !got[1]) {
 		fprintf(stderr, "mmf-bench: out of memory\n");
 		rc = -ENOMEM;
 		goto out;
 	}
-	if ((nc = split_candidates(o, g, span, k, 16)) < 0) {
-		rc = 2;
-		goto out;
-	}
-	if (nc == 0) {
+	if ((nc = split_candidates(o, g, span, k)) == 0) {
 		printf("   %-14s needs two groups of %d SMs; this partition has %d (skipped)\n", "graph-split", g, span);
 		goto out;
 	}
@@ -898,9 +855,7 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		printf("   graph-split trial: image tower on %d SMs, text on %d: both %.3f ms (median of %d)\n", c[i].k, c[i].ntxt,
 		       tm.p50, trial);
 		tw += snprintf(trials + tw, sizeof trials - (size_t)tw, "%s{\"image_sms\": %d, \"text_sms\": %d, \"median_ms\": %.4f}",
-			       i ? ", " : "", c[i].k, c[i].ntxt, tm.p50);
-		if (tw >= (int)sizeof trials)
-			tw = (int)sizeof trials - 1;
+			       i ? ", " : "", c[i].k, c[i].ntxt, tm.p50);	/* 80 bytes a candidate is room enough */
 		if (i > 0 && c[i].ms < c[best].ms) {
 			split_try_free(&c[best]);
 			best = i;
@@ -919,13 +874,13 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		if ((rc = time_mode(&r, w == WHAT_BOTH ? MODE_GRAPH_SPLIT : MODE_GRAPH, w, o->warmup, o->iters, &tm)) < 0)
 			goto out;
 		char verdict[160] = "";
-		int n = snprintf(extra, sizeof extra, "\"image_sms\": %d, \"text_sms\": %d", b->k, b->ntxt);
+		snprintf(extra, sizeof extra, "\"image_sms\": %d, \"text_sms\": %d", b->k, b->ntxt);
 		if (w != WHAT_BOTH) {
 			if ((rc = gpu_tower_get_output(b->tw[t], alone[t], B, b->s[t], &err)) < 0) {
 				fprintf(stderr, "mmf-bench: %s\n", err.msg);
 				goto out;
 			}
-			put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, firstj);
+			put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, NULL, firstj);
 			continue;
 		}
 		double cmin;
@@ -935,22 +890,8 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		*failed |= !ok;
 		snprintf(verdict, sizeof verdict, "%s each tower alone (own shapes), min cosine vs CPU fp32 %.6f%s",
 			 bitwise ? "bitwise equal to" : "DIFFER from", cmin, ok ? "" : "  FAILED");
-		n += snprintf(extra + n, sizeof extra - (size_t)n, ", \"trials\": [%s], \"gemm_shapes\": {", trials);
-		for (int u = 0; u < 2 && n < (int)sizeof extra; u++) {
-			n += snprintf(extra + n, sizeof extra - (size_t)n, "%s\"%s\": [", u ? ", " : "", tower_name((tower)u));
-			for (int i = 0; i < gpu_tower_nops(b->tw[u]) && n < (int)sizeof extra; i++) {
-				char sh[16];
-				shape_name(b->tw[u], i, sh, sizeof sh);
-				n += snprintf(extra + n, sizeof extra - (size_t)n, "%s\"%s\"", i ? ", " : "", sh);
-			}
-			if (n < (int)sizeof extra)
-				n += snprintf(extra + n, sizeof extra - (size_t)n, "]");
-		}
-		if (n < (int)sizeof extra)
-			snprintf(extra + n, sizeof extra - (size_t)n, "}");
-		else
-			snprintf(extra, sizeof extra, "\"image_sms\": %d, \"text_sms\": %d", b->k, b->ntxt);
-		put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, firstj);
+		snprintf(extra, sizeof extra, "\"image_sms\": %d, \"text_sms\": %d, \"trials\": [%s]", b->k, b->ntxt, trials);
+		put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, b->tw, firstj);
 	}
 out:
 	for (int i = 0; i < nc; i++)
@@ -959,6 +900,9 @@ out:
 	return rc;
 }
 
+/* The plan for this partition: from the cache when it matches, else
+ * planned (with progress) and cached. A stale or corrupt cache file is
+ * reported and replaced. */
 static int get_plan(const gpu_bench_opts *o, run_ctx *r, int sms, const char *gpu, const roof *rf)
 {
 	mmf_err err = {0};
@@ -1147,20 +1091,9 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fprintf(o->json, "%s    {\n      \"sms\": %d,\n      \"roofline\": {\"copy_gbs\": %.1f, \"gemm_tflops\": %.2f},\n",
 				pi ? ",\n" : "", n, rf.gbs, rf.tflops);
 		if (o->json) {
-			/* The GEMM shapes the tuner picked (they can differ run to
-			 * run): "<tile>x<splits>" per op, "-" for ops that are not
-			 * GEMMs. */
-			fputs("      \"gemm_shapes\": {", o->json);
-			for (int t = 0; t < 2; t++) {
-				fprintf(o->json, "%s\"%s\": [", t ? ", " : "", tower_name((tower)t));
-				for (int i = 0; i < gpu_tower_nops(r.tw[t]); i++) {
-					char sh[16];
-					shape_name(r.tw[t], i, sh, sizeof sh);
-					fprintf(o->json, "%s\"%s\"", i ? ", " : "", sh);
-				}
-				fputc(']', o->json);
-			}
-			fputs("},\n", o->json);
+			fputs("      \"gemm_shapes\": ", o->json);
+			json_shapes(o->json, r.tw);
+			fputs(",\n", o->json);
 		}
 		if (o->json && dram) {
 			const gpu_dram_info *di = gpu_dram_get(dram);
@@ -1206,7 +1139,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 						 reference ? "reference" : bitwise ? "bitwise equal" : "DIFFER",
 						 cmin, ok ? "" : "  FAILED");
 				}
-				put_row(o, modes[mi], w, &tm, verdict, NULL, &firstj);
+				put_row(o, modes[mi], w, &tm, verdict, NULL, NULL, &firstj);
 			}
 		}
 		for (int mi = 0; mi < nmodes; mi++)

@@ -8,6 +8,8 @@
 #include "engine/chain.h"
 #include "engine/model.h"
 
+#define GPU_BENCH_MAX_SPLITS 16	/* --split-sms counts */
+
 typedef struct gpu_bench_opts {
 	const char *sms;	/* "8,16,32,all" */
 	const char *modes;	/* "seq,streams,graph,graph-streams" */
@@ -20,7 +22,8 @@ typedef struct gpu_bench_opts {
 	int show_plan;		/* print the plan of each partition */
 	int pairs;		/* run the pair microbenchmark too */
 	int tune_sms;		/* tune GEMM shapes on a partition of this many SMs (0: the one run on) */
-	const char *split_sms;	/* graph-split: image SM counts to try ("56,64"); NULL: around half */
+	int split_sms[GPU_BENCH_MAX_SPLITS];	/* graph-split: image SM counts to try */
+	int nsplit_sms;		/* how many; 0: half the partition and two groups either side */
 	const char *profile;	/* seq or fused: one iteration between cudaProfilerStart/Stop */
 	const char *profile_ops;	/* where to write that iteration's kernel -> op list (CSV) */
 	const char *trace;	/* Chrome trace of the first partition's fused (else seq) iteration; NULL: no tracing */

@@ -22,6 +22,8 @@
 #include "engine/plan.h"
 #include "gpu_bench.h"
 #include "report.h"
+#else
+#define GPU_BENCH_MAX_SPLITS 16	/* --split-sms is parsed (and refused) without CUDA too */
 #endif
 
 static void usage(FILE *fp)
@@ -323,7 +325,8 @@ int main(int argc, char **argv)
 	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, tune_sms = 0, c;
 	unsigned long long seed = 1;
 	clip_weights weights = CLIP_WEIGHTS_AUTO;
-	const char *report = NULL, *split_sms = NULL;
+	const char *report = NULL;
+	int split_sms[GPU_BENCH_MAX_SPLITS], nsplit = 0;
 	int report_quick = 0, sms_given = 0, report_gpus = 1;
 	double dram_gbs = 0;
 	const char *cuda_only = NULL;	/* the first CUDA-only option given */
@@ -371,6 +374,7 @@ int main(int argc, char **argv)
 		case O_NOTUNE: tune = 0; break;
 		case O_TUNE_SMS: tune_sms = (int)v; break;
 		case O_SPLIT_SMS:
+			nsplit = 0;
 			for (const char *q = optarg;;) {
 				errno = 0;
 				long k = strtol(q, &end, 10);
@@ -379,11 +383,15 @@ int main(int argc, char **argv)
 						"counts\n", optarg);
 					return 2;
 				}
+				if (nsplit == GPU_BENCH_MAX_SPLITS) {
+					fprintf(stderr, "mmf-bench: --split-sms '%s': more than %d counts\n", optarg, GPU_BENCH_MAX_SPLITS);
+					return 2;
+				}
+				split_sms[nsplit++] = (int)k;
 				if (!*end)
 					break;
 				q = end + 1;
 			}
-			split_sms = optarg;
 			break;
 		case O_DRAM_GBS:
 			errno = 0;
@@ -577,7 +585,8 @@ int main(int argc, char **argv)
 				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
 				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
-				     .tune_sms = tune_sms, .split_sms = split_sms, .trace = trace, .trace_mode = trace_mode, .precision = prec, .dram_gbs = dram_gbs};
+				     .tune_sms = tune_sms, .nsplit_sms = nsplit, .trace = trace, .trace_mode = trace_mode, .precision = prec, .dram_gbs = dram_gbs};
+		memcpy(go.split_sms, split_sms, sizeof split_sms);
 		int g = gpu_bench_run(&go, m, ch);
 		if (jf) {
 			fprintf(jf, "  \"checks_passed\": %s\n}\n", g == 0 ? "true" : "false");

@@ -446,6 +446,29 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 			load_stage(s, (kt0 + s) * GEMM_BK);
 		cp_async_commit();
 	}
+	/* Step kk's fragments from a stage's A tile (a) and fp16 B tile (b), and
+	 * its MI x NI mma. */
+	auto ldm_a = [&](uint32_t (&f)[MI][4], const __half *a, int kk) {
+#pragma unroll
+		for (int i = 0; i < MI; i++) {
+			int row = wm * (BM / Cfg::WM) + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;
+			ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), f[i][0], f[i][1], f[i][2], f[i][3]);
+		}
+	};
+	auto ldm_b = [&](uint32_t (&f)[NI][2], const __half *b, int kk) {
+#pragma unroll
+		for (int j = 0; j < NI; j += 2) {
+			int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7), col = kk + (mat & 1) * 8;
+			ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), f[j][0], f[j][1], f[j + 1][0], f[j + 1][1]);
+		}
+	};
+	auto mma_step = [&](const uint32_t (&fa)[MI][4], const uint32_t (&fb)[NI][2]) {
+#pragma unroll
+		for (int i = 0; i < MI; i++)
+#pragma unroll
+			for (int j = 0; j < NI; j++)
+				mma16816(acc[i][j], fa[i], fb[j][0], fb[j][1]);
+	};
 	if constexpr (!Q8 && Cfg::FRAG2) {
 		/* Fragments double-buffered across k16 steps and across slices:
 		 * the next step's ldmatrix loads are issued before this step's
@@ -456,20 +479,8 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 		constexpr int KS = GEMM_BK / 16;
 		uint32_t af[2][MI][4], bf[2][NI][2];
 		auto load_frag = [&](int buf, int st, int kk) {
-			const __half *a = sA + st * BM * GEMM_LDS, *b = sB + st * BN * GEMM_LDS;
-#pragma unroll
-			for (int i = 0; i < MI; i++) {
-				int row = wm * (BM / Cfg::WM) + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;
-				ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), af[buf][i][0], af[buf][i][1], af[buf][i][2],
-					    af[buf][i][3]);
-			}
-#pragma unroll
-			for (int j = 0; j < NI; j += 2) {
-				int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7),
-				    col = kk + (mat & 1) * 8;
-				ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), bf[buf][j][0], bf[buf][j][1], bf[buf][j + 1][0],
-					    bf[buf][j + 1][1]);
-			}
+			ldm_a(af[buf], sA + st * BM * GEMM_LDS, kk);
+			ldm_b(bf[buf], sB + st * BN * GEMM_LDS, kk);
 		};
 		if (KT > 0) {
 			cp_async_wait<STAGES - 2>();
@@ -495,11 +506,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 					team_sync(team);
 					load_frag(cur ^ 1, (kt + 1) % STAGES, 0);
 				}
-#pragma unroll
-				for (int i = 0; i < MI; i++)
-#pragma unroll
-					for (int j = 0; j < NI; j++)
-						mma16816(acc[i][j], af[cur][i], bf[cur][j][0], bf[cur][j][1]);
+				mma_step(af[cur], bf[cur]);
 			}
 		}
 	} else {
@@ -526,11 +533,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 #pragma unroll
 			for (int kk = 0; kk < GEMM_BK; kk += 16) {
 				uint32_t af[MI][4], bf[NI][2];
-#pragma unroll
-				for (int i = 0; i < MI; i++) {
-					int row = wm * (BM / Cfg::WM) + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;
-					ldmatrix_x4(smem_u32(a + row * GEMM_LDS + col), af[i][0], af[i][1], af[i][2], af[i][3]);
-				}
+				ldm_a(af, a, kk);
 				if (Q8) {
 					/* The packed slice gives lane its m16n8k16 B fragments
 					 * of both k16 halves in one 8-byte load: word kk/16,
@@ -542,18 +545,9 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 						bf[j][1] = u8x2_to_h2<0x4342>(w);
 					}
 				} else {
-#pragma unroll
-					for (int j = 0; j < NI; j += 2) {
-						int mat = lane >> 3, n = wn * (BN / Cfg::WN) + j * 8 + (mat >> 1) * 8 + (lane & 7),
-						    col = kk + (mat & 1) * 8;
-						ldmatrix_x4(smem_u32(b + n * GEMM_LDS + col), bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
-					}
+					ldm_b(bf, b, kk);
 				}
-#pragma unroll
-				for (int i = 0; i < MI; i++)
-#pragma unroll
-					for (int j = 0; j < NI; j++)
-						mma16816(acc[i][j], af[i], bf[j][0], bf[j][1]);
+				mma_step(af, bf);
 			}
 		}
 	}

@@ -38,6 +38,7 @@ expect 2 "--iters '0': expected a positive integer" -- "$B/mmf-bench" --iters 0
 expect 2 "--tune-sms 'x': expected a non-negative integer" -- "$B/mmf-bench" --tune-sms x
 expect 2 "--split-sms '64,x': expected a comma-separated list of positive SM counts" -- "$B/mmf-bench" --split-sms 64,x
 expect 2 "--split-sms '0': expected a comma-separated list of positive SM counts" -- "$B/mmf-bench" --split-sms 0
+expect 2 "--split-sms '8,16,24,32,40,48,56,64,72,80,88,96,104,112,120,128,136': more than 16 counts" -- "$B/mmf-bench" --split-sms 8,16,24,32,40,48,56,64,72,80,88,96,104,112,120,128,136
 expect 2 "--split-sms applies to --device cuda only" -- "$B/mmf-bench" --split-sms 64
 expect 2 "--strategy 'fast': expected inter, intra-block, intra-thread or auto" -- "$B/mmf-bench" --device cpu --strategy fast
 expect 2 "--sms applies to --device cuda only" -- "$B/mmf-bench" --sms 8
