@@ -57,11 +57,13 @@ struct fuse_args {
 		const P q = *static_cast<const P *>(p);                                    \
 		tilefn(q, tile, t);                                                        \
 	}
-FUSE_CALL(call_gemm_l, gemm_params, gemm_tile<gemm_cfg_l>)
-FUSE_CALL(call_gemm_m, gemm_params, gemm_tile<gemm_cfg_m>)
-FUSE_CALL(call_gemm_s, gemm_params, gemm_tile<gemm_cfg_s>)
-FUSE_CALL(call_gemm_w, gemm_params, gemm_tile<gemm_cfg_w>)
-FUSE_CALL(call_gemm_n, gemm_params, gemm_tile<gemm_cfg_n>)
+/* Single-buffered fragments in fused GEMM tiles (gemm_tile's FRAG): the
+ * double-buffered loops tripled this file's compile time. */
+FUSE_CALL(call_gemm_l, gemm_params, (gemm_tile<gemm_cfg_l, false, false>))
+FUSE_CALL(call_gemm_m, gemm_params, (gemm_tile<gemm_cfg_m, false, false>))
+FUSE_CALL(call_gemm_s, gemm_params, (gemm_tile<gemm_cfg_s, false, false>))
+FUSE_CALL(call_gemm_w, gemm_params, (gemm_tile<gemm_cfg_w, false, false>))
+FUSE_CALL(call_gemm_n, gemm_params, (gemm_tile<gemm_cfg_n, false, false>))
 FUSE_CALL(call_gemm_l_q8, gemm_params, (gemm_tile<gemm_cfg_l, true>))
 FUSE_CALL(call_gemm_m_q8, gemm_params, (gemm_tile<gemm_cfg_m, true>))
 FUSE_CALL(call_gemm_s_q8, gemm_params, (gemm_tile<gemm_cfg_s, true>))

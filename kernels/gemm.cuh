@@ -355,7 +355,11 @@ __device__ __forceinline__ void gemm_cluster_reduce(const gemm_params &p, int sp
 }
 #endif
 
-template <class Cfg, bool Q8 = false>
+/* One output tile (tile = output tile * splits + split). FRAG = false
+ * keeps one fragment buffer even where Cfg::FRAG2 says two: the same bits,
+ * for the fused kernels (fuse.cu), whose compile time the double-buffered
+ * main loops tripled (ptxas, sm_90: 10.4 -> 3.2 minutes without). */
+template <class Cfg, bool Q8 = false, bool FRAG = true>
 __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 {
 	constexpr int ES = Q8 ? 1 : 2;	/* bytes per B element */
@@ -469,7 +473,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 			for (int j = 0; j < NI; j++)
 				mma16816(acc[i][j], fa[i], fb[j][0], fb[j][1]);
 	};
-	if constexpr (!Q8 && Cfg::FRAG2) {
+	if constexpr (!Q8 && Cfg::FRAG2 && FRAG) {
 		/* Fragments double-buffered across k16 steps and across slices:
 		 * the next step's ldmatrix loads are issued before this step's
 		 * mma, and the next slice's first ones (after its barrier) before
@@ -510,9 +514,9 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 			}
 		}
 	} else {
-		/* One fragment buffer: the L and M tiles (Cfg::FRAG2) and int8
+		/* One fragment buffer: the L and M tiles (Cfg::FRAG2), int8
 		 * weights (one 8-byte load per lane per slice gives both k16
-		 * steps' B fragments). */
+		 * steps' B fragments) and the fused kernels (FRAG). */
 		for (int kt = 0; kt < KT; kt++) {
 			cp_async_wait<STAGES - 2>();
 			team_sync(team);

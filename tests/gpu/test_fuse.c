@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "engine/chain.h"
+#include "engine/safetensors.h"
 #include "engine/gpu.h"
 #include "engine/model.h"
 #include "engine/plan.h"
@@ -125,6 +126,15 @@ static void check_pair(env *e, int batch, int i, int j, const mmf_fuse *f, const
 	int oka = !memcmp(ra, ga, na), okb = !memcmp(rb, gb, nb);
 	CHECK(oka && okb, "%s: fused output differs from unfused (image %s, text %s)", label, oka ? "equal" : "DIFFERS",
 	      okb ? "equal" : "DIFFERS");
+	if (!okb && gpu_model_precision(e->gm) == CLIP_PREC_FP16) {	/* where, for the log */
+		const uint16_t *x = (const uint16_t *)rb, *y = (const uint16_t *)gb;
+		size_t nd = 0, first = 0, n = nb / 2, w = ct->ops[j].n > 0 ? (size_t)ct->ops[j].n : 1;
+		for (size_t q = 0; q < n; q++)
+			if (x[q] != y[q] && !nd++)
+				first = q;
+		printf("  text output: %zu of %zu values differ, first at row %zu column %zu: unfused %g, fused %g\n", nd, n,
+		       first / w, first % w, mmf_half_to_float(x[first]), mmf_half_to_float(y[first]));
+	}
 	free(ra), free(rb), free(ga), free(gb);
 }
 
