@@ -25,7 +25,8 @@ elif command -v compute-sanitizer >/dev/null 2>&1; then
 	for tool in memcheck racecheck; do
 		for w in fp16 int8 fp32; do
 			echo "== compute-sanitizer --tool $tool: one pass of each tower (small model, $w)"
-			out=$(MMF_CACHE=${TMPDIR:-/tmp}/mmf-cs timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 \
+			# racecheck of a small-model pass took 266 s on an H200 (694bee6)
+			out=$(MMF_CACHE=${TMPDIR:-/tmp}/mmf-cs timeout 480 compute-sanitizer --tool $tool --error-exitcode 9 \
 				"$bench" --device cuda --model small --weights $w --modes seq --iters 1 --warmup 0 --no-tune 2>&1)
 			rc=$?
 			echo "$out" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Error|hazard' | head -5
