@@ -17,13 +17,11 @@
 #include "engine/cpu.h"
 #include "engine/model.h"
 #include "engine/synth.h"
+#include "gpu_bench.h"	/* GPU_BENCH_MAX_SPLITS: --split-sms is parsed (and refused) without CUDA too */
 #include "infer.h"
 #ifdef MMF_GPU_BENCH
 #include "engine/plan.h"
-#include "gpu_bench.h"
 #include "report.h"
-#else
-#define GPU_BENCH_MAX_SPLITS 16	/* --split-sms is parsed (and refused) without CUDA too */
 #endif
 
 static void usage(FILE *fp)

@@ -6,7 +6,7 @@
 # with the earlier mmf-bench copied in as .gpu/mmf-bench-base), unpacked:
 #   tools/frag2-session.sh OUT [ROUNDS [SMS]]     (default 2 rounds, 8,all)
 # Any other kernel change the same way: TESTS (default "test_gemm
-# test_engine test_fuse"), NAME (the new build's label, default frag2) and
+# test_engine test_fuse"; empty: none), NAME (the new build's label, default frag2) and
 # MODES (default graph,graph-streams; EXTRA: more mmf-bench flags).
 set -u
 out=${1:?usage: frag2-session.sh OUT [ROUNDS [SMS]]}
@@ -15,7 +15,7 @@ sms=${3:-8,all}
 mkdir -p "$out"
 top=$(pwd)
 export LD_LIBRARY_PATH="$top/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-for t in ${TESTS:-test_gemm test_engine test_fuse}; do
+for t in ${TESTS-test_gemm test_engine test_fuse}; do
 	timeout 240 .gpu/$t >"$out/$t.log" 2>&1
 	echo "$t: exit $?" | tee -a "$out/tests.txt"
 	grep -E "passed|FAIL" "$out/$t.log" | tail -2

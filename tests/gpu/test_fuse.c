@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "engine/chain.h"
-#include "engine/safetensors.h"
 #include "engine/gpu.h"
 #include "engine/model.h"
 #include "engine/plan.h"
+#include "engine/safetensors.h"
 #include "engine/synth.h"
 #include "kernels/mmf_fuse.h"
 #include "tests/gpu/gputest.h"
