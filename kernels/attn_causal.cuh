@@ -21,18 +21,22 @@
  *    exact and two-pass, with no running rescale; only the diagonal 16-key
  *    step is masked. Probabilities are rounded to fp16 for the P V product
  *    only; the row sums are fp32.
- *  - V then overwrites K in the same buffer (ldmatrix .trans) and P V
- *    accumulates in fp32 registers.
+ *  - V (ldmatrix .trans) feeds P V, which accumulates in fp32 registers.
+ *    The small size loads V into a second buffer together with K; the
+ *    large one loads it over K after Q K^T.
  * The register arrays are sized at compile time, so the tile comes in two
  * sizes (attn_causal_small): CLIP's T <= 80, dh <= 64 in under 96 registers,
  * and anything up to T = 128, dh = 128 in 128. Occupancy is what limits
  * this op (a warp's work is one long dependent chain), so the small size
  * matters: 10 teams an SM instead of 8.
- * Shared memory is one buffer of round16(T) rows of round16(dh)+8 halves:
- * 11.5 KB at T=77, dh=64 and 34 KB at the limits T=128, dh=128; the 8 halves
- * of padding make every ldmatrix conflict-free. A second buffer, so V could
- * load during Q K^T, was 5% faster on an H200 at dh=64 but 20% slower at
- * dh=128 and would cost Orin (164 KB an SM) occupancy. Nothing T x T touches
+ * A buffer is round16(T) rows of round16(dh)+8 halves: 11.5 KB at T=77,
+ * dh=64 (two: 23 KB) and 34 KB at the limits T=128, dh=128 (one); the 8
+ * halves of padding make every ldmatrix conflict-free. The second buffer
+ * takes one global round trip off every tile, which is what a batch-1
+ * text tower waits on (24 tiles on a whole GPU); it was 5% faster on an
+ * H200 at batch 64 too, but 20% slower at dh=128, hence the large size
+ * keeps one. On Orin (164 KB an SM) two buffers allow 7 small teams an SM
+ * instead of the 10 the registers allow. Nothing T x T touches
  * global memory. dh may be any multiple of 8 up to 128 (a dh that is not a
  * multiple of 16 is zero-padded for Q K^T). team.smem must be 16-byte
  * aligned. */
@@ -64,9 +68,20 @@ __host__ __device__ static inline int attn_causal_tiles(const attn_causal_params
 /* Halves per staged K/V row: dh rounded up to a whole k16 step, plus 8. */
 __host__ __device__ static inline int attn_causal_ld(int dh) { return ((dh + 15) & ~15) + 8; }
 
+/* CLIP's shape, T = 77 with dh = 64, fits in 96 registers, which lets 10
+ * teams share an SM instead of 8 (batch 64, W 512 on an H200: 22 -> 15 us);
+ * anything else up to T = 128, dh = 128 takes 128 registers. */
+__host__ __device__ static inline bool attn_causal_small(const attn_causal_params &p)
+{
+	return p.tokens <= 80 && p.width / p.heads <= 64;
+}
+
+/* One buffer of round16(T) rows, two for the small size (K and V load
+ * together). */
 __host__ __device__ static inline int attn_causal_smem_bytes(const attn_causal_params &p)
 {
-	return ((p.tokens + 15) & ~15) * attn_causal_ld(p.width / p.heads) * (int)sizeof(__half);
+	return (attn_causal_small(p) ? 2 : 1) * ((p.tokens + 15) & ~15) * attn_causal_ld(p.width / p.heads) *
+	       (int)sizeof(__half);
 }
 
 __device__ __forceinline__ uint32_t attn_causal_saddr(const void *p)
@@ -152,6 +167,9 @@ template <int KS, int KK>
 __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p, int tile, const mmf_team &team)
 {
 	constexpr int ND = 2 * KK;
+	/* The small size (attn_causal_small) stages V into a second buffer
+	 * together with K, so P V does not wait for a second round trip. */
+	constexpr bool KV2 = KS * 16 <= 80 && KK * 16 <= 64;
 	const int T = p.tokens, W = p.width, dh = W / p.heads, ld = attn_causal_ld(dh);
 	const int nqb = (T + ATTN_CAUSAL_ROWS - 1) / ATTN_CAUSAL_ROWS;
 	const int qb = nqb - 1 - tile % nqb;	/* heaviest block first */
@@ -167,8 +185,15 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 	const int nks = w0 < T ? w0 / 16 + 1 : 0;
 	const int nkk = (dh + 15) / 16, nd = dh / 8;
 
-	team_sync(team);	/* the previous tile is done with buf */
+	__half *vbuf = KV2 ? buf + ((T + 15) & ~15) * ld : buf;
+
+	team_sync(team);	/* the previous tile is done with buf (and vbuf) */
 	attn_causal_stage(buf, q + W, stride, krows, kend, dh, ld, team);
+	if (KV2) {
+		asm volatile("cp.async.commit_group;\n" ::: "memory");
+		attn_causal_stage(vbuf, q + 2 * W, stride, krows, kend, dh, ld, team);
+		asm volatile("cp.async.commit_group;\n" ::: "memory");
+	}
 
 	/* A fragments of Q (rows g and g+8, columns 2c.. and 2c+8.. of each
 	 * k16 step) while K is in flight. */
@@ -184,7 +209,12 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 		qf[kk][2] = hi && r0 < T ? __ldg(q0p + 4) : 0u;
 		qf[kk][3] = hi && r1 < T ? __ldg(q1p + 4) : 0u;
 	}
-	attn_causal_wait(team);
+	if (KV2) {
+		asm volatile("cp.async.wait_group 1;\n" ::: "memory");	/* K; V may still be in flight */
+		team_sync(team);
+	} else {
+		attn_causal_wait(team);
+	}
 
 	/* S = Q K^T, 16 keys (two n8 tiles) a step. */
 	float s[KS][2][4];
@@ -264,9 +294,13 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 		l1 += __shfl_xor_sync(0xffffffffu, l1, o);
 	}
 
-	team_sync(team);	/* both warps are done with K */
-	attn_causal_stage(buf, q + 2 * W, stride, krows, kend, dh, ld, team);
-	attn_causal_wait(team);
+	if (KV2) {
+		attn_causal_wait(team);	/* V */
+	} else {
+		team_sync(team);	/* both warps are done with K */
+		attn_causal_stage(buf, q + 2 * W, stride, krows, kend, dh, ld, team);
+		attn_causal_wait(team);
+	}
 
 	/* O = P V, two n8 column tiles of V a step where dh/8 allows. */
 	float o[ND][4];
@@ -276,7 +310,7 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 #pragma unroll
 	for (int ks = 0; ks < KS; ks++)
 		if (ks < nks) {
-			const __half *vp = buf + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld;
+			const __half *vp = vbuf + (ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld;
 #pragma unroll
 			for (int n = 0; n < ND; n += 2) {
 				if (n + 1 < nd) {
@@ -304,14 +338,6 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 				*reinterpret_cast<__half2 *>(out + (size_t)r1 * W + n * 8) =
 					__floats2half2_rn(o[n][2] * i1, o[n][3] * i1);
 		}
-}
-
-/* CLIP's shape, T = 77 with dh = 64, fits in 96 registers, which lets 10
- * teams share an SM instead of 8 (batch 64, W 512 on an H200: 22 -> 15 us);
- * anything else up to T = 128, dh = 128 takes 128 registers. */
-__host__ __device__ static inline bool attn_causal_small(const attn_causal_params &p)
-{
-	return p.tokens <= 80 && p.width / p.heads <= 64;
 }
 
 /* The team-contract tile, either size. A fused kernel that calls it holds
