@@ -55,6 +55,9 @@ typedef struct run_ctx {
 	cudaStream_t s[2];
 	cudaEvent_t fork, join;
 	gpu_plan *plan;
+	/* graph-split, both towers: recorded where each tower's work ends
+	 * (image on s[0], text on s[1]), before the join. */
+	cudaEvent_t end[2];
 } run_ctx;
 
 /* Enqueues one iteration of (mode, what) on r->s[0] (forking to s[1] for
@@ -73,6 +76,18 @@ static int enqueue(run_ctx *r, int mode, int what)
 		if ((rc = gpu_tower_enqueue(r->tw[0], r->s[0])) < 0)
 			return rc;
 		return gpu_tower_enqueue(r->tw[1], r->s[0]);
+	}
+	if (r->end[0]) {	/* each tower's end marked (graph-split; external: a node of the graph) */
+		if (cudaEventRecord(r->fork, r->s[0]) != cudaSuccess || cudaStreamWaitEvent(r->s[1], r->fork, 0) != cudaSuccess)
+			return -EIO;
+		for (int t = 0; t < 2; t++)
+			if ((rc = gpu_tower_enqueue(r->tw[t], r->s[t])) < 0)
+				return rc;
+			else if (cudaEventRecordWithFlags(r->end[t], r->s[t], cudaEventRecordExternal) != cudaSuccess)
+				return -EIO;
+		if (cudaEventRecord(r->join, r->s[1]) != cudaSuccess || cudaStreamWaitEvent(r->s[0], r->join, 0) != cudaSuccess)
+			return -EIO;
+		return 0;
 	}
 	return gpu_towers_enqueue2(r->tw[0], r->tw[1], r->s[0], r->s[1], r->fork, r->join);
 }
@@ -121,7 +136,12 @@ static int run_once(run_ctx *r, int mode, int what, cudaGraphExec_t exec)
 /* GPU time (events), and per iteration: kernel launches, host time spent
  * launching (enqueue or graph launch) and host wall time including the
  * synchronisation. */
-typedef struct timing { float p10, p50, p90; int launches; double launch_us, wall_ms; } timing;
+typedef struct timing {
+	float p10, p50, p90;
+	int launches;
+	double launch_us, wall_ms;
+	float end50[2];	/* with run_ctx.end: median time to each tower's end */
+} timing;
 
 static double host_us(void)
 {
@@ -134,11 +154,11 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 {
 	cudaGraphExec_t exec = NULL;
 	cudaEvent_t a = NULL, b = NULL;
-	float *ms = calloc((size_t)iters, sizeof *ms);
+	float *ms = calloc((size_t)iters, sizeof *ms), *ends = calloc((size_t)iters * 2, sizeof *ends);
 	double *lus = calloc((size_t)iters, sizeof *lus), *wus = calloc((size_t)iters, sizeof *wus);
 	int rc = 0;
-	if (!ms || !lus || !wus) {
-		free(ms), free(lus), free(wus);
+	if (!ms || !ends || !lus || !wus) {
+		free(ms), free(ends), free(lus), free(wus);
 		return -ENOMEM;
 	}
 	int ni = gpu_tower_nops(r->tw[0]), nt = gpu_tower_nops(r->tw[1]);
@@ -161,8 +181,12 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 		if (it >= 0) {
 			CUDA_OR(cudaEventElapsedTime(&ms[it], a, b), "event time");
 			lus[it] = h1 - h0, wus[it] = h2 - h0;
+			for (int e = 0; e < 2 && r->end[0]; e++)
+				CUDA_OR(cudaEventElapsedTime(&ends[e * iters + it], a, r->end[e]), "event time");
 		}
 	}
+	for (int e = 0; e < 2 && r->end[0]; e++)
+		t->end50[e] = pctf(ends + e * iters, iters, 0.5);
 	t->p10 = pctf(ms, iters, 0.1);
 	t->p50 = pctf(ms, iters, 0.5);
 	t->p90 = pctf(ms, iters, 0.9);
@@ -177,7 +201,7 @@ out:
 		cudaEventDestroy(a);
 	if (b)
 		cudaEventDestroy(b);
-	free(ms), free(lus), free(wus);
+	free(ms), free(ends), free(lus), free(wus);
 	return rc;
 }
 
@@ -830,7 +854,9 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 	split_try c[GPU_BENCH_MAX_SPLITS] = {0};
 	size_t bytes = (size_t)B * E * sizeof(float);
 	float *alone[2] = {malloc(bytes), malloc(bytes)}, *got[2] = {malloc(bytes), malloc(bytes)};
-	char trials[GPU_BENCH_MAX_SPLITS * 80] = "", extra[sizeof trials + 80];
+	char trials[GPU_BENCH_MAX_SPLITS * 80] = "", extra[sizeof trials + 160];
+	cudaEvent_t ends[2] = {NULL, NULL};
+	float alone_ms[2] = {0, 0};
 	if (!alone[0] || !alone[1] || !got[0] || !got[1]) {
 		fprintf(stderr, "mmf-bench: out of memory\n");
 		rc = -ENOMEM;
@@ -866,11 +892,26 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 	split_try *b = &c[best];
 	printf("   graph-split: image tower on SMs 0-%d (%d), text tower on the other %d; GEMM shapes tuned on each\n", b->k - 1,
 	       b->k, b->ntxt);
-	/* Each tower alone on its SMs, then both at once. */
+	/* Each tower alone on its SMs, then both at once. Before the both row,
+	 * a shorter run of a graph with each tower's end marked by an event
+	 * (two more nodes, hence not the timed graph): how much later than
+	 * alone each tower ends beside the other, and what the join adds. */
+	if (cudaEventCreate(&ends[0]) != cudaSuccess || cudaEventCreate(&ends[1]) != cudaSuccess) {
+		fprintf(stderr, "mmf-bench: graph-split: events: %s\n", cudaGetErrorString(cudaGetLastError()));
+		rc = -EIO;
+		goto out;
+	}
+	timing te = {0};
 	for (int w = 0; w < what_max; w++) {
 		timing tm = {0};
 		int t = w == WHAT_TEXT;
 		run_ctx r = {.tw = {b->tw[0], b->tw[1]}, .s = {b->s[t], b->s[!t]}, .fork = fork, .join = join};
+		if (w == WHAT_BOTH) {
+			run_ctx re = r;
+			re.end[0] = ends[0], re.end[1] = ends[1];
+			if ((rc = time_mode(&re, MODE_GRAPH_SPLIT, w, o->warmup, trial, &te)) < 0)
+				goto out;
+		}
 		if ((rc = time_mode(&r, w == WHAT_BOTH ? MODE_GRAPH_SPLIT : MODE_GRAPH, w, o->warmup, o->iters, &tm)) < 0)
 			goto out;
 		char verdict[160] = "";
@@ -881,6 +922,7 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 				goto out;
 			}
 			put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, NULL, firstj);
+			alone_ms[t] = tm.p50;
 			continue;
 		}
 		double cmin;
@@ -890,10 +932,19 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		*failed |= !ok;
 		snprintf(verdict, sizeof verdict, "%s each tower alone (own shapes), min cosine vs CPU fp32 %.6f%s",
 			 bitwise ? "bitwise equal to" : "DIFFER from", cmin, ok ? "" : "  FAILED");
-		snprintf(extra, sizeof extra, "\"image_sms\": %d, \"text_sms\": %d, \"trials\": [%s]", b->k, b->ntxt, trials);
+		snprintf(extra, sizeof extra,
+			 "\"image_sms\": %d, \"text_sms\": %d, \"ends\": {\"iterations\": %d, \"image_ms\": %.4f, \"text_ms\": %.4f, "
+			 "\"joined_ms\": %.4f}, \"trials\": [%s]",
+			 b->k, b->ntxt, trial, te.end50[0], te.end50[1], te.p50, trials);
 		put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, b->tw, firstj);
+		printf("   graph-split: beside each other the image tower ends %.3f ms and the text tower %.3f ms after the start, "
+		       "joined %.3f (alone %.3f and %.3f; medians of %d)\n", te.end50[0], te.end50[1], te.p50, alone_ms[0], alone_ms[1],
+		       trial);
 	}
 out:
+	for (int e = 0; e < 2; e++)
+		if (ends[e])
+			cudaEventDestroy(ends[e]);
 	for (int i = 0; i < nc; i++)
 		split_try_free(&c[i]);
 	free(alone[0]), free(alone[1]), free(got[0]), free(got[1]);
