@@ -8,6 +8,8 @@
 # Any other kernel change the same way: TESTS (default "test_gemm
 # test_engine test_fuse"; empty: none), NAME (the new build's label, default frag2) and
 # MODES (default graph,graph-streams; EXTRA: more mmf-bench flags).
+# BUILDS adds NAME=PATH pairs to the A/B (e.g. a wrapper that runs the new
+# build with an environment variable set).
 set -u
 out=${1:?usage: frag2-session.sh OUT [ROUNDS [SMS]]}
 rounds=${2:-2}
@@ -21,5 +23,5 @@ for t in ${TESTS-test_gemm test_engine test_fuse}; do
 	grep -E "passed|FAIL" "$out/$t.log" | tail -2
 done
 # shellcheck disable=SC2086
-ROUNDS=$rounds sh tools/ab-bench.sh "$out/ab" base="$top/.gpu/mmf-bench-base" "${NAME:-frag2}=$top/.gpu/mmf-bench" -- \
+ROUNDS=$rounds sh tools/ab-bench.sh "$out/ab" base="$top/.gpu/mmf-bench-base" "${NAME:-frag2}=$top/.gpu/mmf-bench" ${BUILDS:-} -- \
 	--model rn50 --sms "$sms" --modes "${MODES:-graph,graph-streams}" --iters 200 ${EXTRA:-}

@@ -157,7 +157,10 @@ static void test_pairs(env *e, int batch, const char *model)
 	for (int s = 0; s < MMF_FUSE_STRATEGIES; s++)
 		if (mmf_fused_attrs(s, &regs, &local) == 0)
 			printf("%s fused kernel: %d registers, %d bytes of local memory\n", fuse_strategy_name(s), regs, local);
+	const char *one = getenv("MMF_FUSE_PAIR");	/* one pair by index, for compute-sanitizer runs */
 	for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
+		if (one && atoi(one) != (int)k)
+			continue;
 		int i = find(e->ch[0], pairs[k][0]), j = find(e->ch[1], pairs[k][1]);
 		CHECK(i >= 0 && j >= 0, "ops %s / %s", pairs[k][0], pairs[k][1]);
 		if (i < 0 || j < 0)
