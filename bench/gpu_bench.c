@@ -13,6 +13,8 @@
 #include <cuda_runtime.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -203,6 +205,114 @@ out:
 		cudaEventDestroy(b);
 	free(ms), free(ends), free(lus), free(wus);
 	return rc;
+}
+
+/* What --tune-graph did on one partition (or graph-split's towers). */
+typedef struct graph_tune {
+	int gemms, changed, timed;
+	float before_ms, after_ms;
+	double seconds;
+} graph_tune;
+
+/* --tune-graph: coordinate descent over both towers' GEMM shapes against
+ * the time of one two-tower iteration of `mode` (graph-streams, or
+ * graph-split on its own towers). For each GEMM in turn, every shape it may
+ * take on its SMs (sms[tower]) is timed in the whole graph (median of REPS
+ * replays) after its current shape, timed again first; a candidate that
+ * beats it by more than 0.3% is timed twice more against it, alternating,
+ * and kept if it still wins on the sum by more than 0.2% (the min of a
+ * dozen noisy medians is biased low; the second look is not). Up to PASSES
+ * passes over the GEMMs, fewer if one changes nothing. The per-GEMM tuner
+ * times each GEMM alone, five launches back to back; here a shape is judged
+ * by what it does to the chains it runs in. */
+static int tune_graph(run_ctx *r, int mode, const int sms[2], graph_tune *g)
+{
+	enum { MAXC = 40, REPS = 40, PASSES = 2 };
+	mmf_err err = {0};
+	timing tm = {0};
+	int rc, total = 0;
+	int cfg[MAXC], sp[MAXC];
+	double t0 = host_us();
+	memset(g, 0, sizeof *g);
+	for (int t = 0; t < 2; t++)
+		for (int i = 0; i < gpu_tower_nops(r->tw[t]); i++)
+			total += gpu_tower_gemm_choices(r->tw[t], i, sms[t], cfg, sp, MAXC) > 1;
+	if ((rc = time_mode(r, mode, WHAT_BOTH, 5, REPS, &tm)) < 0)
+		return rc;
+	g->before_ms = tm.p50;
+#define TG_TIME(c, s, into)                                                                                          \
+	do {                                                                                                         \
+		if ((rc = gpu_tower_set_gemm(r->tw[t], i, (c), (s), &err)) < 0 ||                                    \
+		    (rc = time_mode(r, mode, WHAT_BOTH, 2, REPS, &tm)) < 0) {                                        \
+			fprintf(stderr, "mmf-bench: --tune-graph: %s\n", err.msg[0] ? err.msg : "timing failed");   \
+			return rc;                                                                                   \
+		}                                                                                                    \
+		g->timed++;                                                                                          \
+		(into) = tm.p50;                                                                                     \
+	} while (0)
+	for (int pass = 0; pass < PASSES; pass++) {
+		int changed = 0, seen = 0;
+		for (int t = 0; t < 2; t++)
+			for (int i = 0; i < gpu_tower_nops(r->tw[t]); i++) {
+				int n = gpu_tower_gemm_choices(r->tw[t], i, sms[t], cfg, sp, MAXC);
+				if (n < 2)
+					continue;
+				const int c0 = gpu_tower_op_cfg(r->tw[t], i), s0 = gpu_tower_op_splits(r->tw[t], i);
+				int bc = c0, bs = s0;
+				float cur, best, v;
+				TG_TIME(c0, s0, cur);
+				best = cur;
+				for (int k = 0; k < n; k++) {
+					if (cfg[k] == c0 && sp[k] == s0)
+						continue;
+					TG_TIME(cfg[k], sp[k], v);
+					if (v < best)
+						best = v, bc = cfg[k], bs = sp[k];
+				}
+				if (best < cur * 0.997f) {	/* a second look, alternating */
+					float sc = 0, sb = 0;
+					for (int rep = 0; rep < 2; rep++) {
+						TG_TIME(c0, s0, v);
+						sc += v;
+						TG_TIME(bc, bs, v);
+						sb += v;
+					}
+					if (sb >= sc * 0.998f)
+						bc = c0, bs = s0;
+				} else {
+					bc = c0, bs = s0;
+				}
+				changed += bc != c0 || bs != s0;
+				if ((rc = gpu_tower_set_gemm(r->tw[t], i, bc, bs, &err)) < 0) {
+					fprintf(stderr, "mmf-bench: --tune-graph: %s\n", err.msg);
+					return rc;
+				}
+				if (++seen % 20 == 0 || seen == total) {
+					printf("   tune-graph pass %d: %d of %d GEMMs, %d shapes changed, %.0f s\n", pass + 1, seen, total,
+					       changed, (host_us() - t0) / 1e6);
+					fflush(stdout);
+				}
+			}
+		g->changed += changed;
+		g->gemms = total;
+		if (!changed)
+			break;
+	}
+#undef TG_TIME
+	if ((rc = time_mode(r, mode, WHAT_BOTH, 5, REPS, &tm)) < 0)
+		return rc;
+	g->after_ms = tm.p50;
+	g->seconds = (host_us() - t0) / 1e6;
+	printf("   tune-graph (%s): %d GEMMs, %d shape changes, %d graphs timed in %.0f s: %.3f -> %.3f ms (medians of %d)\n",
+	       mode_names[mode], g->gemms, g->changed, g->timed, g->seconds, g->before_ms, g->after_ms, (int)REPS);
+	return 0;
+}
+
+/* g as a JSON object into b (n bytes, 160 are enough). */
+static void json_graph_tune(char *b, size_t n, const graph_tune *g)
+{
+	snprintf(b, n, "{\"gemms\": %d, \"changed\": %d, \"shapes_timed\": %d, \"seconds\": %.1f, \"before_ms\": %.4f, \"after_ms\": %.4f}",
+		 g->gemms, g->changed, g->timed, g->seconds, g->before_ms, g->after_ms);
 }
 
 typedef struct roof { double gbs, tflops; } roof;
@@ -805,9 +915,87 @@ static void split_try_free(split_try *c)
 	c->tw[0] = c->tw[1] = NULL;
 }
 
+/* A background load for split_build: replays one graph on its stream until
+ * told to stop (a sync every few replays keeps the queue short). */
+typedef struct busy_loop {
+	cudaGraphExec_t exec;
+	cudaStream_t s;
+	atomic_int stop;
+	int failed;
+} busy_loop;
+
+static void *busy_run(void *arg)
+{
+	busy_loop *b = arg;
+	for (int n = 1; !atomic_load(&b->stop); n++)
+		if (cudaGraphLaunch(b->exec, b->s) != cudaSuccess || (n % 4 == 0 && cudaStreamSynchronize(b->s) != cudaSuccess)) {
+			b->failed = 1;
+			break;
+		}
+	cudaStreamSynchronize(b->s);
+	return NULL;
+}
+
+static int upload_input(gpu_tower *tw, int t, const float *px, const int32_t *tok, int B, cudaStream_t s, mmf_err *err)
+{
+	return t ? gpu_tower_set_text(tw, tok, B, s, err) : gpu_tower_set_image(tw, px, B, s, err);
+}
+
+/* Re-tunes tower t (GEMM shapes on stream s[t], `sms` SMs) while the other
+ * tower's graph runs in a loop on s[!t], on its own SMs (graph-split): the
+ * shapes then fit the contention (L2, DRAM, clocks) they will run under,
+ * not an idle GPU. tw[t] is replaced and its input uploaded again. (The
+ * same beside a tower sharing the SMs, for graph-streams, made 8 SMs 4%
+ * slower and left the whole GPU as it was: not kept.) */
+static int retune_beside(const gpu_bench_opts *o, gpu_model *gm, chain *const ch[2], const float *px, const int32_t *tok,
+			 gpu_tower *tw[2], const cudaStream_t s[2], int sms, int t)
+{
+	mmf_err err = {0};
+	int u = !t, rc;
+	run_ctx r = {.tw = {tw[0], tw[1]}, .s = {s[u], s[t]}};
+	busy_loop b = {.s = s[u]};
+	gpu_tower *fresh = NULL;
+	if ((rc = capture(&r, MODE_GRAPH, u ? WHAT_TEXT : WHAT_IMAGE, &b.exec)) < 0)
+		return rc;
+	atomic_init(&b.stop, 0);
+	pthread_t th;
+	if (pthread_create(&th, NULL, busy_run, &b) != 0) {
+		cudaGraphExecDestroy(b.exec);
+		fprintf(stderr, "mmf-bench: cannot start the background tower for tuning\n");
+		return -EAGAIN;
+	}
+	rc = gpu_tower_new(gm, ch[t], o->batch, sms, s[t], &fresh, &err);
+	atomic_store(&b.stop, 1);
+	pthread_join(th, NULL);
+	cudaGraphExecDestroy(b.exec);
+	if (rc == 0 && b.failed)
+		rc = mmf_err_set(&err, -EIO, "the background tower failed: %s", cudaGetErrorString(cudaGetLastError()));
+	if (rc == 0)
+		rc = upload_input(fresh, t, px, tok, o->batch, s[t], &err);
+	if (rc == 0 && cudaStreamSynchronize(s[t]) != cudaSuccess)
+		rc = mmf_err_set(&err, -EIO, "uploading inputs: %s", cudaGetErrorString(cudaGetLastError()));
+	if (rc < 0) {
+		fprintf(stderr, "mmf-bench: tuning the %s tower beside the other: %s\n", t ? "text" : "image", err.msg);
+		gpu_tower_free(fresh);
+		return rc;
+	}
+	gpu_tower_free(tw[t]);
+	tw[t] = fresh;
+	return 0;
+}
+
+/* Whether graph-split tunes each tower again beside the other one running
+ * (the default) or only alone on its SMs (MMF_SPLIT_TUNE=alone). */
+static int split_tune_busy(void)
+{
+	const char *e = getenv("MMF_SPLIT_TUNE");
+	return !(e && !strcmp(e, "alone"));
+}
+
 /* Builds candidate c: the image tower on the partition's first c->k SMs,
  * the text tower on the others (part_sms 0: every other SM of the GPU),
- * each tuned there, inputs uploaded. */
+ * each tuned there (and, with split_tune_busy, tuned again beside the
+ * other), inputs uploaded. */
 static int split_build(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, gpu_model *gm, chain *const ch[2], const float *px,
 		       const int32_t *tok, split_try *c)
 {
@@ -835,6 +1023,10 @@ static int split_build(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		fprintf(stderr, "mmf-bench: graph-split: uploading inputs: %s\n", cudaGetErrorString(cudaGetLastError()));
 		return -EIO;
 	}
+	if (o->tune && split_tune_busy())
+		for (int t = 0; t < 2; t++)
+			if ((rc = retune_beside(o, gm, ch, px, tok, c->tw, c->s, t ? c->ntxt : c->k, t)) < 0)
+				return rc;
 	return 0;
 }
 
@@ -845,8 +1037,8 @@ static int split_build(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
  * CPU and bitwise against each tower run alone on its SMs (its GEMM shapes,
  * and so its split-K sums, are its own, unlike the other modes'). */
 static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, gpu_model *gm, chain *const ch[2], int E,
-		       const float *px, const int32_t *tok, float *const ref[2], cudaEvent_t fork, cudaEvent_t join, int *firstj,
-		       int *failed)
+		       const float *px, const int32_t *tok, float *const ref[2], cudaEvent_t fork, cudaEvent_t join, int tg,
+		       int *firstj, int *failed)
 {
 	mmf_err err = {0};
 	int g = gpu_parts_granularity(parts), B = o->batch, rc = 0, k[GPU_BENCH_MAX_SPLITS], nc = 0, best = 0;
@@ -854,7 +1046,7 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 	split_try c[GPU_BENCH_MAX_SPLITS] = {0};
 	size_t bytes = (size_t)B * E * sizeof(float);
 	float *alone[2] = {malloc(bytes), malloc(bytes)}, *got[2] = {malloc(bytes), malloc(bytes)};
-	char trials[GPU_BENCH_MAX_SPLITS * 80] = "", extra[sizeof trials + 160];
+	char trials[GPU_BENCH_MAX_SPLITS * 80] = "", extra[sizeof trials + 400];
 	cudaEvent_t ends[2] = {NULL, NULL};
 	float alone_ms[2] = {0, 0};
 	if (!alone[0] || !alone[1] || !got[0] || !got[1]) {
@@ -890,8 +1082,8 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		}
 	}
 	split_try *b = &c[best];
-	printf("   graph-split: image tower on SMs 0-%d (%d), text tower on the other %d; GEMM shapes tuned on each\n", b->k - 1,
-	       b->k, b->ntxt);
+	printf("   graph-split: image tower on SMs 0-%d (%d), text tower on the other %d; GEMM shapes tuned on each%s\n", b->k - 1,
+	       b->k, b->ntxt, !o->tune ? " (no: --no-tune)" : split_tune_busy() ? ", beside the other tower running" : "");
 	/* Each tower alone on its SMs, then both at once. Before the both row,
 	 * a shorter run of a graph with each tower's end marked by an event
 	 * (two more nodes, hence not the timed graph): how much later than
@@ -902,6 +1094,13 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		goto out;
 	}
 	timing te = {0};
+	graph_tune gt = {0};
+	if (tg) {
+		run_ctx rg = {.tw = {b->tw[0], b->tw[1]}, .s = {b->s[0], b->s[1]}, .fork = fork, .join = join};
+		const int split_sms[2] = {b->k, b->ntxt};
+		if ((rc = tune_graph(&rg, MODE_GRAPH_SPLIT, split_sms, &gt)) < 0)
+			goto out;
+	}
 	for (int w = 0; w < what_max; w++) {
 		timing tm = {0};
 		int t = w == WHAT_TEXT;
@@ -933,9 +1132,16 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		snprintf(verdict, sizeof verdict, "%s each tower alone (own shapes), min cosine vs CPU fp32 %.6f%s",
 			 bitwise ? "bitwise equal to" : "DIFFER from", cmin, ok ? "" : "  FAILED");
 		snprintf(extra, sizeof extra,
-			 "\"image_sms\": %d, \"text_sms\": %d, \"ends\": {\"iterations\": %d, \"image_ms\": %.4f, \"text_ms\": %.4f, "
-			 "\"joined_ms\": %.4f}, \"trials\": [%s]",
-			 b->k, b->ntxt, trial, te.end50[0], te.end50[1], te.p50, trials);
+			 "\"image_sms\": %d, \"text_sms\": %d, \"tuned\": \"%s\", \"ends\": {\"iterations\": %d, \"image_ms\": %.4f, "
+			 "\"text_ms\": %.4f, \"joined_ms\": %.4f}, \"trials\": [%s]",
+			 b->k, b->ntxt, !o->tune ? "no" : split_tune_busy() ? "beside the other tower" : "alone", trial, te.end50[0],
+			 te.end50[1], te.p50, trials);
+		if (tg) {
+			char gj[160];
+			json_graph_tune(gj, sizeof gj, &gt);
+			size_t len = strlen(extra);
+			snprintf(extra + len, sizeof extra - len, ", \"tune_graph\": %s", gj);
+		}
 		put_row(o, MODE_GRAPH_SPLIT, w, &tm, verdict, extra, b->tw, firstj);
 		printf("   graph-split: beside each other the image tower ends %.3f ms and the text tower %.3f ms after the start, "
 		       "joined %.3f (alone %.3f and %.3f; medians of %d)\n", te.end50[0], te.end50[1], te.p50, alone_ms[0], alone_ms[1],
@@ -1021,6 +1227,12 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		rc = rc < 0 ? rc : 2;
 		if (nsms < 0 && rc >= 0)
 			rc = 2;
+		goto out;
+	}
+	int tg_sms[64], ntg = 0;
+	if (o->tune_graph && (ntg = gpu_parts_parse_list(parts, o->tune_graph, tg_sms, 64, &err)) < 0) {
+		fprintf(stderr, "mmf-bench: --tune-graph: %s\n", err.msg);
+		rc = 2;
 		goto out;
 	}
 	const char *gpu = gpu_parts_device_name(parts);
@@ -1131,6 +1343,16 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fprintf(stderr, "mmf-bench: %s\n", err.msg);
 			goto out;
 		}
+		graph_tune gt = {0};
+		int tuned_graph = 0, tg_here = 0;
+		for (int k = 0; k < ntg; k++)
+			tg_here |= tg_sms[k] == sms[pi];
+		if (tg_here) {
+			const int both_sms[2] = {n, n};
+			if ((rc = tune_graph(&r, MODE_GRAPH_STREAMS, both_sms, &gt)) < 0)
+				goto out;
+			tuned_graph = 1;
+		}
 		int want_plan = o->show_plan || o->trace || (o->profile && !strcmp(o->profile, "fused"));
 		for (int mi = 0; mi < nmodes; mi++)
 			want_plan |= modes[mi] == MODE_FUSED || modes[mi] == MODE_FUSED_GRAPH;
@@ -1145,6 +1367,11 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fputs("      \"gemm_shapes\": ", o->json);
 			json_shapes(o->json, r.tw);
 			fputs(",\n", o->json);
+			if (tuned_graph) {
+				char gj[160];
+				json_graph_tune(gj, sizeof gj, &gt);
+				fprintf(o->json, "      \"tune_graph\": %s,\n", gj);
+			}
 		}
 		if (o->json && dram) {
 			const gpu_dram_info *di = gpu_dram_get(dram);
@@ -1195,7 +1422,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		}
 		for (int mi = 0; mi < nmodes; mi++)
 			if (modes[mi] == MODE_GRAPH_SPLIT &&
-			    (rc = split_bench(o, parts, sms[pi], gm, ch, E, px, tok, ref, r.fork, r.join, &firstj, &failed)) != 0)
+			    (rc = split_bench(o, parts, sms[pi], gm, ch, E, px, tok, ref, r.fork, r.join, tg_here, &firstj, &failed)) != 0)
 				goto out;
 		if (o->json)
 			fprintf(o->json, "\n      ]");

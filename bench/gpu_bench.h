@@ -14,6 +14,7 @@ typedef struct gpu_bench_opts {
 	const char *sms;	/* "8,16,32,all" */
 	const char *modes;	/* "seq,streams,graph,graph-streams" */
 	int batch, iters, warmup, ops, tune;
+	const char *tune_graph;	/* partitions ("8,all") whose GEMMs are tuned again against the whole graph's time; NULL: none */
 	unsigned long long seed;
 	const char *model_name;
 	const char *commit, *date;

@@ -109,6 +109,10 @@ static void usage(FILE *fp)
 		"  --no-tune           cuda: pick GEMM tile shapes by heuristic instead of timing\n"
 		"  --tune-sms N        cuda: time GEMM shapes on an N-SM partition (default: the\n"
 		"                      partition being run; smaller sizes each GEMM for a share)\n"
+		"  --tune-graph LIST   cuda: on these partitions (a --sms list) tune each GEMM's\n"
+		"                      shape again, one GEMM at a time, against the time of the\n"
+		"                      whole two-tower graph (graph-streams; graph-split on its\n"
+		"                      own towers): slow, 1-2 minutes a partition per mode\n"
 		"  --batch N           images and texts per run [1]\n"
 		"  --iters N           timed runs per tower [20 on cpu, 200 on cuda]\n"
 		"  --warmup N          untimed runs first [2 on cpu, 20 on cuda]\n"
@@ -127,7 +131,9 @@ static void usage(FILE *fp)
 		"                      sm_90 and later)\n"
 		"  MMF_CLUSTER=0       cuda: split-K GEMMs reduce through a global workspace and\n"
 		"                      ticket instead of thread-block clusters (clusters are the\n"
-		"                      default on sm_90 and later; the results are the same bits)\n");
+		"                      default on sm_90 and later; the results are the same bits)\n"
+		"  MMF_SPLIT_TUNE=alone cuda: graph-split tunes each tower's GEMM shapes alone on\n"
+		"                      its SMs only [and then again while the other tower runs]\n");
 }
 
 static double now_ms(void)
@@ -285,7 +291,7 @@ int main(int argc, char **argv)
 	enum { O_MODEL = 256, O_DEVICE, O_BATCH, O_ITERS, O_WARMUP, O_THREADS, O_SEED, O_CHAIN, O_OPS, O_JSON, O_SMS,
 	       O_MODES, O_NOTUNE, O_STRATEGY, O_PLAN, O_PAIRS, O_PROFILE, O_PROFILE_OPS, O_TUNE_SMS, O_SPLIT_SMS, O_IMAGE, O_TEXT,
 	       O_LABELS, O_VOCAB, O_OUT, O_TOKENIZE, O_TEXTS_JSON, O_TRACE, O_WEIGHTS, O_REPORT, O_REPORT_QUICK,
-	       O_REPORT_GPUS, O_DRAM_GBS, O_TRACE_MODE };
+	       O_REPORT_GPUS, O_DRAM_GBS, O_TRACE_MODE, O_TUNE_GRAPH };
 	static const struct option opts[] = {
 		{"model", required_argument, 0, O_MODEL}, {"device", required_argument, 0, O_DEVICE},
 		{"batch", required_argument, 0, O_BATCH}, {"iters", required_argument, 0, O_ITERS},
@@ -294,6 +300,7 @@ int main(int argc, char **argv)
 		{"ops", no_argument, 0, O_OPS}, {"json", required_argument, 0, O_JSON},
 		{"sms", required_argument, 0, O_SMS}, {"modes", required_argument, 0, O_MODES},
 		{"no-tune", no_argument, 0, O_NOTUNE}, {"tune-sms", required_argument, 0, O_TUNE_SMS},
+		{"tune-graph", required_argument, 0, O_TUNE_GRAPH},
 		{"split-sms", required_argument, 0, O_SPLIT_SMS}, {"strategy", required_argument, 0, O_STRATEGY},
 		{"plan", no_argument, 0, O_PLAN}, {"pairs", no_argument, 0, O_PAIRS},
 		{"profile", required_argument, 0, O_PROFILE}, {"profile-ops", required_argument, 0, O_PROFILE_OPS},
@@ -321,6 +328,7 @@ int main(int argc, char **argv)
 	const char *model_arg = "rn50", *device = "cpu", *json = NULL, *sms = "all", *modes = "seq,streams,graph,graph-streams,fused,fused-graph,graph-split", *strategy = "auto", *profile = NULL,
 		   *profile_ops = "profile-ops.csv";
 	int batch = 1, iters = -1, warmup = -1, threads = 0, show_chain = 0, ops = 0, tune = 1, show_plan = 0, pairs = 0, tune_sms = 0, c;
+	const char *tune_graph = NULL;
 	unsigned long long seed = 1;
 	clip_weights weights = CLIP_WEIGHTS_AUTO;
 	const char *report = NULL;
@@ -330,7 +338,7 @@ int main(int argc, char **argv)
 	const char *cuda_only = NULL;	/* the first CUDA-only option given */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
-		if (!cuda_only && (c == O_SMS || c == O_MODES || c == O_NOTUNE || c == O_TUNE_SMS || c == O_SPLIT_SMS || c == O_STRATEGY ||
+		if (!cuda_only && (c == O_SMS || c == O_MODES || c == O_NOTUNE || c == O_TUNE_SMS || c == O_TUNE_GRAPH || c == O_SPLIT_SMS || c == O_STRATEGY ||
 				   c == O_PLAN || c == O_PAIRS || c == O_PROFILE || c == O_PROFILE_OPS || c == O_TRACE ||
 				   c == O_DRAM_GBS || c == O_TRACE_MODE))
 			for (const struct option *q = opts; q->name; q++)
@@ -370,6 +378,7 @@ int main(int argc, char **argv)
 		case O_REPORT_GPUS: report_gpus = (int)v; break;
 		case O_MODES: modes = optarg; break;
 		case O_NOTUNE: tune = 0; break;
+		case O_TUNE_GRAPH: tune_graph = optarg; break;
 		case O_TUNE_SMS: tune_sms = (int)v; break;
 		case O_SPLIT_SMS:
 			nsplit = 0;
@@ -580,7 +589,7 @@ int main(int argc, char **argv)
 				date, commit, model_arg, desc, clip_prec_name(prec), batch, iters, warmup, cpu);
 		int strat = fuse_strategy_parse(strategy);	/* validated with the options */
 		gpu_bench_opts go = {.sms = sms, .modes = modes, .batch = batch, .iters = iters, .warmup = warmup,
-				     .ops = ops, .tune = tune, .seed = seed, .model_name = model_arg, .commit = commit,
+				     .ops = ops, .tune = tune, .tune_graph = tune_graph, .seed = seed, .model_name = model_arg, .commit = commit,
 				     .date = date, .json = jf, .model_path = path, .strategy = strat, .show_plan = show_plan,
 				     .pairs = pairs, .profile = profile, .profile_ops = profile_ops,
 				     .tune_sms = tune_sms, .nsplit_sms = nsplit, .trace = trace, .trace_mode = trace_mode, .precision = prec, .dram_gbs = dram_gbs};

@@ -537,6 +537,56 @@ void gpu_tower_free(gpu_tower *t)
 	free(t);
 }
 
+int gpu_tower_gemm_choices(const gpu_tower *t, int i, int sms, int *cfg, int *splits, int max)
+{
+	int n = 0;
+	if (i < 0 || i >= t->c->nops || t->l[i].cfg < 0)
+		return 0;
+	for (int c = 0; c < MMF_GEMM_NCFG; c++)
+		for (size_t k = 0; k < sizeof split_choices / sizeof *split_choices; k++) {
+			mmf_gemm g;
+			if (n < max && candidate(&t->l[i].g, c, split_choices[k], sms, &g))
+				cfg[n] = c, splits[n++] = split_choices[k];
+		}
+	return n;
+}
+
+int gpu_tower_set_gemm(gpu_tower *t, int i, int cfg, int splits, mmf_err *err)
+{
+	if (i < 0 || i >= t->c->nops || t->l[i].cfg < 0)
+		return mmf_err_set(err, -EINVAL, "gpu: op %d of the %s tower is not a GEMM", i, tower_name(t->c->tower));
+	mmf_gemm g = t->l[i].g;
+	g.splits = splits;
+	long long ws;
+	int cnt, tiles, th, sm, rc;
+	if (cfg < 0 || cfg >= MMF_GEMM_NCFG || splits < 1 || mmf_gemm_info(&g, cfg, &tiles, &th, &sm) < 0 ||
+	    mmf_gemm_workspace(&g, cfg, &ws, &cnt) < 0)
+		return mmf_err_set(err, -EINVAL, "gpu: op %d (%s): GEMM configuration %d with %d splits does not fit", i,
+				   t->c->ops[i].name, cfg, splits);
+	const float *ws0 = t->ws;
+	const int *cnt0 = t->counters;
+	if ((rc = ensure_ws(t, ws, cnt, err)) < 0)
+		return rc;
+	mmf_gemm old = t->l[i].g;
+	int old_cfg = t->l[i].cfg;
+	t->l[i].g = g, t->l[i].cfg = cfg;
+	/* A grown workspace moves: every GEMM's descriptor points at it. */
+	for (int j = 0; j < t->c->nops; j++)
+		if (t->l[j].cfg >= 0 && (j == i || t->ws != ws0 || t->counters != cnt0)) {
+			t->l[j].g.ws = t->ws, t->l[j].g.counters = t->counters;
+			if ((rc = op_desc(t, j, &t->l[j].d)) < 0) {
+				if (j == i) {
+					t->l[i].g = old, t->l[i].cfg = old_cfg;
+					t->l[i].g.ws = t->ws, t->l[i].g.counters = t->counters;
+					op_desc(t, i, &t->l[i].d);
+				}
+				return mmf_err_set(err, rc, "gpu: op %d (%s): no descriptor for GEMM configuration %d with %d splits",
+						   j, t->c->ops[j].name, cfg, splits);
+			}
+		}
+	return 0;
+}
+
 size_t gpu_tower_bytes(const gpu_tower *t) { return t->arena_bytes; }
 const void *gpu_tower_op_output(const gpu_tower *t, int i) { return bufp(t, t->c->ops[i].out); }
 const void *gpu_tower_buf(const gpu_tower *t, int b) { return bufp(t, b); }

@@ -65,6 +65,15 @@ const mmf_opdesc *gpu_tower_desc(const gpu_tower *t, int i);
  * the token ids (int32) and the final embedding (fp32); the image input is
  * NHWC, 8 channels, 3 used. */
 const void *gpu_tower_buf(const gpu_tower *t, int b);
+/* The (configuration, splits) pairs op i's GEMM may take on `sms` SMs,
+ * the tuner's candidates: fills cfg[] and splits[] (at most max), returns
+ * how many; 0 for an op that is not a GEMM. */
+int gpu_tower_gemm_choices(const gpu_tower *t, int i, int sms, int *cfg, int *splits, int max);
+/* Gives op i's GEMM configuration cfg with `splits` splits, growing the
+ * tower's split-K workspace if needed (then every GEMM's descriptor is
+ * rebuilt). Not while work or a captured graph of the tower may still use
+ * the old shapes (descriptors are copied at launch and capture). */
+int gpu_tower_set_gemm(gpu_tower *t, int i, int cfg, int splits, mmf_err *err);
 /* The GEMM tile configuration op i uses (-1 for non-GEMM ops). */
 int gpu_tower_op_cfg(const gpu_tower *t, int i);
 /* Its split-K factor (1: none; 0 for non-GEMM ops). */

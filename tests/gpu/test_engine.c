@@ -183,6 +183,42 @@ static void run_config(const char *name, int batch, clip_weights wmode)
 		CHECK(memcmp(a, b, (size_t)batch * E * 4) == 0, "%s %s: graph replay differs from a plain run", name, tower_name((tower)t));
 		cudaGraphExecDestroy(ge);
 		cudaGraphDestroy(g);
+		/* Every shape one GEMM may take (gpu_tower_set_gemm, --tune-graph):
+		 * the last GEMM with more than one choice, at 132 SMs (split-K
+		 * included, so the workspace may grow and every descriptor move). */
+		int gi = -1, nc = 0, gcfg[40], gsp[40];
+		for (int i = 0; i < ch[t]->nops; i++) {
+			int k = gpu_tower_gemm_choices(tw, i, 132, gcfg, gsp, 40);
+			if (k > 1)
+				gi = i;
+		}
+		if (gi >= 0 && wmode == CLIP_WEIGHTS_FP16 && batch <= 2) {
+			nc = gpu_tower_gemm_choices(tw, gi, 132, gcfg, gsp, 40);
+			const int gc0 = gpu_tower_op_cfg(tw, gi), gs0 = gpu_tower_op_splits(tw, gi);
+			double worst_c = 1;
+			for (int k = 0; k < nc; k++) {
+				CHECK(gpu_tower_set_gemm(tw, gi, gcfg[k], gsp[k], &err) == 0, "%s", err.msg);
+				CK(cudaMemsetAsync((void *)gpu_tower_buf(tw, ch[t]->out), 0xff, (size_t)batch * E * 4, s0));
+				CHECK(gpu_tower_enqueue(tw, s0) == 0, "enqueue");
+				CHECK(gpu_tower_get_output(tw, b, batch, s0, &err) == 0, "%s", err.msg);
+				for (int smp = 0; smp < batch; smp++) {
+					double cs = test_cosine(b + smp * E, cpu + smp * E, E);
+					worst_c = cs < worst_c ? cs : worst_c;
+				}
+			}
+			CHECK(worst_c >= cbar, "%s %s: op %d with another GEMM shape: cosine %.7f", name, tower_name((tower)t), gi, worst_c);
+			CHECK(gpu_tower_set_gemm(tw, gi, MMF_GEMM_NCFG, 1, &err) == -EINVAL, "an unknown GEMM configuration accepted");
+			CHECK(gpu_tower_set_gemm(tw, gi, gc0, 0, &err) == -EINVAL, "0 splits accepted");
+			CHECK(gpu_tower_set_gemm(tw, ch[t]->nops > 0 && gpu_tower_op_cfg(tw, 0) < 0 ? 0 : -1, gc0, 1, &err) == -EINVAL,
+			      "a GEMM shape for an op that is not a GEMM accepted");
+			CHECK(gpu_tower_set_gemm(tw, gi, gc0, gs0, &err) == 0, "%s", err.msg);
+			CHECK(gpu_tower_enqueue(tw, s0) == 0, "enqueue");
+			CHECK(gpu_tower_get_output(tw, b, batch, s0, &err) == 0, "%s", err.msg);
+			CHECK(memcmp(a, b, (size_t)batch * E * 4) == 0, "%s %s: back to the tuned shape, the output differs", name,
+			      tower_name((tower)t));
+			printf("%-6s %-5s tower: op %d (%s) in each of its %d GEMM shapes: min cosine vs CPU fp32 %.7f\n", name,
+			       tower_name((tower)t), gi, ch[t]->ops[gi].name, nc, worst_c);
+		}
 		/* Bad input reaches no kernel. */
 		if (t == 1) {
 			tok[3] = cfg.vocab;
