@@ -7,6 +7,7 @@
 #   DIR/gpu-bench.sh DIR OUT   (the benchmark of record)
 #   tools/gpu-bundle.sh [DIR] [ARCH]
 set -eu
+command -v rsync >/dev/null || { echo "gpu-bundle.sh: needs rsync (apt-get install rsync)" >&2; exit 1; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$top/.gpu}
 arch=${2:-90}
