@@ -22,7 +22,7 @@ cd "$build"
 [ -f Makefile ] || { ./autogen.sh >/dev/null 2>&1 && ./configure --with-cuda-arch="$arch" >/dev/null; }
 make -j"$(nproc)" gpu-tests mmfd mmfctl >/dev/null
 rm -rf "$dir" && mkdir -p "$dir/lib"
-progs="tests/gpu/test_kernels tests/gpu/test_ops tests/gpu/test_gemm tests/gpu/test_part tests/gpu/test_engine tests/gpu/test_fuse mmf-bench mmf-mkmodel mmfd mmfctl"
+progs="tests/gpu/test_kernels tests/gpu/test_ops tests/gpu/test_gemm tests/gpu/test_part tests/gpu/test_engine tests/gpu/test_fuse tests/gpu/test_barrier mmf-bench mmf-mkmodel mmfd mmfctl"
 cp $progs "$dir/"
 cp "$top/tools/check-gpu.sh" "$top/tools/gpu-bench.sh" "$top/tools/torch_baseline.py" "$top/tools/bench_compare.py" \
 	"$top/tools/ncu_metrics.sh" "$top/tools/ncu_join.py" "$dir/"

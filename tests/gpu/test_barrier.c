@@ -1,0 +1,34 @@
+/* test_barrier: the intra-thread fused kernel's named-barrier pattern with
+ * no op in it (tests/gpu/test_barrier_kernel.cu): every read must see the
+ * value written before its barrier, in each variant. check-gpu also runs it
+ * under compute-sanitizer racecheck, which settles whether racecheck's
+ * report on the intra-thread conv x attention pair (docs/NOTES.md) comes
+ * from the barrier pattern itself. */
+#include "config.h"
+
+#include <cuda_runtime.h>
+#include <stdlib.h>
+
+#include "tests/gpu/gputest.h"
+#include "tests/testutil.h"
+
+int test_barrier_run(int variant, int blocks, int iters, unsigned *mismatches);
+
+int main(int argc, char **argv)
+{
+	gpu_test_require_device();
+	/* An argument picks one variant (for a racecheck run per variant). */
+	int only = argc > 1 ? atoi(argv[1]) : -1;
+	static const char *const what[] = {"team B of 64 on barrier 2 (the attention tile's team)", "team B of 128",
+					   "no team B"};
+	for (int v = 0; v < 3; v++) {
+		if (only >= 0 && v != only)
+			continue;
+		unsigned bad = 1;
+		int rc = test_barrier_run(v, 264, 200, &bad);
+		CHECK(rc == 0, "variant %d: %s", v, cudaGetErrorString((cudaError_t)rc));
+		CHECK(bad == 0, "variant %d (%s): %u reads missed the value written before their barrier", v, what[v], bad);
+		printf("variant %d (%s): %u mismatches\n", v, what[v], bad);
+	}
+	return test_done("test_barrier");
+}
