@@ -46,6 +46,7 @@ expect 2 "--pairs applies to --device cuda only" -- "$B/mmf-bench" --device cpu 
 expect 2 "--dram-gbs applies to --device cuda only" -- "$B/mmf-bench" --dram-gbs 68
 expect 2 "--trace-mode 'x': expected seq, streams, graph-streams or fused" -- "$B/mmf-bench" --trace-mode x
 expect 2 "--trace-mode applies to --device cuda only" -- "$B/mmf-bench" --trace-mode seq
+expect 2 "--tune-graph applies to --device cuda only" -- "$B/mmf-bench" --tune-graph all
 expect 2 "--trace-mode needs --trace FILE" -- "$B/mmf-bench" --device cuda --trace-mode seq
 expect 2 "--dram-gbs 'abc': expected a bandwidth in GB/s, 1 to 100000" -- "$B/mmf-bench" --dram-gbs abc
 expect 2 "--dram-gbs '0': expected a bandwidth in GB/s, 1 to 100000" -- "$B/mmf-bench" --dram-gbs 0

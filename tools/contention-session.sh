@@ -12,7 +12,8 @@ set -u
 out=${1:?usage: contention-session.sh OUT [TARGETS]}
 targets=${2:-3000 2000 1000}
 mkdir -p "$out"
-export LD_LIBRARY_PATH="$(pwd)/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+top=$(pwd)
+export LD_LIBRARY_PATH="$top/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader >"$out/gpu.txt"
 for t in none $targets; do
 	flag=; [ "$t" = none ] || flag="--dram-gbs $t"

@@ -18,7 +18,7 @@ mkdir -p "$out"
 top=$(pwd)
 export LD_LIBRARY_PATH="$top/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 for t in ${TESTS-test_gemm test_engine test_fuse}; do
-	timeout 240 .gpu/$t >"$out/$t.log" 2>&1
+	timeout 240 ".gpu/$t" >"$out/$t.log" 2>&1
 	echo "$t: exit $?" | tee -a "$out/tests.txt"
 	grep -E "passed|FAIL" "$out/$t.log" | tail -2
 done

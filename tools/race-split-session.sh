@@ -11,7 +11,8 @@ set -u
 out=${1:?usage: race-split-session.sh OUT [PAIRS]}
 pairs=${2:-0 1 2 3 4 5 6 7}
 mkdir -p "$out"
-export LD_LIBRARY_PATH="$(pwd)/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+top=$(pwd)
+export LD_LIBRARY_PATH="$top/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader >"$out/gpu.txt"
 MMF_CACHE=/tmp/mmf-cache-rs timeout 200 .gpu/mmf-bench --device cuda --model rn50 --sms all --modes graph-split \
 	--split-sms 64,72 --iters 200 --json "$out/split-ends.json" >"$out/split-ends.log" 2>&1

@@ -9,10 +9,11 @@ set -u
 out=${1:?usage: tune-graph-session.sh OUT [SMS] [TESTS]}
 sms=${2:-8,all}
 mkdir -p "$out"
-export LD_LIBRARY_PATH="$(pwd)/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+top=$(pwd)
+export LD_LIBRARY_PATH="$top/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader >"$out/gpu.txt"
 for t in ${3-test_engine}; do
-	timeout 240 .gpu/$t >"$out/$t.log" 2>&1
+	timeout 240 ".gpu/$t" >"$out/$t.log" 2>&1
 	echo "$t: exit $?"
 	grep -E "GEMM shapes|passed|FAIL" "$out/$t.log" | tail -6
 done
