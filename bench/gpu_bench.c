@@ -79,19 +79,7 @@ static int enqueue(run_ctx *r, int mode, int what)
 			return rc;
 		return gpu_tower_enqueue(r->tw[1], r->s[0]);
 	}
-	if (r->end[0]) {	/* each tower's end marked (graph-split; external: a node of the graph) */
-		if (cudaEventRecord(r->fork, r->s[0]) != cudaSuccess || cudaStreamWaitEvent(r->s[1], r->fork, 0) != cudaSuccess)
-			return -EIO;
-		for (int t = 0; t < 2; t++)
-			if ((rc = gpu_tower_enqueue(r->tw[t], r->s[t])) < 0)
-				return rc;
-			else if (cudaEventRecordWithFlags(r->end[t], r->s[t], cudaEventRecordExternal) != cudaSuccess)
-				return -EIO;
-		if (cudaEventRecord(r->join, r->s[1]) != cudaSuccess || cudaStreamWaitEvent(r->s[0], r->join, 0) != cudaSuccess)
-			return -EIO;
-		return 0;
-	}
-	return gpu_towers_enqueue2(r->tw[0], r->tw[1], r->s[0], r->s[1], r->fork, r->join);
+	return gpu_towers_enqueue2(r->tw[0], r->tw[1], r->s[0], r->s[1], r->fork, r->join, r->end[0] ? r->end : NULL);
 }
 
 /* Captures one iteration of (mode, what) as a graph and instantiates it.
@@ -217,94 +205,105 @@ typedef struct graph_tune {
 /* --tune-graph: coordinate descent over both towers' GEMM shapes against
  * the time of one two-tower iteration of `mode` (graph-streams, or
  * graph-split on its own towers). For each GEMM in turn, every shape it may
- * take on its SMs (sms[tower]) is timed in the whole graph (median of REPS
+ * take on its SMs (sms[tower]) is timed in the whole graph (median of TG_REPS
  * replays) after its current shape, timed again first; a candidate that
  * beats it by more than 0.3% is timed twice more against it, alternating,
  * and kept if it still wins on the sum by more than 0.2% (the min of a
- * dozen noisy medians is biased low; the second look is not). Up to PASSES
+ * dozen noisy medians is biased low; the second look is not). Up to TG_PASSES
  * passes over the GEMMs, fewer if one changes nothing. The per-GEMM tuner
  * times each GEMM alone, five launches back to back; here a shape is judged
  * by what it does to the chains it runs in. */
-static int tune_graph(run_ctx *r, int mode, const int sms[2], graph_tune *g)
+enum { TG_MAXC = 40, TG_REPS = 40, TG_PASSES = 2 };
+
+/* Gives op i of tower t shape (c, s) and times the whole graph with it. */
+static int tg_time(run_ctx *r, int mode, int t, int i, int c, int s, graph_tune *g, float *ms)
 {
-	enum { MAXC = 40, REPS = 40, PASSES = 2 };
 	mmf_err err = {0};
 	timing tm = {0};
-	int rc, total = 0;
-	int cfg[MAXC], sp[MAXC];
+	int rc = gpu_tower_set_gemm(r->tw[t], i, c, s, &err);
+	if (rc < 0) {
+		fprintf(stderr, "mmf-bench: --tune-graph: %s\n", err.msg);
+		return rc;
+	}
+	if ((rc = time_mode(r, mode, WHAT_BOTH, 2, TG_REPS, &tm)) < 0)
+		return rc;
+	g->timed++;
+	*ms = tm.p50;
+	return 0;
+}
+
+/* One GEMM's step of the descent: leaves op i of tower t in its best shape
+ * among the n (cfg, sp); *changed says whether that is a new one. */
+static int tg_step(run_ctx *r, int mode, int t, int i, const int *cfg, const int *sp, int n, graph_tune *g, int *changed)
+{
+	const int c0 = gpu_tower_op_cfg(r->tw[t], i), s0 = gpu_tower_op_splits(r->tw[t], i);
+	int bc = c0, bs = s0, rc;
+	float cur, best, v;
+	if ((rc = tg_time(r, mode, t, i, c0, s0, g, &cur)) < 0)
+		return rc;
+	best = cur;
+	for (int k = 0; k < n; k++)
+		if (cfg[k] != c0 || sp[k] != s0) {
+			if ((rc = tg_time(r, mode, t, i, cfg[k], sp[k], g, &v)) < 0)
+				return rc;
+			if (v < best)
+				best = v, bc = cfg[k], bs = sp[k];
+		}
+	float sc = 0, sb = 0;	/* a second look, alternating */
+	for (int rep = 0; rep < 2 && best < cur * 0.997f; rep++) {
+		if ((rc = tg_time(r, mode, t, i, c0, s0, g, &v)) < 0)
+			return rc;
+		sc += v;
+		if ((rc = tg_time(r, mode, t, i, bc, bs, g, &v)) < 0)
+			return rc;
+		sb += v;
+	}
+	*changed = best < cur * 0.997f && sb < sc * 0.998f;
+	if (!*changed)
+		bc = c0, bs = s0;
+	mmf_err err = {0};
+	if ((rc = gpu_tower_set_gemm(r->tw[t], i, bc, bs, &err)) < 0)
+		fprintf(stderr, "mmf-bench: --tune-graph: %s\n", err.msg);
+	return rc;
+}
+
+static int tune_graph(run_ctx *r, int mode, const int sms[2], graph_tune *g)
+{
+	timing tm = {0};
+	int rc, cfg[TG_MAXC], sp[TG_MAXC];
 	double t0 = host_us();
 	memset(g, 0, sizeof *g);
 	for (int t = 0; t < 2; t++)
 		for (int i = 0; i < gpu_tower_nops(r->tw[t]); i++)
-			total += gpu_tower_gemm_choices(r->tw[t], i, sms[t], cfg, sp, MAXC) > 1;
-	if ((rc = time_mode(r, mode, WHAT_BOTH, 5, REPS, &tm)) < 0)
+			g->gemms += gpu_tower_gemm_choices(r->tw[t], i, sms[t], cfg, sp, TG_MAXC) > 1;
+	if ((rc = time_mode(r, mode, WHAT_BOTH, 5, TG_REPS, &tm)) < 0)
 		return rc;
 	g->before_ms = tm.p50;
-#define TG_TIME(c, s, into)                                                                                          \
-	do {                                                                                                         \
-		if ((rc = gpu_tower_set_gemm(r->tw[t], i, (c), (s), &err)) < 0 ||                                    \
-		    (rc = time_mode(r, mode, WHAT_BOTH, 2, REPS, &tm)) < 0) {                                        \
-			fprintf(stderr, "mmf-bench: --tune-graph: %s\n", err.msg[0] ? err.msg : "timing failed");   \
-			return rc;                                                                                   \
-		}                                                                                                    \
-		g->timed++;                                                                                          \
-		(into) = tm.p50;                                                                                     \
-	} while (0)
-	for (int pass = 0; pass < PASSES; pass++) {
-		int changed = 0, seen = 0;
+	for (int pass = 0, changed = 1; pass < TG_PASSES && changed; pass++) {
+		int seen = 0;
+		changed = 0;
 		for (int t = 0; t < 2; t++)
 			for (int i = 0; i < gpu_tower_nops(r->tw[t]); i++) {
-				int n = gpu_tower_gemm_choices(r->tw[t], i, sms[t], cfg, sp, MAXC);
+				int n = gpu_tower_gemm_choices(r->tw[t], i, sms[t], cfg, sp, TG_MAXC), ch = 0;
 				if (n < 2)
 					continue;
-				const int c0 = gpu_tower_op_cfg(r->tw[t], i), s0 = gpu_tower_op_splits(r->tw[t], i);
-				int bc = c0, bs = s0;
-				float cur, best, v;
-				TG_TIME(c0, s0, cur);
-				best = cur;
-				for (int k = 0; k < n; k++) {
-					if (cfg[k] == c0 && sp[k] == s0)
-						continue;
-					TG_TIME(cfg[k], sp[k], v);
-					if (v < best)
-						best = v, bc = cfg[k], bs = sp[k];
-				}
-				if (best < cur * 0.997f) {	/* a second look, alternating */
-					float sc = 0, sb = 0;
-					for (int rep = 0; rep < 2; rep++) {
-						TG_TIME(c0, s0, v);
-						sc += v;
-						TG_TIME(bc, bs, v);
-						sb += v;
-					}
-					if (sb >= sc * 0.998f)
-						bc = c0, bs = s0;
-				} else {
-					bc = c0, bs = s0;
-				}
-				changed += bc != c0 || bs != s0;
-				if ((rc = gpu_tower_set_gemm(r->tw[t], i, bc, bs, &err)) < 0) {
-					fprintf(stderr, "mmf-bench: --tune-graph: %s\n", err.msg);
+				if ((rc = tg_step(r, mode, t, i, cfg, sp, n, g, &ch)) < 0)
 					return rc;
-				}
-				if (++seen % 20 == 0 || seen == total) {
-					printf("   tune-graph pass %d: %d of %d GEMMs, %d shapes changed, %.0f s\n", pass + 1, seen, total,
+				changed += ch;
+				if (++seen % 20 == 0 || seen == g->gemms) {
+					printf("   tune-graph pass %d: %d of %d GEMMs, %d shapes changed, %.0f s\n", pass + 1, seen, g->gemms,
 					       changed, (host_us() - t0) / 1e6);
 					fflush(stdout);
 				}
 			}
 		g->changed += changed;
-		g->gemms = total;
-		if (!changed)
-			break;
 	}
-#undef TG_TIME
-	if ((rc = time_mode(r, mode, WHAT_BOTH, 5, REPS, &tm)) < 0)
+	if ((rc = time_mode(r, mode, WHAT_BOTH, 5, TG_REPS, &tm)) < 0)
 		return rc;
 	g->after_ms = tm.p50;
 	g->seconds = (host_us() - t0) / 1e6;
 	printf("   tune-graph (%s): %d GEMMs, %d shape changes, %d graphs timed in %.0f s: %.3f -> %.3f ms (medians of %d)\n",
-	       mode_names[mode], g->gemms, g->changed, g->timed, g->seconds, g->before_ms, g->after_ms, (int)REPS);
+	       mode_names[mode], g->gemms, g->changed, g->timed, g->seconds, g->before_ms, g->after_ms, (int)TG_REPS);
 	return 0;
 }
 
@@ -1009,24 +1008,26 @@ static int split_build(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		return rc;
 	}
 	c->ntxt = gpu_part_sms(pb);
-	for (int t = 0; t < 2; t++)
-		if ((rc = gpu_tower_new(gm, ch[t], B, t ? c->ntxt : c->k, o->tune ? c->s[t] : NULL, &c->tw[t], &err)) < 0) {
+	/* Tuned beside the other tower, the image tower is tuned again from
+	 * scratch, beside the text tower tuned alone: its own first tuning
+	 * would go unused, so it starts from the heuristic shapes. */
+	const int busy = o->tune && split_tune_busy();
+	for (int t = 0; t < 2; t++) {
+		cudaStream_t ts = o->tune && !(busy && t == 0) ? c->s[t] : NULL;
+		if ((rc = gpu_tower_new(gm, ch[t], B, t ? c->ntxt : c->k, ts, &c->tw[t], &err)) < 0 ||
+		    (rc = upload_input(c->tw[t], t, px, tok, B, c->s[t], &err)) < 0) {
 			fprintf(stderr, "mmf-bench: graph-split: %s\n", err.msg);
 			return rc;
 		}
-	if ((rc = gpu_tower_set_image(c->tw[0], px, B, c->s[0], &err)) < 0 || (rc = gpu_tower_set_text(c->tw[1], tok, B, c->s[1], &err)) < 0) {
-		fprintf(stderr, "mmf-bench: graph-split: %s\n", err.msg);
-		return rc;
 	}
 	/* A graph launched on s[0] orders after s[0]'s work only. */
 	if (cudaStreamSynchronize(c->s[0]) != cudaSuccess || cudaStreamSynchronize(c->s[1]) != cudaSuccess) {
 		fprintf(stderr, "mmf-bench: graph-split: uploading inputs: %s\n", cudaGetErrorString(cudaGetLastError()));
 		return -EIO;
 	}
-	if (o->tune && split_tune_busy())
-		for (int t = 0; t < 2; t++)
-			if ((rc = retune_beside(o, gm, ch, px, tok, c->tw, c->s, t ? c->ntxt : c->k, t)) < 0)
-				return rc;
+	for (int t = 0; t < 2 && busy; t++)
+		if ((rc = retune_beside(o, gm, ch, px, tok, c->tw, c->s, t ? c->ntxt : c->k, t)) < 0)
+			return rc;
 	return 0;
 }
 
@@ -1082,8 +1083,9 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		}
 	}
 	split_try *b = &c[best];
-	printf("   graph-split: image tower on SMs 0-%d (%d), text tower on the other %d; GEMM shapes tuned on each%s\n", b->k - 1,
-	       b->k, b->ntxt, !o->tune ? " (no: --no-tune)" : split_tune_busy() ? ", beside the other tower running" : "");
+	const char *tuned = !o->tune ? "no (--no-tune)" : split_tune_busy() ? "beside the other tower running" : "alone";
+	printf("   graph-split: image tower on SMs 0-%d (%d), text tower on the other %d; GEMM shapes tuned on each: %s\n", b->k - 1,
+	       b->k, b->ntxt, tuned);
 	/* Each tower alone on its SMs, then both at once. Before the both row,
 	 * a shorter run of a graph with each tower's end marked by an event
 	 * (two more nodes, hence not the timed graph): how much later than
@@ -1134,7 +1136,7 @@ static int split_bench(const gpu_bench_opts *o, gpu_parts *parts, int part_sms, 
 		snprintf(extra, sizeof extra,
 			 "\"image_sms\": %d, \"text_sms\": %d, \"tuned\": \"%s\", \"ends\": {\"iterations\": %d, \"image_ms\": %.4f, "
 			 "\"text_ms\": %.4f, \"joined_ms\": %.4f}, \"trials\": [%s]",
-			 b->k, b->ntxt, !o->tune ? "no" : split_tune_busy() ? "beside the other tower" : "alone", trial, te.end50[0],
+			 b->k, b->ntxt, tuned, trial, te.end50[0],
 			 te.end50[1], te.p50, trials);
 		if (tg) {
 			char gj[160];
@@ -1344,14 +1346,13 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			goto out;
 		}
 		graph_tune gt = {0};
-		int tuned_graph = 0, tg_here = 0;
+		int tg_here = 0;
 		for (int k = 0; k < ntg; k++)
 			tg_here |= tg_sms[k] == sms[pi];
 		if (tg_here) {
 			const int both_sms[2] = {n, n};
 			if ((rc = tune_graph(&r, MODE_GRAPH_STREAMS, both_sms, &gt)) < 0)
 				goto out;
-			tuned_graph = 1;
 		}
 		int want_plan = o->show_plan || o->trace || (o->profile && !strcmp(o->profile, "fused"));
 		for (int mi = 0; mi < nmodes; mi++)
@@ -1367,7 +1368,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 			fputs("      \"gemm_shapes\": ", o->json);
 			json_shapes(o->json, r.tw);
 			fputs(",\n", o->json);
-			if (tuned_graph) {
+			if (tg_here) {
 				char gj[160];
 				json_graph_tune(gj, sizeof gj, &gt);
 				fprintf(o->json, "      \"tune_graph\": %s,\n", gj);

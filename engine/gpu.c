@@ -567,22 +567,17 @@ int gpu_tower_set_gemm(gpu_tower *t, int i, int cfg, int splits, mmf_err *err)
 	const int *cnt0 = t->counters;
 	if ((rc = ensure_ws(t, ws, cnt, err)) < 0)
 		return rc;
-	mmf_gemm old = t->l[i].g;
-	int old_cfg = t->l[i].cfg;
+	const int moved = t->ws != ws0 || t->counters != cnt0;
 	t->l[i].g = g, t->l[i].cfg = cfg;
-	/* A grown workspace moves: every GEMM's descriptor points at it. */
+	/* A grown workspace moves: every GEMM's descriptor points at it. The
+	 * descriptor takes the checks mmf_gemm_info made above, so it cannot
+	 * fail here for a shape that got this far. */
 	for (int j = 0; j < t->c->nops; j++)
-		if (t->l[j].cfg >= 0 && (j == i || t->ws != ws0 || t->counters != cnt0)) {
+		if (t->l[j].cfg >= 0 && (j == i || moved)) {
 			t->l[j].g.ws = t->ws, t->l[j].g.counters = t->counters;
-			if ((rc = op_desc(t, j, &t->l[j].d)) < 0) {
-				if (j == i) {
-					t->l[i].g = old, t->l[i].cfg = old_cfg;
-					t->l[i].g.ws = t->ws, t->l[i].g.counters = t->counters;
-					op_desc(t, i, &t->l[i].d);
-				}
+			if ((rc = op_desc(t, j, &t->l[j].d)) < 0)
 				return mmf_err_set(err, rc, "gpu: op %d (%s): no descriptor for GEMM configuration %d with %d splits",
-						   j, t->c->ops[j].name, cfg, splits);
-			}
+						   j, t->c->ops[j].name, t->l[j].cfg, t->l[j].g.splits);
 		}
 	return 0;
 }
@@ -700,7 +695,7 @@ static int enqueue_reported(gpu_tower *t, int i, cudaStream_t s)
 }
 
 int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork,
-			cudaEvent_t join)
+			cudaEvent_t join, const cudaEvent_t *ends)
 {
 	int rc;
 	if (cudaEventRecord(fork, s0) != cudaSuccess || cudaStreamWaitEvent(s1, fork, 0) != cudaSuccess)
@@ -712,6 +707,9 @@ int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStr
 		if ((rc = enqueue_reported(t ? txt : img, i, t ? s1 : s0)) < 0)
 			return rc;
 	}
+	if (ends && (cudaEventRecordWithFlags(ends[0], s0, cudaEventRecordExternal) != cudaSuccess ||
+		     cudaEventRecordWithFlags(ends[1], s1, cudaEventRecordExternal) != cudaSuccess))
+		return -EIO;
 	if (cudaEventRecord(join, s1) != cudaSuccess || cudaStreamWaitEvent(s0, join, 0) != cudaSuccess)
 		return -EIO;
 	return 0;

@@ -46,9 +46,12 @@ int gpu_tower_enqueue(gpu_tower *t, cudaStream_t s);
  * join), so everything after on s0 waits for both. The ops are enqueued in
  * turn (op i of img, then op i of txt), so that without a graph the text
  * tower does not wait for the host to launch the whole image tower first
- * (chain_turn; trace_launches_chains lists them in that order). Returns 0 or -EIO. */
+ * (chain_turn; trace_launches_chains lists them in that order). ends, if
+ * not NULL, are recorded where each tower's work ends (ends[0] on s0,
+ * ends[1] on s1, before the join) as external events, so that in a
+ * captured graph they are nodes that time each tower. Returns 0 or -EIO. */
 int gpu_towers_enqueue2(gpu_tower *img, gpu_tower *txt, cudaStream_t s0, cudaStream_t s1, cudaEvent_t fork,
-			cudaEvent_t join);
+			cudaEvent_t join, const cudaEvent_t *ends);
 /* Enqueues op i alone (for per-op timing). */
 int gpu_tower_enqueue_op(gpu_tower *t, int i, cudaStream_t s);
 /* Copies the n normalised embeddings (float32) to host memory; synchronises s. */

@@ -117,7 +117,7 @@ static int gx_enqueue(const gx_shape *sh)
 		return gpu_tower_enqueue(g->tw[TOWER_IMAGE][sh->ki], g->s[0]);
 	if (sh->ki < 0)
 		return gpu_tower_enqueue(g->tw[TOWER_TEXT][sh->kt], g->s[0]);
-	return gpu_towers_enqueue2(g->tw[TOWER_IMAGE][sh->ki], g->tw[TOWER_TEXT][sh->kt], g->s[0], g->s[1], g->fork, g->join);
+	return gpu_towers_enqueue2(g->tw[TOWER_IMAGE][sh->ki], g->tw[TOWER_TEXT][sh->kt], g->s[0], g->s[1], g->fork, g->join, NULL);
 }
 
 /* Captures one step shape into an executable graph on stream 0. */

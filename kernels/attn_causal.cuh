@@ -59,6 +59,9 @@ constexpr int ATTN_CAUSAL_TEAM = 64;	/* two warps */
 constexpr int ATTN_CAUSAL_ROWS = 32;	/* query rows a tile, 16 a warp */
 constexpr int ATTN_CAUSAL_MAX_TOKENS = 128;
 constexpr int ATTN_CAUSAL_MAX_DH = 128;
+/* The small size (attn_causal_small): CLIP's T = 77, dh = 64. */
+constexpr int ATTN_CAUSAL_SMALL_TOKENS = 80;
+constexpr int ATTN_CAUSAL_SMALL_DH = 64;
 
 __host__ __device__ static inline int attn_causal_tiles(const attn_causal_params &p)
 {
@@ -73,15 +76,19 @@ __host__ __device__ static inline int attn_causal_ld(int dh) { return ((dh + 15)
  * anything else up to T = 128, dh = 128 takes 128 registers. */
 __host__ __device__ static inline bool attn_causal_small(const attn_causal_params &p)
 {
-	return p.tokens <= 80 && p.width / p.heads <= 64;
+	return p.tokens <= ATTN_CAUSAL_SMALL_TOKENS && p.width / p.heads <= ATTN_CAUSAL_SMALL_DH;
 }
 
-/* One buffer of round16(T) rows, two for the small size (K and V load
- * together). */
+/* Halves of one staged K or V buffer: round16(T) rows of attn_causal_ld. */
+__host__ __device__ static inline int attn_causal_buf_halves(int tokens, int dh)
+{
+	return ((tokens + 15) & ~15) * attn_causal_ld(dh);
+}
+
+/* One buffer, two for the small size (K and V load together). */
 __host__ __device__ static inline int attn_causal_smem_bytes(const attn_causal_params &p)
 {
-	return (attn_causal_small(p) ? 2 : 1) * ((p.tokens + 15) & ~15) * attn_causal_ld(p.width / p.heads) *
-	       (int)sizeof(__half);
+	return (attn_causal_small(p) ? 2 : 1) * attn_causal_buf_halves(p.tokens, p.width / p.heads) * (int)sizeof(__half);
 }
 
 __device__ __forceinline__ uint32_t attn_causal_saddr(const void *p)
@@ -169,7 +176,7 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 	constexpr int ND = 2 * KK;
 	/* The small size (attn_causal_small) stages V into a second buffer
 	 * together with K, so P V does not wait for a second round trip. */
-	constexpr bool KV2 = KS * 16 <= 80 && KK * 16 <= 64;
+	constexpr bool KV2 = KS * 16 <= ATTN_CAUSAL_SMALL_TOKENS && KK * 16 <= ATTN_CAUSAL_SMALL_DH;
 	const int T = p.tokens, W = p.width, dh = W / p.heads, ld = attn_causal_ld(dh);
 	const int nqb = (T + ATTN_CAUSAL_ROWS - 1) / ATTN_CAUSAL_ROWS;
 	const int qb = nqb - 1 - tile % nqb;	/* heaviest block first */
@@ -185,7 +192,7 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 	const int nks = w0 < T ? w0 / 16 + 1 : 0;
 	const int nkk = (dh + 15) / 16, nd = dh / 8;
 
-	__half *vbuf = KV2 ? buf + ((T + 15) & ~15) * ld : buf;
+	__half *vbuf = KV2 ? buf + attn_causal_buf_halves(T, dh) : buf;
 
 	team_sync(team);	/* the previous tile is done with buf (and vbuf) */
 	attn_causal_stage(buf, q + W, stride, krows, kend, dh, ld, team);

@@ -207,10 +207,22 @@ static void run_config(const char *name, int batch, clip_weights wmode)
 				}
 			}
 			CHECK(worst_c >= cbar, "%s %s: op %d with another GEMM shape: cosine %.7f", name, tower_name((tower)t), gi, worst_c);
+			char want[160];
 			CHECK(gpu_tower_set_gemm(tw, gi, MMF_GEMM_NCFG, 1, &err) == -EINVAL, "an unknown GEMM configuration accepted");
+			snprintf(want, sizeof want, "gpu: op %d (%s): GEMM configuration %d with 1 splits does not fit", gi,
+				 ch[t]->ops[gi].name, MMF_GEMM_NCFG);
+			CHECK(strcmp(err.msg, want) == 0, "message '%s', expected '%s'", err.msg, want);
 			CHECK(gpu_tower_set_gemm(tw, gi, gc0, 0, &err) == -EINVAL, "0 splits accepted");
-			CHECK(gpu_tower_set_gemm(tw, ch[t]->nops > 0 && gpu_tower_op_cfg(tw, 0) < 0 ? 0 : -1, gc0, 1, &err) == -EINVAL,
+			CHECK_MSG(err.msg, "with 0 splits does not fit");
+			int ng = 0;	/* an op that is not a GEMM (embed, avgpool, ...) */
+			while (ng < ch[t]->nops && gpu_tower_op_cfg(tw, ng) >= 0)
+				ng++;
+			CHECK(ng < ch[t]->nops && gpu_tower_set_gemm(tw, ng, gc0, 1, &err) == -EINVAL,
 			      "a GEMM shape for an op that is not a GEMM accepted");
+			snprintf(want, sizeof want, "gpu: op %d of the %s tower is not a GEMM", ng, tower_name((tower)t));
+			CHECK(strcmp(err.msg, want) == 0, "message '%s', expected '%s'", err.msg, want);
+			CHECK(gpu_tower_set_gemm(tw, -1, gc0, 1, &err) == -EINVAL, "op -1 accepted");
+			CHECK_MSG(err.msg, "op -1 of the", "is not a GEMM");
 			CHECK(gpu_tower_set_gemm(tw, gi, gc0, gs0, &err) == 0, "%s", err.msg);
 			CHECK(gpu_tower_enqueue(tw, s0) == 0, "enqueue");
 			CHECK(gpu_tower_get_output(tw, b, batch, s0, &err) == 0, "%s", err.msg);
