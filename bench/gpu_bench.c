@@ -1233,7 +1233,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 	}
 	int tg_sms[64], ntg = 0;
 	if (o->tune_graph && (ntg = gpu_parts_parse_list(parts, o->tune_graph, tg_sms, 64, &err)) < 0) {
-		fprintf(stderr, "mmf-bench: --tune-graph: %s\n", err.msg);
+		fprintf(stderr, "mmf-bench: --tune-graph takes a --sms list: %s\n", err.msg);
 		rc = 2;
 		goto out;
 	}

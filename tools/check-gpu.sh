@@ -105,6 +105,21 @@ out=$("$bench" --device cuda --model small --sms 8 --dram-gbs 5 2>&1)
 [ $? -eq 1 ] && case $out in *"DRAM limit 5 GB/s: with the other"*"this GPU can emulate"*) true ;; *) false ;; esac ||
 	{ echo "FAILED: --dram-gbs below the floor: $out"; fail=1; }
 rm -rf "$d"
+# Bad arguments of the diagnostic switches: refused with their messages.
+fuse=$B/tests/gpu/test_fuse
+[ -x "$fuse" ] || fuse=$B/test_fuse
+out=$(MMF_FUSE_PAIR=8 "$fuse" 2>&1)
+[ $? -eq 2 ] && case $out in *"test_fuse: MMF_FUSE_PAIR '8': expected a pair index from 0 to 7"*) true ;; *) false ;; esac ||
+	{ echo "FAILED: MMF_FUSE_PAIR=8: $out"; fail=1; }
+bar=$B/tests/gpu/test_barrier
+[ -x "$bar" ] || bar=$B/test_barrier
+out=$("$bar" x 2>&1)
+[ $? -eq 2 ] && case $out in *"usage: test_barrier [VARIANT]: VARIANT 0, 1 or 2, not 'x'"*) true ;; *) false ;; esac ||
+	{ echo "FAILED: test_barrier x: $out"; fail=1; }
+# --tune-graph takes partition sizes the device can make, as --sms does.
+out=$("$bench" --device cuda --model small --sms 8 --tune-graph 7 2>&1)
+[ $? -eq 2 ] && case $out in *"mmf-bench: --tune-graph takes a --sms list: --sms 7: "*"partitions come in"*) true ;; *) false ;; esac ||
+	{ echo "FAILED: --tune-graph 7: $out"; fail=1; }
 # The daemon on the GPU: mmfd --device cuda (whole GPU, then 8 SMs, then
 # the whole GPU with int8 weights) serving mmfctl, with fusion forced on
 # (--fuse on) so that mixed image+text load runs fused steps, which the

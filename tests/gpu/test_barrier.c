@@ -16,9 +16,14 @@ int test_barrier_run(int variant, int blocks, int iters, unsigned *mismatches);
 
 int main(int argc, char **argv)
 {
-	gpu_test_require_device();
 	/* An argument picks one variant (for a racecheck run per variant). */
-	int only = argc > 1 ? atoi(argv[1]) : -1;
+	char *end = NULL;
+	long only = argc > 1 ? strtol(argv[1], &end, 10) : -1;
+	if (argc > 2 || (argc > 1 && (end == argv[1] || *end || only < 0 || only > 2))) {
+		fprintf(stderr, "usage: test_barrier [VARIANT]: VARIANT 0, 1 or 2, not '%s'\n", argv[argc > 2 ? 2 : 1]);
+		return 2;
+	}
+	gpu_test_require_device();
 	static const char *const what[] = {"team B of 64 on barrier 2 (the attention tile's team)", "team B of 128",
 					   "no team B"};
 	for (int v = 0; v < 3; v++) {

@@ -138,28 +138,33 @@ static void check_pair(env *e, int batch, int i, int j, const mmf_fuse *f, const
 	free(ra), free(rb), free(ga), free(gb);
 }
 
+/* MMF_FUSE_PAIR: the one pair test_pairs runs (an index into pairs), for
+ * compute-sanitizer runs; -1: all. */
+static int pair_only = -1;
+
+/* image op x text op, by name */
+static const char *const pairs[][2] = {
+	{"layer1.0.conv2", "block0.attn.qkv"},	/* conv x GEMM */
+	{"layer3.1.conv2", "block5.mlp.fc"},	/* conv x GEMM (split-K on both sides) */
+	{"layer2.0.conv2", "block3.attn"},	/* conv x attention */
+	{"layer4.0.conv1", "block2.ln_2"},	/* conv x LayerNorm */
+	{"layer2.0.avgpool", "block1.mlp.proj"},	/* pool x GEMM */
+	{"stem.conv2", "eot_gather"},	/* thousands of tiles x one */
+	{"attnpool.attn", "block0.ln_1"},	/* few x 77 */
+	{"stem.conv1", "block4.attn.out"},
+};
+#define NPAIRS ((int)(sizeof pairs / sizeof pairs[0]))
+
 static void test_pairs(env *e, int batch, const char *model)
 {
-	/* image op x text op, by name */
-	static const char *pairs[][2] = {
-		{"layer1.0.conv2", "block0.attn.qkv"},	/* conv x GEMM */
-		{"layer3.1.conv2", "block5.mlp.fc"},	/* conv x GEMM (split-K on both sides) */
-		{"layer2.0.conv2", "block3.attn"},	/* conv x attention */
-		{"layer4.0.conv1", "block2.ln_2"},	/* conv x LayerNorm */
-		{"layer2.0.avgpool", "block1.mlp.proj"},	/* pool x GEMM */
-		{"stem.conv2", "eot_gather"},	/* thousands of tiles x one */
-		{"attnpool.attn", "block0.ln_1"},	/* few x 77 */
-		{"stem.conv1", "block4.attn.out"},
-	};
 	mmf_rng r;
 	mmf_rng_seed(&r, 17);
 	int regs, local;
 	for (int s = 0; s < MMF_FUSE_STRATEGIES; s++)
 		if (mmf_fused_attrs(s, &regs, &local) == 0)
 			printf("%s fused kernel: %d registers, %d bytes of local memory\n", fuse_strategy_name(s), regs, local);
-	const char *one = getenv("MMF_FUSE_PAIR");	/* one pair by index, for compute-sanitizer runs */
-	for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
-		if (one && atoi(one) != (int)k)
+	for (int k = 0; k < NPAIRS; k++) {
+		if (pair_only >= 0 && pair_only != k)
 			continue;
 		int i = find(e->ch[0], pairs[k][0]), j = find(e->ch[1], pairs[k][1]);
 		CHECK(i >= 0 && j >= 0, "ops %s / %s", pairs[k][0], pairs[k][1]);
@@ -255,6 +260,16 @@ static void test_plan(env *e, int batch, const char *model)
 
 int main(void)
 {
+	const char *one = getenv("MMF_FUSE_PAIR");
+	if (one) {
+		char *end = NULL;
+		long k = strtol(one, &end, 10);
+		if (end == one || *end || k < 0 || k >= NPAIRS) {
+			fprintf(stderr, "test_fuse: MMF_FUSE_PAIR '%s': expected a pair index from 0 to %d\n", one, NPAIRS - 1);
+			return 2;
+		}
+		pair_only = (int)k;
+	}
 	gpu_test_require_device();
 	env e;
 	/* MMF_FUSE_QUICK: the small model's pairs only (for compute-sanitizer). */
