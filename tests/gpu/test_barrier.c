@@ -19,14 +19,16 @@ int main(int argc, char **argv)
 	/* An argument picks one variant (for a racecheck run per variant). */
 	char *end = NULL;
 	long only = argc > 1 ? strtol(argv[1], &end, 10) : -1;
-	if (argc > 2 || (argc > 1 && (end == argv[1] || *end || only < 0 || only > 2))) {
-		fprintf(stderr, "usage: test_barrier [VARIANT]: VARIANT 0, 1 or 2, not '%s'\n", argv[argc > 2 ? 2 : 1]);
+	if (argc > 2 || (argc > 1 && (end == argv[1] || *end || only < 0 || only > 5))) {
+		fprintf(stderr, "usage: test_barrier [VARIANT]: VARIANT 0 to 5, not '%s'\n", argv[argc > 2 ? 2 : 1]);
 		return 2;
 	}
 	gpu_test_require_device();
 	static const char *const what[] = {"team B of 64 on barrier 2 (the attention tile's team)", "team B of 128",
-					   "no team B"};
-	for (int v = 0; v < 3; v++) {
+					   "no team B", "variant 0, block-wide sync on barrier 0",
+					   "variant 0, the rest pass two barriers of their own",
+					   "variant 0, team A on barrier 0"};
+	for (int v = 0; v < 6; v++) {
 		if (only >= 0 && v != only)
 			continue;
 		unsigned bad = 1;
