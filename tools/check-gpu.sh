@@ -11,7 +11,8 @@ run() { echo "== $*"; "$@" || { echo "FAILED: $*"; fail=1; }; }
 # MMF_CHECK_SANITIZERS=0 skips the compute-sanitizer runs; =only runs them
 # alone (for a second GPU beside a plain run). They take longer than one
 # device call may (racecheck of one small-model pass: ~270 s), so
-# MMF_CHECK_SAN_WEIGHTS (default "fp16 int8 fp32") picks the tower passes
+# MMF_CHECK_SAN_TOOLS (default "memcheck racecheck") and
+# MMF_CHECK_SAN_WEIGHTS (default "fp16 int8 fp32") pick the tower passes
 # and MMF_CHECK_SAN_FUSED=0 leaves out those of the fused kernels.
 san=${MMF_CHECK_SANITIZERS:-1}
 [ "$san" = only ] || for t in test_kernels test_ops test_gemm test_part test_engine test_fuse test_barrier; do
@@ -25,7 +26,7 @@ bench=$B/mmf-bench
 if [ "$san" = 0 ]; then
 	echo "SKIP: compute-sanitizer runs (MMF_CHECK_SANITIZERS=0)"
 elif command -v compute-sanitizer >/dev/null 2>&1; then
-	for tool in memcheck racecheck; do
+	for tool in ${MMF_CHECK_SAN_TOOLS-memcheck racecheck}; do
 		for w in ${MMF_CHECK_SAN_WEIGHTS-fp16 int8 fp32}; do
 			echo "== compute-sanitizer --tool $tool: one pass of each tower (small model, $w)"
 			# racecheck of a small-model pass took 266 s on an H200 (694bee6)
