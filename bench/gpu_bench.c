@@ -1271,6 +1271,10 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		printf("split-K through thread-block clusters: up to %d splits (sm_90+; MMF_CLUSTER=0 turns it off)\n", mmf_get_cluster());
 	else
 		printf("split-K through thread-block clusters: off\n");
+	const char *fold = getenv("MMF_POOL_FOLD");
+	const int folded = fold && !strcmp(fold, "1") && gpu_model_precision(gm) == CLIP_PREC_FP16;
+	if (folded)
+		printf("attention pool: folded (MMF_POOL_FOLD=1, experimental: kernels/pool_fold.cuh)\n");
 	if (o->dram_gbs > 0)
 		printf("note: an SM partition restricts SMs only; here DRAM bandwidth is limited to about %g GB/s per partition by a "
 		       "hog on the other SMs (--dram-gbs), and the L2 cache is shared with it\n", o->dram_gbs);
@@ -1278,8 +1282,8 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		printf("note: an SM partition restricts SMs only; L2 cache and DRAM bandwidth are shared with the whole GPU\n");
 	if (o->json) {
 		fprintf(o->json, "  \"gpu\": \"%s\",\n  \"gpu_sms\": %d,\n  \"weights_mb\": %.2f,\n  \"int8_ops\": %d,\n"
-			"  \"pdl\": %s,\n  \"cluster_splitk_max\": %d,\n", gpu, total, gpu_model_bytes(gm) / 1e6, gpu_model_int8(gm),
-			mmf_get_pdl() ? "true" : "false", mmf_get_cluster());
+			"  \"pdl\": %s,\n  \"cluster_splitk_max\": %d,\n  \"pool_fold\": %s,\n", gpu, total, gpu_model_bytes(gm) / 1e6,
+			gpu_model_int8(gm), mmf_get_pdl() ? "true" : "false", mmf_get_cluster(), folded ? "true" : "false");
 		if (o->dram_gbs > 0)
 			fprintf(o->json, "  \"dram_limit_gbs\": %g,\n  \"partition_note\": \"SM partitions (green contexts) restrict SMs "
 				"only; DRAM bandwidth limited by a hog on the other SMs, calibrated against the partition's streaming copy "

@@ -133,7 +133,11 @@ static void usage(FILE *fp)
 		"                      ticket instead of thread-block clusters (clusters are the\n"
 		"                      default on sm_90 and later; the results are the same bits)\n"
 		"  MMF_SPLIT_TUNE=alone cuda: graph-split tunes each tower's GEMM shapes alone on\n"
-		"                      its SMs only [and then again while the other tower runs]\n");
+		"                      its SMs only [and then again while the other tower runs]\n"
+		"  MMF_POOL_FOLD=1     cuda, experimental: fp16 models run the attention pool with\n"
+		"                      k and v folded into the weights (two weight passes against\n"
+		"                      a vector instead of a tokens x 2C x C GEMM; the same\n"
+		"                      result summed in another order; no fusion for those ops)\n");
 }
 
 static double now_ms(void)

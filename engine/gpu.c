@@ -64,6 +64,9 @@ struct gpu_tower {
 	int *counters;	/* split-K tickets, zero between launches */
 	long long ws_bytes;
 	int ncounters;
+	/* MMF_POOL_FOLD=1 (experimental): the attention pool's k/v linear and
+	 * its attention, folded (kernels/pool_fold.cuh); -1 when not. */
+	int fold_kv, fold_attn;
 };
 
 /* ------------------------------------------------------------ weights */
@@ -392,6 +395,33 @@ static int ensure_ws(gpu_tower *t, long long bytes, int counters, mmf_err *err)
 	return 0;
 }
 
+/* Whether t runs its attention pool folded (MMF_POOL_FOLD=1, fp16 weights
+ * only): sets fold_kv to the k/v linear (which then computes the folded
+ * query, kernels/pool_fold.cuh, into its own output buffer) and fold_attn to
+ * the attention (which then applies the v weights itself). */
+static void pool_fold_find(gpu_tower *t)
+{
+	const chain *c = t->c;
+	t->fold_kv = t->fold_attn = -1;
+	const char *env = getenv("MMF_POOL_FOLD");
+	if (!env || strcmp(env, "1") || t->g->prec != CLIP_PREC_FP16)
+		return;
+	for (int i = 0; i < c->nops; i++) {
+		const op *a = &c->ops[i];
+		if (a->kind != OP_ATTN_POOL)
+			continue;
+		for (int k = 0; k < i; k++) {
+			const op *kv = &c->ops[k];
+			const gpu_w *w = &t->g->w[t->ti][k];
+			if (kv->kind != OP_LINEAR || kv->out != a->in2 || !w->w || w->scale ||
+			    buf_bytes(t, kv->out) < (size_t)t->batch * a->heads * a->width * sizeof(float))
+				continue;
+			t->fold_kv = k, t->fold_attn = i;
+			return;
+		}
+	}
+}
+
 /* Times every candidate (cfg, splits) of one GEMM on stream s. */
 static int gemm_tune(gpu_tower *t, const mmf_gemm *g0, int sms, cudaStream_t s, int *cfg, int *splits, mmf_err *err)
 {
@@ -452,6 +482,7 @@ int gpu_tower_new(gpu_model *g, const chain *c, int batch, int sms, cudaStream_t
 	if (!t)
 		return mmf_err_set(err, -ENOMEM, "gpu: out of memory");
 	t->g = g, t->c = c, t->batch = batch, t->ti = c == g->c[0] ? 0 : 1;
+	t->fold_kv = t->fold_attn = -1;
 	int rc = -ENOMEM;
 	t->off = calloc((size_t)c->nbufs, sizeof *t->off);
 	t->l = calloc((size_t)c->nops, sizeof *t->l);
@@ -480,10 +511,11 @@ int gpu_tower_new(gpu_model *g, const chain *c, int batch, int sms, cudaStream_t
 		goto fail;
 	}
 	memset(t->host_in, 0, t->host_in_bytes);
+	pool_fold_find(t);
 	for (int i = 0; i < c->nops; i++) {
 		const op *o = &c->ops[i];
 		t->l[i].cfg = -1;
-		if (o->kind != OP_CONV && o->kind != OP_LINEAR)
+		if ((o->kind != OP_CONV && o->kind != OP_LINEAR) || i == t->fold_kv)
 			continue;
 		gemm_record(t, i, &t->l[i].g);
 		int cfg, splits;
@@ -650,6 +682,17 @@ static int op_desc_elem(gpu_tower *t, int i, mmf_opdesc *d)
 	const gpu_w *w = &t->g->w[t->ti][i];
 	int B = t->batch;
 	void *in = bufp(t, o->in), *out = bufp(t, o->out);
+	if (i == t->fold_kv) {
+		const op *a = &t->c->ops[t->fold_attn];
+		return mmf_pool_qk_desc(bufp(t, a->in), w->w, (float *)out, B, a->width, a->heads, d);
+	}
+	if (i == t->fold_attn) {
+		const op *kv = &t->c->ops[t->fold_kv];
+		const gpu_w *wkv = &t->g->w[t->ti][t->fold_kv];
+		const size_t C = (size_t)o->width;
+		return mmf_pool_fold_desc(bufp(t, kv->in), (const float *)bufp(t, kv->out), (const char *)wkv->w + C * C * 2,
+					  wkv->bias ? wkv->bias + C : NULL, out, B, o->tokens, o->width, o->heads, d);
+	}
 	switch (o->kind) {
 	case OP_CONV:
 	case OP_LINEAR:

@@ -19,7 +19,9 @@ typedef struct CUstream_st *mmf_stream;	/* a cudaStream_t */
 enum {
 	MMF_OP_GEMM_L, MMF_OP_GEMM_M, MMF_OP_GEMM_S, MMF_OP_GEMM_W, MMF_OP_GEMM_N,
 	MMF_OP_LAYERNORM, MMF_OP_ATTN_CAUSAL, MMF_OP_ATTN_POOL, MMF_OP_POOL_TOKENS,
-	MMF_OP_EMBED, MMF_OP_EOT_GATHER, MMF_OP_L2NORM, MMF_OP_AVGPOOL2, MMF_OP_KINDS
+	MMF_OP_EMBED, MMF_OP_EOT_GATHER, MMF_OP_L2NORM, MMF_OP_AVGPOOL2,
+	MMF_OP_POOL_QK, MMF_OP_POOL_FOLD,	/* plain launches only: the fused kernels do not take them */
+	MMF_OP_KINDS
 };
 typedef struct mmf_opdesc {
 	int kind;	/* MMF_OP_* */

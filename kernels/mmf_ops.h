@@ -31,6 +31,22 @@ int mmf_attn_causal_f16(const void *qkv, void *out, int batch, int tokens, int w
 int mmf_attn_pool_f16(const void *q, const void *kv, void *out, int batch, int tokens, int width, int heads,
 		      mmf_stream stream);
 
+/* The attention pool folded (pool_fold.cuh; experimental, fp16 only, plain
+ * launches only): instead of keys and values for every token,
+ * qt [batch][heads][width] (fp32) = Wk_h^T q_h / sqrt(dh) per head h
+ * (wk [width][width], the k projection's weight), then per (sample, head)
+ * p = softmax over tokens of qt_h . x_j (x [batch][tokens][width], the pool's
+ * tokens) and out[b][h*dh + r] = Wv[h*dh + r] . (sum_j p_j x_j) + bv
+ * (wv [width][width], bv [width] fp32 or NULL): what mmf_attn_pool_f16 gives
+ * for q, k = x Wk^T + bk, v = x Wv^T + bv, summed in another order (bk
+ * cancels in the softmax). width at most 4096, tokens at most 1024, dh a
+ * multiple of 8. */
+int mmf_pool_qk_desc(const void *q, const void *wk, float *qt, int batch, int width, int heads, mmf_opdesc *d);
+int mmf_pool_qk_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+int mmf_pool_fold_desc(const void *x, const float *qt, const void *wv, const float *bv, void *out, int batch,
+		       int tokens, int width, int heads, mmf_opdesc *d);
+int mmf_pool_fold_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+
 /* Tokens of the attention pool: x [batch][hw][channels] -> y
  * [batch][hw+1][channels], y[0] = mean over hw of x + pos[0],
  * y[t] = x[t-1] + pos[t]; pos [hw+1][channels]. channels a multiple of 8. */

@@ -55,6 +55,74 @@ static void test_attn(int T, int W, int H, int batch)
 	free(qkv), free(y), free(ref);
 }
 
+/* The attention pool folded as kernels/pool_fold.cuh computes it (Wk_h^T q_h
+ * per head, bk dropped, then Wv applied to the softmax-weighted token sum),
+ * in plain C with the kernel's index order, against the CPU's attention pool
+ * on keys and values projected the usual way: the algebra the GPU fold
+ * rests on (MMF_POOL_FOLD=1; tests/gpu/test_ops checks the kernels). */
+static void test_pool_fold(int B, int T, int C, int H)
+{
+	const int dh = C / H;
+	float *q = malloc((size_t)B * C * 4), *x = malloc((size_t)B * T * C * 4), *wk = malloc((size_t)C * C * 4),
+	      *wv = malloc((size_t)C * C * 4), *bk = malloc((size_t)C * 4), *bv = malloc((size_t)C * 4),
+	      *kv = malloc((size_t)B * T * 2 * C * 4), *ref = malloc((size_t)B * C * 4), *qt = malloc((size_t)H * C * 4),
+	      *xbar = malloc((size_t)C * 4), *sc = malloc((size_t)T * 4);
+	fill(q, (int64_t)B * C, 101), fill(x, (int64_t)B * T * C, 102), fill(wk, (int64_t)C * C, 103);
+	fill(wv, (int64_t)C * C, 104), fill(bk, C, 105), fill(bv, C, 106);
+	for (int64_t i = 0; i < (int64_t)C * C; i++)
+		wk[i] /= sqrtf((float)C), wv[i] /= sqrtf((float)C);
+	for (int64_t row = 0; row < (int64_t)B * T; row++)
+		for (int n = 0; n < 2 * C; n++) {
+			const float *w = n < C ? wk + (int64_t)n * C : wv + (int64_t)(n - C) * C;
+			double a = n < C ? bk[n] : bv[n - C];
+			for (int k = 0; k < C; k++)
+				a += (double)w[k] * x[row * C + k];
+			kv[row * 2 * C + n] = (float)a;
+		}
+	op o = {.kind = OP_ATTN_POOL, .in = 0, .in2 = 1, .out = 2, .tokens = T, .width = C, .heads = H};
+	float *bufs[3] = {q, kv, ref};
+	cpu_op_run(&o, bufs, B, NULL);
+	double err2 = 0, ref2 = 0;
+	for (int b = 0; b < B; b++) {
+		for (int h = 0; h < H; h++)
+			for (int c = 0; c < C; c++) {
+				double a = 0;
+				for (int r = 0; r < dh; r++)
+					a += (double)q[b * C + h * dh + r] * wk[(int64_t)(h * dh + r) * C + c];
+				qt[h * C + c] = (float)(a / sqrt((double)dh));
+			}
+		for (int h = 0; h < H; h++) {
+			double mx = -INFINITY, sum = 0;
+			for (int j = 0; j < T; j++) {
+				double s = 0;
+				for (int c = 0; c < C; c++)
+					s += (double)qt[h * C + c] * x[((int64_t)b * T + j) * C + c];
+				sc[j] = (float)s;
+				mx = s > mx ? s : mx;
+			}
+			for (int j = 0; j < T; j++)
+				sum += exp(sc[j] - mx);
+			for (int c = 0; c < C; c++) {
+				double a = 0;
+				for (int j = 0; j < T; j++)
+					a += exp(sc[j] - mx) / sum * x[((int64_t)b * T + j) * C + c];
+				xbar[c] = (float)a;
+			}
+			for (int r = 0; r < dh; r++) {
+				const int n = h * dh + r;
+				double a = bv[n];
+				for (int c = 0; c < C; c++)
+					a += (double)wv[(int64_t)n * C + c] * xbar[c];
+				const double d = a - ref[b * C + n];
+				err2 += d * d, ref2 += (double)ref[b * C + n] * ref[b * C + n];
+			}
+		}
+	}
+	const double rel = sqrt(err2 / (ref2 > 0 ? ref2 : 1));
+	CHECK(rel < 1e-5, "pool fold B=%d T=%d C=%d H=%d: relative L2 error %.3g against the attention pool", B, T, C, H, rel);
+	free(q), free(x), free(wk), free(wv), free(bk), free(bv), free(kv), free(ref), free(qt), free(xbar), free(sc);
+}
+
 static void test_linear_strided(void)
 {
 	/* One row per sample, read at a stride (the attention pool's query). */
@@ -171,6 +239,9 @@ int main(void)
 	test_attn(13, 96, 3, 2);
 	test_attn(1, 32, 1, 1);
 	test_linear_strided();
+	test_pool_fold(1, 50, 256, 4);
+	test_pool_fold(2, 7, 96, 3);
+	test_pool_fold(1, 1, 64, 2);
 	clip_config cfg;
 	clip_config_named("tiny", &cfg);
 	cfg.vocab = 500;

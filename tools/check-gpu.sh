@@ -93,6 +93,10 @@ run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
 run "$bench" --device cuda --model small --sms 16,32 --modes graph-streams,graph-split --split-sms 8,16 --iters 20 --warmup 5
 # The fp32 SIMT path through every mode, fused ones included (planned for fp32).
 run "$bench" --device cuda --model small --weights fp32 --sms 8,all --iters 20 --warmup 5
+# The attention pool folded (experimental, MMF_POOL_FOLD=1): RN50 end to end
+# against the CPU, modes bitwise equal.
+run env MMF_POOL_FOLD=1 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph,graph-streams \
+	--iters 20 --warmup 5 --no-tune
 # A DRAM limit (--dram-gbs) on 8 SMs: the calibration reaches the target
 # within 10%, the roofline copy measured afterwards under the same hog
 # within 25%, and the whole GPU is refused (no SMs left for the hog).

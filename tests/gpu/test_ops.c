@@ -197,6 +197,48 @@ static void test_attn_pool(int B, int T, int C, int H, int f32)
 	free(q), free(hq), free(kv), free(hkv), free(ref), free(got);
 }
 
+/* The folded attention pool (pool_qk then pool_fold) against the plain
+ * one on the CPU: k and v computed from the tokens and the weights in
+ * double, then the CPU's attention pool. */
+static void test_pool_fold(int B, int T, int C, int H)
+{
+	char what[96];
+	snprintf(what, sizeof what, "pool_fold B=%d T=%d C=%d H=%d", B, T, C, H);
+	size_t nq = (size_t)B * C, nx = (size_t)B * T * C, nw = (size_t)C * C;
+	mmf_rng r;
+	mmf_rng_seed(&r, (uint64_t)B * 1000003 + T * 1009 + C * 7 + H + 5);
+	void *hq, *hx, *hwk, *hwv;
+	float *q = rand_vals(nq, 1.5f, 0.f, &r, 0, &hq), *x = rand_vals(nx, 1.0f, 0.f, &r, 0, &hx);
+	float *wk = rand_vals(nw, 1.f / sqrtf((float)C), 0.f, &r, 0, &hwk), *wv = rand_vals(nw, 1.f / sqrtf((float)C), 0.f, &r, 0, &hwv);
+	float *bk = malloc((size_t)C * sizeof *bk), *bv = malloc((size_t)C * sizeof *bv);
+	for (int i = 0; i < C; i++)
+		bk[i] = 0.5f * mmf_rng_normal(&r), bv[i] = 0.5f * mmf_rng_normal(&r);
+	float *kv = malloc(nx * 2 * sizeof *kv), *ref = malloc(nq * sizeof *ref);
+	for (size_t row = 0; row < (size_t)B * T; row++)
+		for (int n = 0; n < 2 * C; n++) {
+			const float *w = n < C ? wk + (size_t)n * C : wv + (size_t)(n - C) * C, *xr = x + row * C;
+			double acc = n < C ? bk[n] : bv[n - C];
+			for (int k = 0; k < C; k++)
+				acc += (double)w[k] * xr[k];
+			kv[row * 2 * C + n] = (float)acc;
+		}
+	op o = {.kind = OP_ATTN_POOL, .in = 0, .in2 = 1, .out = 2, .tokens = T, .width = C, .heads = H};
+	float *bufs[3] = {q, kv, ref};
+	cpu_op_run(&o, bufs, B, NULL);
+	void *dq = dev_put(hq, nq * 2), *dx = dev_put(hx, nx * 2), *dwk = dev_put(hwk, nw * 2), *dwv = dev_put(hwv, nw * 2);
+	void *dbv = dev_put(bv, (size_t)C * sizeof *bv), *dqt = dev_nan((size_t)B * H * C * sizeof(float)), *dy = dev_nan(nq * 2);
+	mmf_opdesc d1, d2;
+	int rc = mmf_pool_qk_desc(dq, dwk, dqt, B, C, H, &d1);
+	if (rc == 0)
+		rc = mmf_op_launch(&d1, NULL);
+	if (rc == 0 && (rc = mmf_pool_fold_desc(dx, dqt, dwv, dbv, dy, B, T, C, H, &d2)) == 0)
+		rc = mmf_op_launch(&d2, NULL);
+	float *got = check_out(what, rc, dy, ref, nq, 0, 0);
+	cudaFree(dq), cudaFree(dx), cudaFree(dwk), cudaFree(dwv), cudaFree(dbv), cudaFree(dqt), cudaFree(dy);
+	free(q), free(hq), free(x), free(hx), free(wk), free(hwk), free(wv), free(hwv), free(bk), free(bv), free(kv);
+	free(ref), free(got);
+}
+
 static void test_pool_tokens(int B, int HW, int C, int f32)
 {
 	char what[96];
@@ -382,6 +424,17 @@ static void test_preconditions(void)
 	CHECK(mmf_attn_pool_f16(d, d, o, 1, 50, 528, 1, NULL) == -EINVAL, "attn_pool: dh 528 accepted");
 	CHECK(mmf_attn_pool_f16(d, d, o + 8, 1, 50, 2048, 32, NULL) == -EINVAL, "attn_pool: misaligned out accepted");
 	CHECK(mmf_attn_pool_f16(d, NULL, o, 1, 50, 2048, 32, NULL) == -EINVAL, "attn_pool: NULL kv accepted");
+	mmf_opdesc pd;
+	CHECK(mmf_pool_qk_desc(d, d, (float *)o, 1, 2048, 32, &pd) == 0, "pool_qk: valid call refused");
+	CHECK(mmf_pool_qk_desc(d, d, (float *)o, 1, 2048, 30, &pd) == -EINVAL, "pool_qk: 2048 %% 30 heads accepted");
+	CHECK(mmf_pool_qk_desc(d, d, (float *)o, 1, 48, 4, &pd) == -EINVAL, "pool_qk: dh 12 accepted");
+	CHECK(mmf_pool_qk_desc(d, d, (float *)o, 1, 4104, 1, &pd) == -EINVAL, "pool_qk: width 4104 accepted");
+	CHECK(mmf_pool_qk_desc(d, d, (float *)(o + 4), 1, 2048, 32, &pd) == -EINVAL, "pool_qk: misaligned qt accepted");
+	CHECK(mmf_pool_fold_desc(d, (float *)d, d, NULL, o, 1, 50, 2048, 32, &pd) == 0, "pool_fold: valid call refused");
+	CHECK(mmf_pool_fold_desc(d, (float *)d, d, NULL, o, 1, 1025, 2048, 32, &pd) == -EINVAL, "pool_fold: 1025 tokens accepted");
+	CHECK(mmf_pool_fold_desc(d, (float *)d, d, NULL, o, 1, 0, 2048, 32, &pd) == -EINVAL, "pool_fold: 0 tokens accepted");
+	CHECK(mmf_pool_fold_desc(d, (float *)d, NULL, NULL, o, 1, 50, 2048, 32, &pd) == -EINVAL, "pool_fold: NULL wv accepted");
+	CHECK(mmf_pool_fold_desc(d, (float *)d, d, NULL, o + 8, 1, 50, 2048, 32, &pd) == -EINVAL, "pool_fold: misaligned out accepted");
 	CHECK(mmf_pool_tokens_f16(d, o, d, 1, 49, 2048, NULL) == 0, "pool_tokens: valid call refused");
 	CHECK(mmf_pool_tokens_f16(d, o, d, 1, 49, 12, NULL) == -EINVAL, "pool_tokens: 12 channels accepted");
 	CHECK(mmf_pool_tokens_f16(d, o, d + 4, 1, 49, 2048, NULL) == -EINVAL, "pool_tokens: misaligned pos accepted");
@@ -445,6 +498,15 @@ int main(void)
 	for (int f32 = 0; f32 < 2; f32++)
 		for (size_t i = 0; i < sizeof pool / sizeof pool[0]; i++)
 			test_attn_pool(pool[i][0], pool[i][1], pool[i][2], pool[i][3], f32);
+
+	/* B, T, C, H: RN50 at 224 and 448, then odd (C not a multiple of the
+	 * 512 columns of a pool_qk tile, one token, one head, dh 104). */
+	static const int fold[][4] = {
+		{1, 50, 2048, 32}, {1, 197, 2048, 32}, {1, 50, 256, 4}, {3, 17, 520, 5}, {2, 1, 64, 1}, {1, 5, 64, 2},
+		{1, 82, 2560, 40},
+	};
+	for (size_t i = 0; i < sizeof fold / sizeof fold[0]; i++)
+		test_pool_fold(fold[i][0], fold[i][1], fold[i][2], fold[i][3]);
 
 	static const int tokens[][3] = {
 		{1, 49, 2048}, {4, 49, 2048}, {2, 81, 2560}, {1, 144, 3072}, {1, 1, 8}, {3, 5, 72},
