@@ -1179,6 +1179,10 @@ static int get_plan(const gpu_bench_opts *o, run_ctx *r, int sms, const char *gp
 	mkdir(dir, 0755);
 	plan_cache_path(dir, &want, path, sizeof path);
 	int rc = plan_load(path, &want, &r->plan, &err);
+	if (rc == 0 && (rc = plan_check_towers(r->plan, r->tw[0], r->tw[1], &err)) < 0) {
+		plan_free(r->plan);
+		r->plan = NULL;
+	}
 	if (rc == 0) {
 		printf("   plan: %s (cached)\n", path);
 	} else {
@@ -1275,6 +1279,10 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 	const int folded = fold && !strcmp(fold, "1") && gpu_model_precision(gm) == CLIP_PREC_FP16;
 	if (folded)
 		printf("attention pool: folded (MMF_POOL_FOLD=1, experimental: kernels/pool_fold.cuh)\n");
+	const char *gv = getenv("MMF_GEMV");
+	const int gemv = gv && !strcmp(gv, "1") && gpu_model_precision(gm) == CLIP_PREC_FP16;
+	if (gemv)
+		printf("linears of at most 8 rows: matrix-vector tile (MMF_GEMV=1, experimental: kernels/gemv.cuh)\n");
 	if (o->dram_gbs > 0)
 		printf("note: an SM partition restricts SMs only; here DRAM bandwidth is limited to about %g GB/s per partition by a "
 		       "hog on the other SMs (--dram-gbs), and the L2 cache is shared with it\n", o->dram_gbs);
@@ -1282,8 +1290,9 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		printf("note: an SM partition restricts SMs only; L2 cache and DRAM bandwidth are shared with the whole GPU\n");
 	if (o->json) {
 		fprintf(o->json, "  \"gpu\": \"%s\",\n  \"gpu_sms\": %d,\n  \"weights_mb\": %.2f,\n  \"int8_ops\": %d,\n"
-			"  \"pdl\": %s,\n  \"cluster_splitk_max\": %d,\n  \"pool_fold\": %s,\n", gpu, total, gpu_model_bytes(gm) / 1e6,
-			gpu_model_int8(gm), mmf_get_pdl() ? "true" : "false", mmf_get_cluster(), folded ? "true" : "false");
+			"  \"pdl\": %s,\n  \"cluster_splitk_max\": %d,\n  \"pool_fold\": %s,\n  \"gemv\": %s,\n", gpu, total,
+			gpu_model_bytes(gm) / 1e6, gpu_model_int8(gm), mmf_get_pdl() ? "true" : "false", mmf_get_cluster(),
+			folded ? "true" : "false", gemv ? "true" : "false");
 		if (o->dram_gbs > 0)
 			fprintf(o->json, "  \"dram_limit_gbs\": %g,\n  \"partition_note\": \"SM partitions (green contexts) restrict SMs "
 				"only; DRAM bandwidth limited by a hog on the other SMs, calibrated against the partition's streaming copy "

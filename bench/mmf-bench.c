@@ -137,7 +137,11 @@ static void usage(FILE *fp)
 		"  MMF_POOL_FOLD=1     cuda, experimental: fp16 models run the attention pool with\n"
 		"                      k and v folded into the weights (two weight passes against\n"
 		"                      a vector instead of a tokens x 2C x C GEMM; the same\n"
-		"                      result summed in another order; no fusion for those ops)\n");
+		"                      result summed in another order; no fusion for those ops)\n"
+		"  MMF_GEMV=1          cuda, experimental: fp16 linears of at most 8 rows (batch 1:\n"
+		"                      the attention pool's q and c_proj, the text projection)\n"
+		"                      run as a weight-streaming matrix-vector tile, untuned and\n"
+		"                      never fused, instead of a tensor-core GEMM tile\n");
 }
 
 static double now_ms(void)

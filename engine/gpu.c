@@ -43,6 +43,7 @@ typedef struct gpu_launch {
 	mmf_gemm g;	/* GEMM ops */
 	int cfg;	/* -1: not a GEMM */
 	mmf_opdesc d;	/* what is launched, plain or fused */
+	int gemv;	/* a linear of at most 8 rows run as gemv.cuh (MMF_GEMV=1, experimental) */
 } gpu_launch;
 
 /* Split-K candidates; more splits than this buys nothing measurable. */
@@ -422,6 +423,14 @@ static void pool_fold_find(gpu_tower *t)
 	}
 }
 
+/* Whether the linear g runs as the matrix-vector tile (MMF_GEMV=1, fp16
+ * weights, at most 8 rows; kernels/gemv.cuh) instead of a GEMM tile. */
+static int gemv_wanted(const gpu_tower *t, const mmf_gemm *g)
+{
+	const char *env = getenv("MMF_GEMV");
+	return env && !strcmp(env, "1") && t->g->prec == CLIP_PREC_FP16 && !g->conv && !g->bscale && g->M <= 8;
+}
+
 /* Times every candidate (cfg, splits) of one GEMM on stream s. */
 static int gemm_tune(gpu_tower *t, const mmf_gemm *g0, int sms, cudaStream_t s, int *cfg, int *splits, mmf_err *err)
 {
@@ -518,6 +527,10 @@ int gpu_tower_new(gpu_model *g, const chain *c, int batch, int sms, cudaStream_t
 		if ((o->kind != OP_CONV && o->kind != OP_LINEAR) || i == t->fold_kv)
 			continue;
 		gemm_record(t, i, &t->l[i].g);
+		if (gemv_wanted(t, &t->l[i].g)) {
+			t->l[i].gemv = 1;
+			continue;
+		}
 		int cfg, splits;
 		gemm_pick(&t->l[i].g, sms, &cfg, &splits);
 		if (tune && (rc = gemm_tune(t, &t->l[i].g, sms, tune, &cfg, &splits, err)) < 0)
@@ -693,6 +706,8 @@ static int op_desc_elem(gpu_tower *t, int i, mmf_opdesc *d)
 		return mmf_pool_fold_desc(bufp(t, kv->in), (const float *)bufp(t, kv->out), (const char *)wkv->w + C * C * 2,
 					  wkv->bias ? wkv->bias + C : NULL, out, B, o->tokens, o->width, o->heads, d);
 	}
+	if (t->l[i].gemv)
+		return mmf_gemv_desc(&t->l[i].g, d);
 	switch (o->kind) {
 	case OP_CONV:
 	case OP_LINEAR:

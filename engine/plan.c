@@ -460,6 +460,25 @@ out:
 	return rc;
 }
 
+int plan_check_towers(const gpu_plan *p, const gpu_tower *img, const gpu_tower *txt, mmf_err *err)
+{
+	for (int k = 0; k < p->nsteps; k++) {
+		const plan_step *st = &p->steps[k];
+		if (st->img < 0 || st->txt < 0)
+			continue;
+		if (st->img >= gpu_tower_nops(img) || st->txt >= gpu_tower_nops(txt))
+			return mmf_err_set(err, -ESTALE, "stale plan: step %d fuses image op %d with text op %d, which these "
+					   "towers (%d and %d ops) cannot run fused", k, st->img, st->txt, gpu_tower_nops(img),
+					   gpu_tower_nops(txt));
+		const mmf_opdesc *a = gpu_tower_desc(img, st->img), *b = gpu_tower_desc(txt, st->txt);
+		if (mmf_fuse_check(a, b, &st->fuse, NULL, NULL) < 0)
+			return mmf_err_set(err, -ESTALE, "stale plan: step %d fuses image op %d (%s) with text op %d (%s), which "
+					   "these kernels cannot run fused", k, st->img, mmf_op_kind_name(a->kind), st->txt,
+					   mmf_op_kind_name(b->kind));
+	}
+	return 0;
+}
+
 int plan_load(const char *path, const gpu_plan *want, gpu_plan **out, mmf_err *err)
 {
 	*out = NULL;

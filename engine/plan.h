@@ -89,6 +89,11 @@ struct json_t *plan_to_json(const gpu_plan *p);
  * tensor-core kernel. */
 int plan_roofline(int sms, size_t bytes, cudaStream_t s, double *tflops, double *gbs, mmf_err *err);
 int plan_load(const char *path, const gpu_plan *want, gpu_plan **out, mmf_err *err);
+/* Whether every fused step of p can run on these towers' ops as they are
+ * now built (an op lowered to a kernel the fused kernels do not take, as
+ * with MMF_POOL_FOLD or MMF_GEMV, makes a cached plan stale): 0, or
+ * -ESTALE with the first step that cannot. */
+int plan_check_towers(const gpu_plan *p, const gpu_tower *img, const gpu_tower *txt, mmf_err *err);
 /* FNV-1a of a safetensors file's size and header: changes with any tensor's
  * name, shape, dtype or offset; each precision (CLIP_PREC_*) gives another
  * hash, so fp16, int8 and fp32 plans are cached apart. */

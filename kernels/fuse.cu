@@ -250,7 +250,7 @@ extern "C" int mmf_fuse_check(const mmf_opdesc *a, const mmf_opdesc *b, const mm
 {
 	if (!a || !b || !f || a->kind < 0 || a->kind >= MMF_OP_KINDS || b->kind < 0 || b->kind >= MMF_OP_KINDS)
 		return -EINVAL;
-	if (a->kind == MMF_OP_POOL_QK || a->kind == MMF_OP_POOL_FOLD || b->kind == MMF_OP_POOL_QK || b->kind == MMF_OP_POOL_FOLD)
+	if (a->kind >= MMF_OP_POOL_QK || b->kind >= MMF_OP_POOL_QK)
 		return -EOPNOTSUPP;	/* not in op_tile's dispatch (experimental, plain launches only) */
 	int th, sm;
 	switch (f->strategy) {
@@ -377,6 +377,7 @@ extern "C" int mmf_op_launch(const mmf_opdesc *d, mmf_stream s)
 	case MMF_OP_AVGPOOL2: return mmf_avgpool2_launch_desc(d, s);
 	case MMF_OP_POOL_QK: return mmf_pool_qk_launch_desc(d, s);
 	case MMF_OP_POOL_FOLD: return mmf_pool_fold_launch_desc(d, s);
+	case MMF_OP_GEMV: return mmf_gemv_launch_desc(d, s);
 	default: return -EINVAL;
 	}
 }
@@ -385,6 +386,6 @@ extern "C" const char *mmf_op_kind_name(int kind)
 {
 	static const char *n[MMF_OP_KINDS] = {"gemm_l", "gemm_m", "gemm_s", "gemm_w", "gemm_n", "layernorm", "attn_causal",
 					      "attn_pool", "pool_tokens", "embed", "eot_gather", "l2norm", "avgpool2",
-					      "pool_qk", "pool_fold"};
+					      "pool_qk", "pool_fold", "gemv"};
 	return kind >= 0 && kind < MMF_OP_KINDS ? n[kind] : "?";
 }

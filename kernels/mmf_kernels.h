@@ -20,7 +20,7 @@ enum {
 	MMF_OP_GEMM_L, MMF_OP_GEMM_M, MMF_OP_GEMM_S, MMF_OP_GEMM_W, MMF_OP_GEMM_N,
 	MMF_OP_LAYERNORM, MMF_OP_ATTN_CAUSAL, MMF_OP_ATTN_POOL, MMF_OP_POOL_TOKENS,
 	MMF_OP_EMBED, MMF_OP_EOT_GATHER, MMF_OP_L2NORM, MMF_OP_AVGPOOL2,
-	MMF_OP_POOL_QK, MMF_OP_POOL_FOLD,	/* plain launches only: the fused kernels do not take them */
+	MMF_OP_POOL_QK, MMF_OP_POOL_FOLD, MMF_OP_GEMV,	/* plain launches only: the fused kernels do not take them */
 	MMF_OP_KINDS
 };
 typedef struct mmf_opdesc {
@@ -108,6 +108,12 @@ int mmf_gemm_workspace(const mmf_gemm *g, int cfg, long long *ws_bytes, int *cou
 int mmf_gemm_f16(const mmf_gemm *g, int cfg, int grid, mmf_stream stream);
 int mmf_gemm_desc(const mmf_gemm *g, int cfg, mmf_opdesc *d);
 int mmf_gemm_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+/* The same GEMM for at most 8 rows (M <= 8) as a weight-streaming
+ * matrix-vector tile on the CUDA cores (gemv.cuh; experimental, plain
+ * launches only): fp16, no convolution, int8 or fp32 form, no split-K;
+ * K % 8 == 0, lda and sstride multiples of 8, pointers 16-byte aligned. */
+int mmf_gemv_desc(const mmf_gemm *g, mmf_opdesc *d);
+int mmf_gemv_launch_desc(const mmf_opdesc *d, mmf_stream stream);
 
 /* Programmatic dependent launch (compute capability 9.0+ only): each kernel
  * lets the next one on its stream be scheduled before it finishes, hiding

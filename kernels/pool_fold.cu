@@ -8,28 +8,6 @@
 #include "mmf_ops.h"
 #include "pool_fold.cuh"
 
-template <bool TR>
-__global__ void __launch_bounds__(POOL_FOLD_TEAM) pool_qk_kernel(pool_qk_params p, mmf_trace_rec *trace)
-{
-	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
-	const int tiles = pool_qk_tiles(p);
-	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		pool_qk_tile(p, t, team);
-	mmf_kernel_end<TR>(trace);
-}
-
-template <bool TR>
-__global__ void __launch_bounds__(POOL_FOLD_TEAM) pool_fold_kernel(pool_fold_params p, mmf_trace_rec *trace)
-{
-	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
-	const int tiles = pool_fold_tiles(p);
-	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		pool_fold_tile(p, t, team);
-	mmf_kernel_end<TR>(trace);
-}
-
 extern "C" int mmf_pool_qk_desc(const void *q, const void *wk, float *qt, int batch, int width, int heads,
 				mmf_opdesc *d)
 {
@@ -75,12 +53,15 @@ static int pool_fold_launch(void (*kt)(P, mmf_trace_rec *), void (*kp)(P, mmf_tr
 extern "C" int mmf_pool_qk_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	const pool_qk_params &p = *reinterpret_cast<const pool_qk_params *>(d->params);
-	return pool_fold_launch(pool_qk_kernel<true>, pool_qk_kernel<false>, d, pool_qk_tiles(p), pool_qk_smem_bytes(p), stream);
+	return pool_fold_launch(mmf_plain_kernel<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_FOLD_TEAM, true>,
+				mmf_plain_kernel<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_FOLD_TEAM, false>, d,
+				pool_qk_tiles(p), pool_qk_smem_bytes(p), stream);
 }
 
 extern "C" int mmf_pool_fold_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	const pool_fold_params &p = *reinterpret_cast<const pool_fold_params *>(d->params);
-	return pool_fold_launch(pool_fold_kernel<true>, pool_fold_kernel<false>, d, pool_fold_tiles(p), pool_fold_smem_bytes(p),
-				stream);
+	return pool_fold_launch(mmf_plain_kernel<pool_fold_params, pool_fold_tile, pool_fold_tiles, POOL_FOLD_TEAM, true>,
+				mmf_plain_kernel<pool_fold_params, pool_fold_tile, pool_fold_tiles, POOL_FOLD_TEAM, false>, d,
+				pool_fold_tiles(p), pool_fold_smem_bytes(p), stream);
 }

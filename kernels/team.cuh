@@ -146,6 +146,20 @@ __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 	return t;
 }
 
+/* A plain kernel of one team per block for an op whose tile is TILE and tile
+ * count TILES (the newer ops use it; the older ones spell it out), blocks of
+ * THREADS, grid-stride over the tiles. */
+template <class P, void (*TILE)(const P &, int, const mmf_team &), int (*TILES)(const P &), int THREADS, bool TR>
+__global__ void __launch_bounds__(THREADS) mmf_plain_kernel(P p, mmf_trace_rec *trace)
+{
+	extern __shared__ __align__(16) char smem[];
+	mmf_team team = team_whole_block<TR>(smem);
+	const int tiles = TILES(p);
+	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
+		TILE(p, t, team);
+	mmf_kernel_end<TR>(trace);
+}
+
 #ifdef __CUDACC__
 #include <string.h>
 #include <utility>

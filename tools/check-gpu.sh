@@ -97,6 +97,11 @@ run "$bench" --device cuda --model small --weights fp32 --sms 8,all --iters 20 -
 # against the CPU, modes bitwise equal.
 run env MMF_POOL_FOLD=1 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph,graph-streams \
 	--iters 20 --warmup 5 --no-tune
+# Linears of a few rows as the matrix-vector tile (experimental, MMF_GEMV=1),
+# with and without the fold.
+run env MMF_GEMV=1 "$bench" --device cuda --model rn50 --sms all --modes seq,graph-streams --iters 20 --warmup 5 --no-tune
+run env MMF_GEMV=1 MMF_POOL_FOLD=1 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph-streams,fused-graph \
+	--iters 20 --warmup 5 --no-tune
 # A DRAM limit (--dram-gbs) on 8 SMs: the calibration reaches the target
 # within 10%, the roofline copy measured afterwards under the same hog
 # within 25%, and the whole GPU is refused (no SMs left for the hog).

@@ -249,6 +249,18 @@ static void test_plan(env *e, int batch, const char *model)
 	CHECK(plan_save(p, path, &err) == 0, "%s", err.msg);
 	CHECK(plan_load(path, p, &q, &err) == 0, "%s", err.msg);
 	CHECK(q && q->nsteps == p->nsteps, "round trip");
+	CHECK(q && plan_check_towers(q, e->tw[0], e->tw[1], &err) == 0, "%s: the plan does not fit its own towers: %s", model,
+	      err.msg);
+	for (int k = 0; q && k < q->nsteps; k++)
+		if (q->steps[k].img >= 0 && q->steps[k].txt >= 0) {	/* a fused step whose image op the towers lack */
+			int img = q->steps[k].img;
+			q->steps[k].img = e->ch[0]->nops;
+			CHECK(plan_check_towers(q, e->tw[0], e->tw[1], &err) == -ESTALE, "%s: a plan fusing a missing op passed",
+			      model);
+			CHECK_MSG(err.msg, "stale plan", "cannot run fused");
+			q->steps[k].img = img;
+			break;
+		}
 	plan_free(q);
 	gpu_plan want = *p;
 	want.sms = 8;

@@ -248,6 +248,22 @@ static void test_linear_w(int batch, int m, int k, int n, int tokens_stride, int
 			run_and_check(&g, cfg, 0, ref, dy, ny, "%slinear b%d [%d,%d]x[%d,%d]^T%s%s act%d", pname[prec], batch,
 				      m, k, n, k, tokens_stride ? " strided" : "", residual ? " +res" : "", act);
 		}
+	/* At most 8 rows in fp16: the matrix-vector tile too (MMF_GEMV). */
+	if (prec == P16 && batch * m <= 8) {
+		mmf_gemm g = {.A = dx, .B = dw, .R = residual ? dr : NULL, .bias = bias ? db : NULL, .C = dy, .M = batch * m,
+			      .N = n, .K = k, .act = act, .rps = m, .lda = k, .sstride = (long long)sstride};
+		mmf_opdesc d;
+		char what[160];
+		snprintf(what, sizeof what, "gemv b%d [%d,%d]x[%d,%d]^T%s%s act%d", batch, m, k, n, k,
+			 tokens_stride ? " strided" : "", residual ? " +res" : "", act);
+		CK(cudaMemset(dy, 0xff, ny * 2));
+		int rc = mmf_gemv_desc(&g, &d);
+		if (rc == 0)
+			rc = mmf_op_launch(&d, NULL);
+		CHECK(rc == 0, "%s: rc %d", what, rc);
+		CK(cudaDeviceSynchronize());
+		check(what, ref, dy, ny, prec);
+	}
 	cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dy), cudaFree(db), cudaFree(dsc);
 	free(x), free(wt), free(b), free(r), free(ref);
 }
@@ -286,6 +302,8 @@ int main(void)
 	test_linear(2, 1, 512, 1024, 0, 0, ACT_NONE, 0);	/* text_projection, no bias */
 	test_linear(2, 13, 24, 10, 0, 1, ACT_GELU, 1);
 	test_linear(5, 3, 40, 130, 7, 0, ACT_RELU, 1);
+	test_linear(8, 1, 520, 34, 3, 1, ACT_QUICKGELU, 1);	/* gemv: 8 rows, a partial tile, K not a multiple of 256 */
+	test_linear(1, 1, 2048, 1024, 50, 0, ACT_NONE, 1);	/* attnpool c_proj (gemv) */
 	/* preconditions */
 	mmf_gemm bad = {.A = (void *)16, .B = (void *)16, .C = (void *)16, .M = 4, .N = 8, .K = 12, .rps = 4, .lda = 12};
 	CHECK(mmf_gemm_f16(&bad, 0, 0, NULL) == -EINVAL, "K %% 8 != 0 accepted");
@@ -295,6 +313,19 @@ int main(void)
 	CHECK(mmf_gemm_f16(&bad, 7, 0, NULL) == -EINVAL, "unknown configuration accepted");
 	bad.f32 = 1, bad.bscale = (const float *)16;
 	CHECK(mmf_gemm_f16(&bad, 0, 0, NULL) == -EINVAL, "fp32 with int8 weights accepted");
+	mmf_gemm gv = {.A = (void *)16, .B = (void *)16, .C = (void *)16, .M = 8, .N = 8, .K = 16, .rps = 1, .lda = 16};
+	mmf_opdesc gd;
+	CHECK(mmf_gemv_desc(&gv, &gd) == 0 && gd.kind == MMF_OP_GEMV, "gemv: valid descriptor refused");
+	gv.M = 9;
+	CHECK(mmf_gemv_desc(&gv, &gd) == -EINVAL, "gemv: 9 rows accepted");
+	gv.M = 1, gv.K = 12;
+	CHECK(mmf_gemv_desc(&gv, &gd) == -EINVAL, "gemv: K %% 8 != 0 accepted");
+	gv.K = 16, gv.bscale = (const float *)16;
+	CHECK(mmf_gemv_desc(&gv, &gd) == -EINVAL, "gemv: int8 weights accepted");
+	gv.bscale = NULL, gv.conv = 1;
+	CHECK(mmf_gemv_desc(&gv, &gd) == -EINVAL, "gemv: a convolution accepted");
+	gv.conv = 0, gv.C = (void *)24;
+	CHECK(mmf_gemv_desc(&gv, &gd) == -EINVAL, "gemv: misaligned C accepted");
 	/* the fp32 form keeps the tiles and the split-K workspace, not the team */
 	mmf_gemm g16 = {.A = (void *)16, .B = (void *)16, .C = (void *)16, .M = 77, .N = 512, .K = 2048, .rps = 77,
 			.lda = 2048, .splits = 4, .ws = (float *)16, .counters = (int *)16},
