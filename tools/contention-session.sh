@@ -7,10 +7,13 @@
 # bandwidth than the other tower ever uses, DRAM bandwidth is not the cause.
 # From the repository root of a copy carrying .gpu (tools/gpu-bundle.sh),
 # unpacked:
-#   tools/contention-session.sh OUT [TARGETS]     (default "3000 2000 1000")
+#   tools/contention-session.sh OUT [TARGETS]     (default "1500 1700 1900")
+# On an H200 (2026-11-27) the hog held only targets near its floor (~1650-
+# 1800 GB/s for 64 SMs): 3000, 2500 and 2000 were refused, 1000 too low
+# (bench/results/contention-h200-2026-11-27/).
 set -u
 out=${1:?usage: contention-session.sh OUT [TARGETS]}
-targets=${2:-3000 2000 1000}
+targets=${2:-1500 1700 1900}
 mkdir -p "$out"
 top=$(pwd)
 export LD_LIBRARY_PATH="$top/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
