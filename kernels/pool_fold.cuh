@@ -146,7 +146,7 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 	for (int j = warp; j < T; j += nwarps) {
 		const __half *xj = x + (size_t)j * C;
 		float s = 0.f;
-#pragma unroll 4
+#pragma unroll 2	/* 4 spilled 8 bytes on sm_110 */
 		for (int k = lane * 8; k < C; k += 256) {
 			float xf[8], qf[8];
 			mmf_ldg8(xj + k, xf);
@@ -201,9 +201,9 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 			float f0[8], f1[8];
 			mmf_ldg8(w0 + k, f0);
 			mmf_ldg8(w1 + k, f1);
-			const float4 x0 = *reinterpret_cast<const float4 *>(xbar + k);
-			const float4 x1 = *reinterpret_cast<const float4 *>(xbar + k + 4);
-			const float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+			float xs[8];
+			*reinterpret_cast<float4 *>(xs) = *reinterpret_cast<const float4 *>(xbar + k);
+			*reinterpret_cast<float4 *>(xs + 4) = *reinterpret_cast<const float4 *>(xbar + k + 4);
 #pragma unroll
 			for (int i = 0; i < 8; i++) {
 				a0 = fmaf(f0[i], xs[i], a0);
