@@ -19,7 +19,7 @@ extern "C" int mmf_pool_qk_desc(const void *q, const void *wk, float *qt, int ba
 	pool_qk_params p = {q, wk, qt, batch, width, heads, 1.f / sqrtf((float)dh)};
 	if ((int64_t)batch * heads * ((width + POOL_QK_COLS - 1) / POOL_QK_COLS) > INT_MAX)
 		return -EINVAL;
-	return mmf_desc_pack(d, MMF_OP_POOL_QK, p, pool_qk_tiles(p), POOL_FOLD_TEAM, pool_qk_smem_bytes(p));
+	return mmf_desc_pack(d, MMF_OP_POOL_QK, p, pool_qk_tiles(p), POOL_QK_TEAM, pool_qk_smem_bytes(p));
 }
 
 extern "C" int mmf_pool_fold_desc(const void *x, const float *qt, const void *wv, const float *bv, void *out, int batch,
@@ -36,7 +36,7 @@ extern "C" int mmf_pool_fold_desc(const void *x, const float *qt, const void *wv
 	return mmf_desc_pack(d, MMF_OP_POOL_FOLD, p, pool_fold_tiles(p), POOL_FOLD_TEAM, pool_fold_smem_bytes(p));
 }
 
-/* The plain launch of either pass: one 128-thread team per block, a block a
+/* The plain launch of either pass: one team per block (d->team threads), a block a
  * tile (up to 65535 blocks, grid-stride beyond). fp16 only. */
 template <class P>
 static int pool_fold_launch(void (*kt)(P, mmf_trace_rec *), void (*kp)(P, mmf_trace_rec *), const mmf_opdesc *d, int tiles,
@@ -45,7 +45,7 @@ static int pool_fold_launch(void (*kt)(P, mmf_trace_rec *), void (*kp)(P, mmf_tr
 	if (d->f32)
 		return -EINVAL;
 	const P &p = *reinterpret_cast<const P *>(d->params);
-	MMF_CUDA_CHECK(mmf_launch_traced(kt, kp, tiles < 65535 ? tiles : 65535, POOL_FOLD_TEAM, smem, (cudaStream_t)stream, p));
+	MMF_CUDA_CHECK(mmf_launch_traced(kt, kp, tiles < 65535 ? tiles : 65535, d->team, smem, (cudaStream_t)stream, p));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }
@@ -53,8 +53,8 @@ static int pool_fold_launch(void (*kt)(P, mmf_trace_rec *), void (*kp)(P, mmf_tr
 extern "C" int mmf_pool_qk_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	const pool_qk_params &p = *reinterpret_cast<const pool_qk_params *>(d->params);
-	return pool_fold_launch(mmf_plain_kernel<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_FOLD_TEAM, true>,
-				mmf_plain_kernel<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_FOLD_TEAM, false>, d,
+	return pool_fold_launch(mmf_plain_kernel<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_QK_TEAM, true>,
+				mmf_plain_kernel<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_QK_TEAM, false>, d,
 				pool_qk_tiles(p), pool_qk_smem_bytes(p), stream);
 }
 

@@ -22,14 +22,23 @@
  * side by side), summed in another order. fp16 tensors, fp32 math; no fp32
  * form (the engine folds only fp16 models).
  *
- * pool_qk: a tile is (sample, head, 512 columns); its 128 threads are two
- * halves of 64, each thread 8 consecutive columns (one 16-byte load a row)
- * over half the head's rows, the halves summed through shared memory (2 KB).
- * pool_fold: a tile is (sample, head) for 4 warps; the scores are dot
- * products of a warp with a token row each, every warp takes the softmax's
- * max and sum itself, each thread sums 8 columns of xbar over the tokens,
- * and each warp computes dh/4 output rows, two at a time. Shared memory:
- * tokens (rounded up to 4) + width floats. team.smem 16-byte aligned. */
+ * pool_qk: a tile is (sample, head, 512 columns); its 512 threads are 8
+ * groups of 64, each thread 8 consecutive columns (one 16-byte load a row)
+ * over an eighth of the head's rows, the groups' sums added in group order
+ * through shared memory (14 KB). Many threads rather than many loads a
+ * thread: ptxas interleaves each 16-byte load with the math of the one
+ * before (sm_90 SASS), so a thread keeps only ~2-3 loads in flight however
+ * far its loop is unrolled.
+ * pool_fold: a tile is (sample, head): only 32 tiles at batch 1 for RN50,
+ * each streaming its head's 64 rows of Wv (256 KB), so the team is the
+ * largest a block can be (32 warps), for the most loads in flight. The
+ * scores are dot products of a warp with a token row each; every warp
+ * takes the softmax's max and sum itself; xbar is summed by G groups of
+ * threads over every G-th token (8 columns a thread; G * width <= 4096, 2
+ * for RN50) into shared partials, added in group order (the same bits
+ * every run); each warp then computes output rows two at a time. Shared
+ * memory: tokens (rounded up to 4) + width + 4096 floats (25 KB for RN50,
+ * at most 36 KB). team.smem 16-byte aligned. */
 #ifndef MMF_POOL_FOLD_CUH
 #define MMF_POOL_FOLD_CUH
 
@@ -55,8 +64,11 @@ struct pool_fold_params {
 	int batch, tokens, width, heads;
 };
 
-constexpr int POOL_FOLD_TEAM = 128;
-constexpr int POOL_QK_COLS = POOL_FOLD_TEAM / 2 * 8;	/* columns a pool_qk tile */
+constexpr int POOL_QK_TEAM = 512;
+constexpr int POOL_QK_GROUPS = 8;	/* row groups of a pool_qk tile (dh is a multiple of 8) */
+constexpr int POOL_QK_COLS = POOL_QK_TEAM / POOL_QK_GROUPS * 8;	/* columns a pool_qk tile */
+constexpr int POOL_FOLD_TEAM = 1024;
+constexpr int POOL_FOLD_PART = 4096;	/* floats of xbar partials: groups G with G * width <= this */
 constexpr int POOL_FOLD_MAX_WIDTH = 4096;
 constexpr int POOL_FOLD_MAX_TOKENS = 1024;
 
@@ -65,13 +77,16 @@ __host__ __device__ static inline int pool_qk_tiles(const pool_qk_params &p)
 	return p.batch * p.heads * ((p.width + POOL_QK_COLS - 1) / POOL_QK_COLS);
 }
 
-__host__ __device__ static inline int pool_qk_smem_bytes(const pool_qk_params &) { return POOL_QK_COLS * (int)sizeof(float); }
+__host__ __device__ static inline int pool_qk_smem_bytes(const pool_qk_params &)
+{
+	return (POOL_QK_GROUPS - 1) * POOL_QK_COLS * (int)sizeof(float);
+}
 
 __host__ __device__ static inline int pool_fold_tiles(const pool_fold_params &p) { return p.batch * p.heads; }
 
 __host__ __device__ static inline int pool_fold_smem_bytes(const pool_fold_params &p)
 {
-	return (((p.tokens + 3) & ~3) + p.width) * (int)sizeof(float);
+	return (((p.tokens + 3) & ~3) + p.width + POOL_FOLD_PART) * (int)sizeof(float);
 }
 
 __device__ __forceinline__ float pool_fold_warp_sum(float v)
@@ -90,44 +105,66 @@ __device__ __forceinline__ float pool_fold_warp_max(float v)
 	return v;
 }
 
+/* acc[i] += s * (8 halves of raw)[i]. */
+__device__ __forceinline__ void pool_fold_fma8(float acc[8], float s, uint4 raw)
+{
+	float f[8];
+	mmf_unpack8(raw, f);
+#pragma unroll
+	for (int i = 0; i < 8; i++)
+		acc[i] = fmaf(s, f[i], acc[i]);
+}
+
+/* The loops below run in batches of U 16-byte loads (then a remainder one
+ * at a time): unrolled with a run-time trip count, a loop checks its bound
+ * between bodies and no load moves ahead of the previous body's math. In a
+ * batch ptxas is free to issue loads early; on sm_90 it runs 2-3 ahead of
+ * the math, not U, so the teams are wide instead. */
 __device__ inline void pool_qk_tile(const pool_qk_params &p, int tile, const mmf_team &team)
 {
+	constexpr int NC = POOL_QK_TEAM / POOL_QK_GROUPS;	/* column threads */
 	const int C = p.width, dh = C / p.heads, chunks = (C + POOL_QK_COLS - 1) / POOL_QK_COLS;
 	const int chunk = tile % chunks, bh = tile / chunks, h = bh % p.heads, b = bh / p.heads;
-	const int half = team.tid / (POOL_FOLD_TEAM / 2), col = team.tid % (POOL_FOLD_TEAM / 2);
+	const int grp = team.tid / NC, col = team.tid % NC;
 	const int c = chunk * POOL_QK_COLS + col * 8;
-	const int r0 = half * (dh / 2), r1 = half ? dh : dh / 2;
-	float *red = reinterpret_cast<float *>(team.smem);	/* [64][8]: the second half's sums */
+	const int rows = dh / POOL_QK_GROUPS, r0 = grp * rows, r1 = r0 + rows;
+	float *red = reinterpret_cast<float *>(team.smem);	/* [groups - 1][COLS]: groups 1.. */
 	team_sync(team);	/* the previous tile has read red */
 	float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
 	if (c < C) {
 		const __half *q = static_cast<const __half *>(p.q) + (size_t)b * C + h * dh;
 		const __half *w = static_cast<const __half *>(p.wk) + (size_t)(h * dh) * C + c;
-#pragma unroll 8
-		for (int r = r0; r < r1; r++) {
-			const float qv = __half2float(q[r]);
-			float wf[8];
-			mmf_ldg8(w + (size_t)r * C, wf);
+		constexpr int U = 4;
+		int r = r0;
+		for (; r + U <= r1; r += U) {
+			uint4 raw[U];
+			float qv[U];
 #pragma unroll
-			for (int i = 0; i < 8; i++)
-				acc[i] = fmaf(qv, wf[i], acc[i]);
+			for (int u = 0; u < U; u++) {
+				raw[u] = __ldg(reinterpret_cast<const uint4 *>(w + (size_t)(r + u) * C));
+				qv[u] = __half2float(q[r + u]);
+			}
+#pragma unroll
+			for (int u = 0; u < U; u++)
+				pool_fold_fma8(acc, qv[u], raw[u]);
 		}
+		for (; r < r1; r++)
+			pool_fold_fma8(acc, __half2float(q[r]), __ldg(reinterpret_cast<const uint4 *>(w + (size_t)r * C)));
 	}
-	if (half) {
+	if (grp) {
 #pragma unroll
 		for (int i = 0; i < 8; i++)
-			red[col * 8 + i] = acc[i];
+			red[(grp - 1) * POOL_QK_COLS + col * 8 + i] = acc[i];
 	}
 	team_sync(team);
-	if (!half && c < C) {
+	if (!grp && c < C) {
+		for (int g = 0; g < POOL_QK_GROUPS - 1; g++)
+#pragma unroll
+			for (int i = 0; i < 8; i++)
+				acc[i] += red[g * POOL_QK_COLS + col * 8 + i];
 		float *o = p.qt + ((size_t)b * p.heads + h) * C + c;
-		float4 lo, hi;
-		lo.x = (acc[0] + red[col * 8 + 0]) * p.scale, lo.y = (acc[1] + red[col * 8 + 1]) * p.scale;
-		lo.z = (acc[2] + red[col * 8 + 2]) * p.scale, lo.w = (acc[3] + red[col * 8 + 3]) * p.scale;
-		hi.x = (acc[4] + red[col * 8 + 4]) * p.scale, hi.y = (acc[5] + red[col * 8 + 5]) * p.scale;
-		hi.z = (acc[6] + red[col * 8 + 6]) * p.scale, hi.w = (acc[7] + red[col * 8 + 7]) * p.scale;
-		reinterpret_cast<float4 *>(o)[0] = lo;
-		reinterpret_cast<float4 *>(o)[1] = hi;
+		reinterpret_cast<float4 *>(o)[0] = make_float4(acc[0] * p.scale, acc[1] * p.scale, acc[2] * p.scale, acc[3] * p.scale);
+		reinterpret_cast<float4 *>(o)[1] = make_float4(acc[4] * p.scale, acc[5] * p.scale, acc[6] * p.scale, acc[7] * p.scale);
 	}
 }
 
@@ -138,6 +175,7 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 	const int lane = team.tid & 31, warp = team.tid >> 5, nwarps = POOL_FOLD_TEAM / 32;
 	float *sc = reinterpret_cast<float *>(team.smem);
 	float *xbar = sc + ((T + 3) & ~3);
+	float *part = xbar + C;	/* [G][C]: each token group's share of xbar */
 	const __half *x = static_cast<const __half *>(p.x) + (size_t)b * T * C;
 	const float *qt = p.qt + ((size_t)b * p.heads + h) * C;
 	team_sync(team);	/* the previous tile has read sc and xbar */
@@ -146,8 +184,26 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 	for (int j = warp; j < T; j += nwarps) {
 		const __half *xj = x + (size_t)j * C;
 		float s = 0.f;
-#pragma unroll 2	/* 4 spilled 8 bytes on sm_110 */
-		for (int k = lane * 8; k < C; k += 256) {
+		constexpr int U = 2;
+		int k = lane * 8;
+		for (; k + (U - 1) * 256 < C; k += U * 256) {
+			uint4 raw[U];
+			float qf[U][8];
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				raw[u] = __ldg(reinterpret_cast<const uint4 *>(xj + k + u * 256));
+				mmf_ldg8(qt + k + u * 256, qf[u]);
+			}
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				float xf[8];
+				mmf_unpack8(raw[u], xf);
+#pragma unroll
+				for (int i = 0; i < 8; i++)
+					s = fmaf(xf[i], qf[u][i], s);
+			}
+		}
+		for (; k < C; k += 256) {
 			float xf[8], qf[8];
 			mmf_ldg8(xj + k, xf);
 			mmf_ldg8(qt + k, qf);
@@ -171,21 +227,35 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 		sum += __expf(sc[j] - mx);
 	const float inv = 1.f / pool_fold_warp_sum(sum);
 
-	/* xbar = sum_j p_j x_j: 8 columns a thread per pass. */
-	for (int k = team.tid * 8; k < C; k += POOL_FOLD_TEAM * 8) {
+	/* xbar = sum_j p_j x_j: group g of the team sums tokens g, g+G, ...
+	 * (8 columns a thread), then the groups' partials are added in order. */
+	const int nch = C / 8, G = min(POOL_FOLD_TEAM / nch, POOL_FOLD_PART / C);	/* width <= 4096: G >= 1 */
+	if (team.tid < G * nch) {
+		const int g = team.tid / nch, k = (team.tid - g * nch) * 8;
 		float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-#pragma unroll 4
-		for (int j = 0; j < T; j++) {
-			const float pj = __expf(sc[j] - mx) * inv;
-			float xf[8];
-			mmf_ldg8(x + (size_t)j * C + k, xf);
+		constexpr int U = 8;
+		int j = g;
+		for (; j + (U - 1) * G < T; j += U * G) {
+			uint4 raw[U];
 #pragma unroll
-			for (int i = 0; i < 8; i++)
-				acc[i] = fmaf(pj, xf[i], acc[i]);
+			for (int u = 0; u < U; u++)
+				raw[u] = __ldg(reinterpret_cast<const uint4 *>(x + (size_t)(j + u * G) * C + k));
+#pragma unroll
+			for (int u = 0; u < U; u++)
+				pool_fold_fma8(acc, __expf(sc[j + u * G] - mx) * inv, raw[u]);
 		}
-		float4 *d = reinterpret_cast<float4 *>(xbar + k);
+		for (; j < T; j += G)
+			pool_fold_fma8(acc, __expf(sc[j] - mx) * inv, __ldg(reinterpret_cast<const uint4 *>(x + (size_t)j * C + k)));
+		float4 *d = reinterpret_cast<float4 *>(part + (size_t)g * C + k);
 		d[0] = make_float4(acc[0], acc[1], acc[2], acc[3]);
 		d[1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
+	}
+	team_sync(team);
+	for (int k = team.tid; k < C; k += POOL_FOLD_TEAM) {
+		float v = part[k];
+		for (int g = 1; g < G; g++)
+			v += part[(size_t)g * C + k];
+		xbar[k] = v;
 	}
 	team_sync(team);
 
@@ -196,12 +266,33 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 		const int n0 = h * dh + r, n1 = n0 + 1 < h * dh + dh ? n0 + 1 : n0;
 		const __half *w0 = wv + (size_t)n0 * C, *w1 = wv + (size_t)n1 * C;
 		float a0 = 0.f, a1 = 0.f;
-#pragma unroll 4
-		for (int k = lane * 8; k < C; k += 256) {
-			float f0[8], f1[8];
+		constexpr int U = 4;
+		int k = lane * 8;
+		for (; k + (U - 1) * 256 < C; k += U * 256) {
+			uint4 r0[U], r1[U];
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				r0[u] = __ldg(reinterpret_cast<const uint4 *>(w0 + k + u * 256));
+				r1[u] = __ldg(reinterpret_cast<const uint4 *>(w1 + k + u * 256));
+			}
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				float f0[8], f1[8], xs[8];
+				mmf_unpack8(r0[u], f0);
+				mmf_unpack8(r1[u], f1);
+				*reinterpret_cast<float4 *>(xs) = *reinterpret_cast<const float4 *>(xbar + k + u * 256);
+				*reinterpret_cast<float4 *>(xs + 4) = *reinterpret_cast<const float4 *>(xbar + k + u * 256 + 4);
+#pragma unroll
+				for (int i = 0; i < 8; i++) {
+					a0 = fmaf(f0[i], xs[i], a0);
+					a1 = fmaf(f1[i], xs[i], a1);
+				}
+			}
+		}
+		for (; k < C; k += 256) {
+			float f0[8], f1[8], xs[8];
 			mmf_ldg8(w0 + k, f0);
 			mmf_ldg8(w1 + k, f1);
-			float xs[8];
 			*reinterpret_cast<float4 *>(xs) = *reinterpret_cast<const float4 *>(xbar + k);
 			*reinterpret_cast<float4 *>(xs + 4) = *reinterpret_cast<const float4 *>(xbar + k + 4);
 #pragma unroll
