@@ -1178,11 +1178,7 @@ static int get_plan(const gpu_bench_opts *o, run_ctx *r, int sms, const char *gp
 	mkdir(cache && *cache ? cache : "/tmp/mmf-cache", 0755);
 	mkdir(dir, 0755);
 	plan_cache_path(dir, &want, path, sizeof path);
-	int rc = plan_load(path, &want, &r->plan, &err);
-	if (rc == 0 && (rc = plan_check_towers(r->plan, r->tw[0], r->tw[1], &err)) < 0) {
-		plan_free(r->plan);
-		r->plan = NULL;
-	}
+	int rc = plan_load(path, &want, r->tw[0], r->tw[1], &r->plan, &err);
 	if (rc == 0) {
 		printf("   plan: %s (cached)\n", path);
 	} else {
@@ -1275,12 +1271,9 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		printf("split-K through thread-block clusters: up to %d splits (sm_90+; MMF_CLUSTER=0 turns it off)\n", mmf_get_cluster());
 	else
 		printf("split-K through thread-block clusters: off\n");
-	const char *fold = getenv("MMF_POOL_FOLD");
-	const int folded = fold && !strcmp(fold, "1") && gpu_model_precision(gm) == CLIP_PREC_FP16;
+	const int folded = gpu_model_pool_fold(gm), gemv = gpu_model_gemv(gm);
 	if (folded)
 		printf("attention pool: folded (MMF_POOL_FOLD=1, experimental: kernels/pool_fold.cuh)\n");
-	const char *gv = getenv("MMF_GEMV");
-	const int gemv = gv && !strcmp(gv, "1") && gpu_model_precision(gm) == CLIP_PREC_FP16;
 	if (gemv)
 		printf("linears of at most 8 rows: matrix-vector tile (MMF_GEMV=1, experimental: kernels/gemv.cuh)\n");
 	if (o->dram_gbs > 0)

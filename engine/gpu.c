@@ -37,6 +37,9 @@ struct gpu_model {
 	void *mem;	/* one allocation for all weights */
 	size_t bytes;
 	int prec;	/* CLIP_PREC_FP16, CLIP_PREC_INT8 or CLIP_PREC_FP32 */
+	/* Experimental lowerings, fp16 only, read once from the environment:
+	 * MMF_POOL_FOLD=1 (kernels/pool_fold.cuh), MMF_GEMV=1 (kernels/gemv.cuh). */
+	int pool_fold, gemv;
 };
 
 typedef struct gpu_launch {
@@ -215,6 +218,9 @@ int gpu_model_new(const chain *img, const chain *txt, int prec, gpu_model **out,
 		env = getenv("MMF_CLUSTER");
 		mmf_set_cluster(prop.major >= 9 && !(env && !strcmp(env, "0")));
 	}
+	const char *fold = getenv("MMF_POOL_FOLD"), *gemv = getenv("MMF_GEMV");
+	g->pool_fold = prec == CLIP_PREC_FP16 && fold && !strcmp(fold, "1");
+	g->gemv = prec == CLIP_PREC_FP16 && gemv && !strcmp(gemv, "1");
 	/* The kernels move 8 channels per 16-byte access; only the image input
 	 * is padded (3 -> 8), so every other convolution needs multiples of 8,
 	 * which all OpenAI CLIP ResNets have (stem width/2 >= 32). */
@@ -286,6 +292,8 @@ void gpu_model_free(gpu_model *g)
 size_t gpu_model_bytes(const gpu_model *g) { return g->bytes; }
 
 int gpu_model_precision(const gpu_model *g) { return g->prec; }
+int gpu_model_pool_fold(const gpu_model *g) { return g->pool_fold; }
+int gpu_model_gemv(const gpu_model *g) { return g->gemv; }
 
 int gpu_model_int8(const gpu_model *g)
 {
@@ -396,16 +404,15 @@ static int ensure_ws(gpu_tower *t, long long bytes, int counters, mmf_err *err)
 	return 0;
 }
 
-/* Whether t runs its attention pool folded (MMF_POOL_FOLD=1, fp16 weights
- * only): sets fold_kv to the k/v linear (which then computes the folded
- * query, kernels/pool_fold.cuh, into its own output buffer) and fold_attn to
- * the attention (which then applies the v weights itself). */
+/* Whether t runs its attention pool folded (gpu_model_pool_fold): sets
+ * fold_kv to the k/v linear (which then computes the folded query,
+ * kernels/pool_fold.cuh, into its own output buffer) and fold_attn to the
+ * attention (which then applies the v weights itself). */
 static void pool_fold_find(gpu_tower *t)
 {
 	const chain *c = t->c;
 	t->fold_kv = t->fold_attn = -1;
-	const char *env = getenv("MMF_POOL_FOLD");
-	if (!env || strcmp(env, "1") || t->g->prec != CLIP_PREC_FP16)
+	if (!t->g->pool_fold)
 		return;
 	for (int i = 0; i < c->nops; i++) {
 		const op *a = &c->ops[i];
@@ -421,14 +428,6 @@ static void pool_fold_find(gpu_tower *t)
 			return;
 		}
 	}
-}
-
-/* Whether the linear g runs as the matrix-vector tile (MMF_GEMV=1, fp16
- * weights, at most 8 rows; kernels/gemv.cuh) instead of a GEMM tile. */
-static int gemv_wanted(const gpu_tower *t, const mmf_gemm *g)
-{
-	const char *env = getenv("MMF_GEMV");
-	return env && !strcmp(env, "1") && t->g->prec == CLIP_PREC_FP16 && !g->conv && !g->bscale && g->M <= 8;
 }
 
 /* Times every candidate (cfg, splits) of one GEMM on stream s. */
@@ -527,7 +526,7 @@ int gpu_tower_new(gpu_model *g, const chain *c, int batch, int sms, cudaStream_t
 		if ((o->kind != OP_CONV && o->kind != OP_LINEAR) || i == t->fold_kv)
 			continue;
 		gemm_record(t, i, &t->l[i].g);
-		if (gemv_wanted(t, &t->l[i].g)) {
+		if (g->gemv && !t->l[i].g.conv && !t->l[i].g.bscale && t->l[i].g.M <= 8) {	/* the matrix-vector tile */
 			t->l[i].gemv = 1;
 			continue;
 		}

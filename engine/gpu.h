@@ -25,6 +25,11 @@ void gpu_model_free(gpu_model *g);
 size_t gpu_model_bytes(const gpu_model *g);	/* device bytes of resident weights */
 int gpu_model_int8(const gpu_model *g);		/* ops running int8 weights */
 int gpu_model_precision(const gpu_model *g);	/* CLIP_PREC_* */
+/* Experimental lowerings, fp16 models only, set from the environment when
+ * the model is made: the attention pool folded (MMF_POOL_FOLD=1), linears
+ * of at most 8 rows as a matrix-vector tile (MMF_GEMV=1). */
+int gpu_model_pool_fold(const gpu_model *g);
+int gpu_model_gemv(const gpu_model *g);
 
 /* Builds the launch records of chain c (one of the model's two) for `batch`
  * samples. With tune_stream non-NULL each GEMM's tile configuration is

@@ -184,11 +184,7 @@ static int gx_plan(gpu_exec *g, int k, const char *hash, mmf_err *err)
 		mkdir(g->o.plan_dir, 0755);	/* an error shows when the plan is saved */
 		plan_cache_path(g->o.plan_dir, &want, g->plan_path[k], sizeof g->plan_path[k]);
 		mmf_err lerr = {0};
-		rc = plan_load(g->plan_path[k], &want, &g->plan[k], &lerr);
-		if (rc == 0 && (rc = plan_check_towers(g->plan[k], ti, tt, &lerr)) < 0) {
-			plan_free(g->plan[k]);
-			g->plan[k] = NULL;
-		}
+		rc = plan_load(g->plan_path[k], &want, ti, tt, &g->plan[k], &lerr);
 		if (rc == 0)
 			gx_note(g, "batch %d: fusion plan %s (cached)", b, g->plan_path[k]);
 		else if (rc != -ENOENT)

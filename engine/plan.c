@@ -479,7 +479,8 @@ int plan_check_towers(const gpu_plan *p, const gpu_tower *img, const gpu_tower *
 	return 0;
 }
 
-int plan_load(const char *path, const gpu_plan *want, gpu_plan **out, mmf_err *err)
+int plan_load(const char *path, const gpu_plan *want, const gpu_tower *img, const gpu_tower *txt, gpu_plan **out,
+	      mmf_err *err)
 {
 	*out = NULL;
 	json_error_t je;
@@ -546,6 +547,10 @@ int plan_load(const char *path, const gpu_plan *want, gpu_plan **out, mmf_err *e
 	if (ni != p->nimg || nt != p->ntxt) {
 		rc = mmf_err_set(err, -EINVAL, "%s: corrupt plan: covers %d of %d image and %d of %d text ops", path, ni, p->nimg, nt,
 				 p->ntxt);
+		goto out;
+	}
+	if (img && txt && (rc = plan_check_towers(p, img, txt, err)) < 0) {
+		mmf_err_prefix(err, "%s", path);
 		goto out;
 	}
 	*out = p;

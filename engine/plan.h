@@ -75,8 +75,10 @@ void plan_print(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, FILE *fp);
 void plan_free(gpu_plan *p);
 
 /* JSON cache. plan_load checks the keys against `want` (model hash, GPU,
- * SMs, batch, strategy, op counts) and that every op appears once in chain
- * order; any mismatch is an error whose message says why (stale or corrupt). */
+ * SMs, batch, strategy, op counts), that every op appears once in chain
+ * order and, given the towers (img and txt, or both NULL), that they can run
+ * its fused steps (plan_check_towers); any mismatch is an error whose
+ * message says why (stale or corrupt). */
 int plan_save(const gpu_plan *p, const char *path, mmf_err *err);
 /* The cache file of the plan keyed like `want` (model hash, GPU, SMs,
  * batch, strategy) under dir. */
@@ -88,7 +90,8 @@ struct json_t *plan_to_json(const gpu_plan *p);
  * `bytes` (pick it well above the L2) and a 4096^3 GEMM through our own
  * tensor-core kernel. */
 int plan_roofline(int sms, size_t bytes, cudaStream_t s, double *tflops, double *gbs, mmf_err *err);
-int plan_load(const char *path, const gpu_plan *want, gpu_plan **out, mmf_err *err);
+int plan_load(const char *path, const gpu_plan *want, const gpu_tower *img, const gpu_tower *txt, gpu_plan **out,
+	      mmf_err *err);
 /* Whether every fused step of p can run on these towers' ops as they are
  * now built (an op lowered to a kernel the fused kernels do not take, as
  * with MMF_POOL_FOLD or MMF_GEMV, makes a cached plan stale): 0, or

@@ -147,7 +147,7 @@ static int pair_only = -1;
  * the threads outside the smaller team skip its barriers). compute-sanitizer racecheck reports hazards wherever
  * the threads of a block pass different numbers of named barriers, though
  * the barriers order them (test_barrier variants 0 and 4, docs/NOTES.md),
- * so check-gpu racechecks those cases apart. 0: all cases. */
+ * so check-gpu racechecks those cases apart. Unset or empty: all cases. */
 static int uneven_mode;	/* 0 all, 1 skip, 2 only */
 
 /* image op x text op, by name */
@@ -247,7 +247,7 @@ static void test_plan(env *e, int batch, const char *model)
 	char path[512];
 	snprintf(path, sizeof path, "%s/plan.json", test_tmpdir());
 	CHECK(plan_save(p, path, &err) == 0, "%s", err.msg);
-	CHECK(plan_load(path, p, &q, &err) == 0, "%s", err.msg);
+	CHECK(plan_load(path, p, e->tw[0], e->tw[1], &q, &err) == 0, "%s", err.msg);
 	CHECK(q && q->nsteps == p->nsteps, "round trip");
 	CHECK(q && plan_check_towers(q, e->tw[0], e->tw[1], &err) == 0, "%s: the plan does not fit its own towers: %s", model,
 	      err.msg);
@@ -264,7 +264,7 @@ static void test_plan(env *e, int batch, const char *model)
 	plan_free(q);
 	gpu_plan want = *p;
 	want.sms = 8;
-	CHECK(plan_load(path, &want, &q, &err) == -ESTALE, "stale plan accepted");
+	CHECK(plan_load(path, &want, NULL, NULL, &q, &err) == -ESTALE, "stale plan accepted");
 	CHECK_MSG(err.msg, "stale plan", "132 SMs", "now model");
 	/* Corrupt: cut the file in half (invalid JSON), and a valid JSON file
 	 * whose steps skip an op. */
@@ -273,13 +273,13 @@ static void test_plan(env *e, int batch, const char *model)
 	long len = ftell(fp);
 	fclose(fp);
 	CHECK(truncate(path, len / 2) == 0, "truncate");
-	rc = plan_load(path, p, &q, &err);
+	rc = plan_load(path, p, NULL, NULL, &q, &err);
 	CHECK(rc == -EINVAL && q == NULL, "truncated plan accepted (rc %d)", rc);
 	CHECK_MSG(err.msg, "corrupt plan");
 	printf("  truncated cache -> %s\n", err.msg);
 	p->steps[1] = p->steps[0];	/* op 0 twice */
 	CHECK(plan_save(p, path, &err) == 0, "%s", err.msg);
-	rc = plan_load(path, p, &q, &err);
+	rc = plan_load(path, p, NULL, NULL, &q, &err);
 	CHECK(rc == -EINVAL && q == NULL, "plan with a repeated op accepted (rc %d)", rc);
 	CHECK_MSG(err.msg, "corrupt plan", "breaks chain order");
 	printf("  reordered cache -> %s\n", err.msg);
@@ -299,7 +299,7 @@ int main(void)
 		pair_only = (int)k;
 	}
 	const char *un = getenv("MMF_FUSE_UNEVEN");
-	if (un) {
+	if (un && *un) {	/* set and empty: all cases, as unset */
 		if (strcmp(un, "skip") && strcmp(un, "only")) {
 			fprintf(stderr, "test_fuse: MMF_FUSE_UNEVEN '%s': expected skip or only\n", un);
 			return 2;
