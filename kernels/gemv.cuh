@@ -86,10 +86,7 @@ __device__ inline void gemv_tile(const gemv_params &p, int tile, const mmf_team 
 			break;
 #pragma unroll
 		for (int j = 0; j < 2; j++) {
-			float v = acc[m][j];
-#pragma unroll
-			for (int o = 16; o; o >>= 1)
-				v += __shfl_xor_sync(0xffffffffu, v, o);
+			const float v = mmf_warp_sum(acc[m][j]);
 			if (lane == 0)
 				part[(seg * GEMV_COLS + pair * 2 + j) * GEMV_MAX_M + m] = v;
 		}

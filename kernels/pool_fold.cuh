@@ -89,22 +89,6 @@ __host__ __device__ static inline int pool_fold_smem_bytes(const pool_fold_param
 	return (((p.tokens + 3) & ~3) + p.width + POOL_FOLD_PART) * (int)sizeof(float);
 }
 
-__device__ __forceinline__ float pool_fold_warp_sum(float v)
-{
-#pragma unroll
-	for (int o = 16; o; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
-	return v;
-}
-
-__device__ __forceinline__ float pool_fold_warp_max(float v)
-{
-#pragma unroll
-	for (int o = 16; o; o >>= 1)
-		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-	return v;
-}
-
 /* acc[i] += s * (8 halves of raw)[i]. */
 __device__ __forceinline__ void pool_fold_fma8(float acc[8], float s, uint4 raw)
 {
@@ -162,9 +146,10 @@ __device__ inline void pool_qk_tile(const pool_qk_params &p, int tile, const mmf
 #pragma unroll
 			for (int i = 0; i < 8; i++)
 				acc[i] += red[g * POOL_QK_COLS + col * 8 + i];
-		float *o = p.qt + ((size_t)b * p.heads + h) * C + c;
-		reinterpret_cast<float4 *>(o)[0] = make_float4(acc[0] * p.scale, acc[1] * p.scale, acc[2] * p.scale, acc[3] * p.scale);
-		reinterpret_cast<float4 *>(o)[1] = make_float4(acc[4] * p.scale, acc[5] * p.scale, acc[6] * p.scale, acc[7] * p.scale);
+#pragma unroll
+		for (int i = 0; i < 8; i++)
+			acc[i] *= p.scale;
+		mmf_store8(p.qt + ((size_t)b * p.heads + h) * C + c, acc);
 	}
 }
 
@@ -211,7 +196,7 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 			for (int i = 0; i < 8; i++)
 				s = fmaf(xf[i], qf[i], s);
 		}
-		s = pool_fold_warp_sum(s);
+		s = mmf_warp_sum(s);
 		if (lane == 0)
 			sc[j] = s;
 	}
@@ -221,11 +206,11 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 	float mx = __int_as_float(0xff800000);	/* -inf */
 	for (int j = lane; j < T; j += 32)
 		mx = fmaxf(mx, sc[j]);
-	mx = pool_fold_warp_max(mx);
+	mx = mmf_warp_max(mx);
 	float sum = 0.f;
 	for (int j = lane; j < T; j += 32)
 		sum += __expf(sc[j] - mx);
-	const float inv = 1.f / pool_fold_warp_sum(sum);
+	const float inv = 1.f / mmf_warp_sum(sum);
 
 	/* xbar = sum_j p_j x_j: group g of the team sums tokens g, g+G, ...
 	 * (8 columns a thread), then the groups' partials are added in order. */
@@ -246,9 +231,7 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 		}
 		for (; j < T; j += G)
 			pool_fold_fma8(acc, __expf(sc[j] - mx) * inv, __ldg(reinterpret_cast<const uint4 *>(x + (size_t)j * C + k)));
-		float4 *d = reinterpret_cast<float4 *>(part + (size_t)g * C + k);
-		d[0] = make_float4(acc[0], acc[1], acc[2], acc[3]);
-		d[1] = make_float4(acc[4], acc[5], acc[6], acc[7]);
+		mmf_store8(part + (size_t)g * C + k, acc);
 	}
 	team_sync(team);
 	for (int k = team.tid; k < C; k += POOL_FOLD_TEAM) {
@@ -280,8 +263,7 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 				float f0[8], f1[8], xs[8];
 				mmf_unpack8(r0[u], f0);
 				mmf_unpack8(r1[u], f1);
-				*reinterpret_cast<float4 *>(xs) = *reinterpret_cast<const float4 *>(xbar + k + u * 256);
-				*reinterpret_cast<float4 *>(xs + 4) = *reinterpret_cast<const float4 *>(xbar + k + u * 256 + 4);
+				mmf_load8(xbar + k + u * 256, xs);
 #pragma unroll
 				for (int i = 0; i < 8; i++) {
 					a0 = fmaf(f0[i], xs[i], a0);
@@ -293,16 +275,15 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 			float f0[8], f1[8], xs[8];
 			mmf_ldg8(w0 + k, f0);
 			mmf_ldg8(w1 + k, f1);
-			*reinterpret_cast<float4 *>(xs) = *reinterpret_cast<const float4 *>(xbar + k);
-			*reinterpret_cast<float4 *>(xs + 4) = *reinterpret_cast<const float4 *>(xbar + k + 4);
+			mmf_load8(xbar + k, xs);
 #pragma unroll
 			for (int i = 0; i < 8; i++) {
 				a0 = fmaf(f0[i], xs[i], a0);
 				a1 = fmaf(f1[i], xs[i], a1);
 			}
 		}
-		a0 = pool_fold_warp_sum(a0);
-		a1 = pool_fold_warp_sum(a1);
+		a0 = mmf_warp_sum(a0);
+		a1 = mmf_warp_sum(a1);
 		if (lane == 0) {
 			out[n0] = __float2half_rn(a0 + (p.bv ? p.bv[n0] : 0.f));
 			if (n1 != n0)

@@ -276,11 +276,26 @@ __device__ __forceinline__ void mmf_store8(float *p, const float f[8])
 	reinterpret_cast<float4 *>(p)[1] = make_float4(f[4], f[5], f[6], f[7]);
 }
 
+/* Sum and max over a whole warp, every lane getting the result. */
+__device__ __forceinline__ float mmf_warp_sum(float v)
+{
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+__device__ __forceinline__ float mmf_warp_max(float v)
+{
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1)
+		v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+	return v;
+}
+
 /* Sum over the team; scratch holds one float per warp of the team. */
 __device__ __forceinline__ float team_sum(const mmf_team &t, float v, float *scratch)
 {
-	for (int o = 16; o > 0; o >>= 1)
-		v += __shfl_xor_sync(0xffffffffu, v, o);
+	v = mmf_warp_sum(v);
 	int warp = t.tid >> 5, lane = t.tid & 31, nwarps = t.size >> 5;
 	team_sync(t);	/* scratch may still be read from a previous call */
 	if (lane == 0)
