@@ -15,9 +15,12 @@ run() { echo "== $*"; "$@" || { echo "FAILED: $*"; fail=1; }; }
 # MMF_CHECK_SAN_WEIGHTS (default "fp16 int8 fp32") pick the tower passes
 # and MMF_CHECK_SAN_FUSED=0 leaves out those of the fused kernels.
 san=${MMF_CHECK_SANITIZERS:-1}
+# A GPU test program: in a build tree or in a bundle (gpu-bundle.sh).
+prog() { if [ -x "$B/tests/gpu/$1" ]; then echo "$B/tests/gpu/$1"; else echo "$B/$1"; fi; }
+fuse=$(prog test_fuse)
+bar=$(prog test_barrier)
 [ "$san" = only ] || for t in test_kernels test_ops test_gemm test_part test_engine test_fuse test_barrier; do
-	if [ -x "$B/tests/gpu/$t" ]; then run "$B/tests/gpu/$t"
-	elif [ -x "$B/$t" ]; then run "$B/$t"
+	if [ -x "$(prog $t)" ]; then run "$(prog $t)"
 	else echo "FAILED: $t is not built"; fail=1
 	fi
 done
@@ -37,49 +40,47 @@ elif command -v compute-sanitizer >/dev/null 2>&1; then
 			[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool $w (rc $rc)"; echo "$out" | tail -20; fail=1; }
 		done
 	done
-	# The intra-thread kernel's barrier pattern alone (test_barrier): racecheck
-	# reports hazards in variants 0, 3 and 5, where the threads outside a
-	# smaller team pass fewer named barriers than the rest, although every
-	# read sees the value written before its barrier; variants 1, 2 and 4
-	# (every thread passes as many barriers) must be clean. So the
-	# intra-thread cases whose teams differ in size are racechecked apart,
-	# report only, their outputs still checked (docs/NOTES.md).
-	bar=$B/tests/gpu/test_barrier
-	[ -x "$bar" ] || bar=$B/test_barrier
-	[ "${MMF_CHECK_SAN_FUSED:-1}" = 0 ] && echo "SKIP: compute-sanitizer runs of the fused kernels (MMF_CHECK_SAN_FUSED=0)"
-	[ "${MMF_CHECK_SAN_FUSED:-1}" = 0 ] || for v in 0 1 2 3 4 5; do
-		out=$(timeout 120 compute-sanitizer --tool racecheck --racecheck-report hazard --print-limit 2 --error-exitcode 9 "$bar" $v 2>&1)
-		rc=$?
-		case $v in
-		1|2|4)
-			echo "== compute-sanitizer --tool racecheck: the intra-thread barrier pattern, variant $v"
-			echo "$out" | grep -E 'RACECHECK SUMMARY|mismatches' | head -3
-			[ $rc -eq 0 ] || { echo "FAILED: racecheck of test_barrier $v (rc $rc)"; echo "$out" | grep -m2 -A2 'Error:'; fail=1; } ;;
-		*)
-			echo "== compute-sanitizer --tool racecheck: the intra-thread barrier pattern, variant $v (report only)"
-			echo "$out" | grep -E 'RACECHECK SUMMARY|mismatches|Write Thread|Read Thread' | head -4 ;;
-		esac
-	done
-	fuse=$B/tests/gpu/test_fuse
-	[ -x "$fuse" ] || fuse=$B/test_fuse
-	[ "${MMF_CHECK_SAN_FUSED:-1}" = 0 ] || for tool in racecheck synccheck; do
-		for s in inter intra-block intra-thread; do
-			un=
-			[ $tool/$s = racecheck/intra-thread ] && un=skip
-			echo "== compute-sanitizer --tool $tool: fused $s kernels (small model's pairs${un:+; teams of one size})"
-			out=$(MMF_FUSE_UNEVEN=$un MMF_FUSE_QUICK=1 MMF_FUSE_ONLY=$s timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 "$fuse" 2>&1)
+	if [ "${MMF_CHECK_SAN_FUSED:-1}" = 0 ]; then
+		echo "SKIP: compute-sanitizer runs of the fused kernels (MMF_CHECK_SAN_FUSED=0)"
+	else
+		# The intra-thread kernel's barrier pattern alone (test_barrier):
+		# racecheck reports hazards in variants 0, 3 and 5, where the threads
+		# outside a smaller team pass fewer named barriers than the rest,
+		# although every read sees the value written before its barrier;
+		# variants 1, 2 and 4 (every thread passes as many barriers) must be
+		# clean. So the intra-thread cases whose teams differ in size are
+		# racechecked apart, report only, their outputs still checked
+		# (docs/NOTES.md).
+		for v in 0 1 2 3 4 5; do
+			out=$(timeout 120 compute-sanitizer --tool racecheck --racecheck-report hazard --print-limit 2 --error-exitcode 9 "$bar" $v 2>&1)
 			rc=$?
-			echo "$out" | grep -E 'SUMMARY|passed' | head -3
-			[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool on fused $s kernels (rc $rc)"; echo "$out" | grep -m3 -A3 'Error:'; fail=1; }
+			case $v in
+			1|2|4)
+				echo "== compute-sanitizer --tool racecheck: the intra-thread barrier pattern, variant $v"
+				echo "$out" | grep -E 'RACECHECK SUMMARY|mismatches' | head -3
+				[ $rc -eq 0 ] || { echo "FAILED: racecheck of test_barrier $v (rc $rc)"; echo "$out" | grep -m2 -A2 'Error:'; fail=1; } ;;
+			*)
+				echo "== compute-sanitizer --tool racecheck: the intra-thread barrier pattern, variant $v (report only)"
+				echo "$out" | grep -E 'RACECHECK SUMMARY|mismatches|Write Thread|Read Thread' | head -4 ;;
+			esac
 		done
-	done
-	[ "${MMF_CHECK_SAN_FUSED:-1}" = 0 ] || {
-	echo "== compute-sanitizer --tool racecheck: fused intra-thread kernels, teams of two sizes (report only; outputs checked)"
-	out=$(MMF_FUSE_UNEVEN=only MMF_FUSE_QUICK=1 MMF_FUSE_ONLY=intra-thread timeout 300 compute-sanitizer --tool racecheck \
-		--racecheck-report hazard --print-limit 2 "$fuse" 2>&1)
-	echo "$out" | grep -E 'RACECHECK SUMMARY|passed|left out|Write Thread|Read Thread' | head -12
-	echo "$out" | grep -q 'test_fuse: [0-9]* passed, 0 failed' || { echo "FAILED: test_fuse under racecheck (uneven teams)"; fail=1; }
-	}
+		for tool in racecheck synccheck; do
+			for s in inter intra-block intra-thread; do
+				un=
+				[ $tool/$s = racecheck/intra-thread ] && un=skip
+				echo "== compute-sanitizer --tool $tool: fused $s kernels (small model's pairs${un:+; teams of one size})"
+				out=$(MMF_FUSE_UNEVEN=$un MMF_FUSE_QUICK=1 MMF_FUSE_ONLY=$s timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 "$fuse" 2>&1)
+				rc=$?
+				echo "$out" | grep -E 'SUMMARY|passed' | head -3
+				[ $rc -eq 0 ] || { echo "FAILED: compute-sanitizer $tool on fused $s kernels (rc $rc)"; echo "$out" | grep -m3 -A3 'Error:'; fail=1; }
+			done
+		done
+		echo "== compute-sanitizer --tool racecheck: fused intra-thread kernels, teams of two sizes (report only; outputs checked)"
+		out=$(MMF_FUSE_UNEVEN=only MMF_FUSE_QUICK=1 MMF_FUSE_ONLY=intra-thread timeout 300 compute-sanitizer --tool racecheck \
+			--racecheck-report hazard --print-limit 2 "$fuse" 2>&1)
+		echo "$out" | grep -E 'RACECHECK SUMMARY|passed|left out|Write Thread|Read Thread' | head -12
+		echo "$out" | grep -q 'test_fuse: [0-9]* passed, 0 failed' || { echo "FAILED: test_fuse under racecheck (uneven teams)"; fail=1; }
+	fi
 else
 	echo "SKIP: compute-sanitizer not found"
 fi
@@ -141,16 +142,12 @@ out=$("$bench" --device cuda --model small --sms 8 --dram-gbs 5 2>&1)
 	{ echo "FAILED: --dram-gbs below the floor: $out"; fail=1; }
 rm -rf "$d"
 # Bad arguments of the diagnostic switches: refused with their messages.
-fuse=$B/tests/gpu/test_fuse
-[ -x "$fuse" ] || fuse=$B/test_fuse
 out=$(MMF_FUSE_PAIR=8 "$fuse" 2>&1)
 [ $? -eq 2 ] && case $out in *"test_fuse: MMF_FUSE_PAIR '8': expected a pair index from 0 to 7"*) true ;; *) false ;; esac ||
 	{ echo "FAILED: MMF_FUSE_PAIR=8: $out"; fail=1; }
 out=$(MMF_FUSE_UNEVEN=some "$fuse" 2>&1)
 [ $? -eq 2 ] && case $out in *"test_fuse: MMF_FUSE_UNEVEN 'some': expected skip or only"*) true ;; *) false ;; esac ||
 	{ echo "FAILED: MMF_FUSE_UNEVEN=some: $out"; fail=1; }
-bar=$B/tests/gpu/test_barrier
-[ -x "$bar" ] || bar=$B/test_barrier
 out=$("$bar" x 2>&1)
 [ $? -eq 2 ] && case $out in *"usage: test_barrier [VARIANT]: VARIANT 0 to 5, not 'x'"*) true ;; *) false ;; esac ||
 	{ echo "FAILED: test_barrier x: $out"; fail=1; }
