@@ -257,7 +257,10 @@ static void test_plan(env *e, int batch, const char *model)
 			q->steps[k].img = e->ch[0]->nops;
 			CHECK(plan_check_towers(q, e->tw[0], e->tw[1], &err) == -ESTALE, "%s: a plan fusing a missing op passed",
 			      model);
-			CHECK_MSG(err.msg, "stale plan", "cannot run fused");
+			char want[200];
+			snprintf(want, sizeof want, "stale plan: step %d fuses image op %d with text op %d, which these towers (%d and %d "
+				 "ops) cannot run fused", k, e->ch[0]->nops, q->steps[k].txt, e->ch[0]->nops, e->ch[1]->nops);
+			CHECK(strcmp(err.msg, want) == 0, "message '%s', expected '%s'", err.msg, want);
 			q->steps[k].img = img;
 			break;
 		}
