@@ -134,14 +134,20 @@ static void usage(FILE *fp)
 		"                      default on sm_90 and later; the results are the same bits)\n"
 		"  MMF_SPLIT_TUNE=alone cuda: graph-split tunes each tower's GEMM shapes alone on\n"
 		"                      its SMs only [and then again while the other tower runs]\n"
-		"  MMF_POOL_FOLD=1     cuda, experimental: fp16 models run the attention pool with\n"
-		"                      k and v folded into the weights (two weight passes against\n"
-		"                      a vector instead of a tokens x 2C x C GEMM; the same\n"
-		"                      result summed in another order; no fusion for those ops)\n"
-		"  MMF_GEMV=1          cuda, experimental: fp16 linears of at most 8 rows (batch 1:\n"
-		"                      the attention pool's q and c_proj, the text projection)\n"
-		"                      run as a weight-streaming matrix-vector tile, untuned and\n"
-		"                      never fused, instead of a tensor-core GEMM tile\n");
+		"  MMF_POOL_FOLD=0     cuda: fp16 models run the attention pool with k and v\n"
+		"                      computed for every token (a tokens x 2C x C GEMM) instead\n"
+		"                      of folded into the weights (two weight passes against a\n"
+		"                      vector, the default: the same result summed in another\n"
+		"                      order; no fusion for those two ops)\n"
+		"  MMF_GEMV=0          cuda: fp16 linears of at most 8 rows (batch 1: the\n"
+		"                      attention pool's q and c_proj, the text projection) run\n"
+		"                      as tensor-core GEMM tiles instead of the default\n"
+		"                      weight-streaming matrix-vector tile (untuned, never fused)\n"
+		"  MMF_ATTN_PROJ=1     cuda, experimental: fp16 on sm_90+ runs the text attention\n"
+		"                      and its out_proj linear as one cluster kernel instead of\n"
+		"                      two ops, where the partition holds its blocks in one wave\n"
+		"                      (never fused; the same result to rounding: the linear sums\n"
+		"                      K in another order; slower in the whole-GPU graphs)\n");
 }
 
 static double now_ms(void)

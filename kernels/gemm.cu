@@ -43,42 +43,13 @@ static int gemm_simt_launch(const gemm_params &p, int grid, cudaStream_t stream)
 	return 0;
 }
 
-/* Whether clusters of `splits` blocks (Cfg's block and shared memory) can
- * be placed on the SMs of `stream`'s context (a green-context partition
- * may be too small or too scattered for them), asked once per stream and
- * size: a short table of the streams seen, each with a bit per size. */
+/* Whether clusters of `splits` blocks (Cfg's block and shared memory) fit
+ * on `stream`'s SMs (mmf_cluster_fits), asked once per stream and size. */
 template <class Cfg, bool Q8>
 static bool cluster_fits(int splits, cudaStream_t stream)
 {
-	struct seen {
-		cudaStream_t s;
-		unsigned asked, fits;	/* bit `splits` */
-	};
-	static seen tab[32];
-	static int ntab;
-	seen *e = nullptr;
-	for (int i = 0; i < ntab && !e; i++)
-		if (tab[i].s == stream)
-			e = &tab[i];
-	if (!e && ntab < 32)
-		e = &tab[ntab++], e->s = stream, e->asked = e->fits = 0;
-	if (e && (e->asked >> splits & 1))
-		return e->fits >> splits & 1;
-	cudaLaunchAttribute attr;
-	attr.id = cudaLaunchAttributeClusterDimension;
-	attr.val.clusterDim.x = splits, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
-	cudaLaunchConfig_t cfg = {};
-	cfg.gridDim = dim3(splits), cfg.blockDim = dim3(Cfg::THREADS), cfg.dynamicSmemBytes = Cfg::SMEM;
-	cfg.stream = stream;
-	cfg.attrs = &attr, cfg.numAttrs = 1;
-	int n = 0;
-	cudaError_t err = cudaOccupancyMaxActiveClusters(&n, gemm_kernel<Cfg, false, Q8>, &cfg);
-	if (err != cudaSuccess)
-		(void)cudaGetLastError();	/* not sticky: the ticket it is */
-	bool fits = err == cudaSuccess && n > 0;
-	if (e)
-		e->asked |= 1u << splits, e->fits |= (unsigned)fits << splits;
-	return fits;
+	static mmf_cluster_cache cache;
+	return mmf_cluster_fits(gemm_kernel<Cfg, false, Q8>, Cfg::THREADS, Cfg::SMEM, (unsigned)splits, stream, &cache);
 }
 
 template <class Cfg>

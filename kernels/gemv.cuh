@@ -1,10 +1,11 @@
 /* gemv: C[M][N] = act(A . W^T + bias (+ R)) for a few rows (M <= 8), the
  * linears of one row a sample at batch 1 (the attention pool's q and c_proj,
  * the text projection), which stream their weights once and are bound by
- * DRAM latency, not by the tensor cores (experimental: the engine uses it
- * with MMF_GEMV=1). W [N][K] fp16, K contiguous; A read through the GEMM's
- * rows map (row m at A + (m/rps)*sstride + (m%rps)*lda); C and R dense
- * [M][N] fp16; bias fp32 [N] or NULL; fp32 math.
+ * DRAM latency, not by the tensor cores (the engine's default for fp16
+ * models; MMF_GEMV=0 turns it off). W [N][K] fp16, K contiguous; A read
+ * through the GEMM's rows map (row m at A + (m/rps)*sstride +
+ * (m%rps)*lda); C and R dense [M][N] fp16; bias fp32 [N] or NULL; fp32
+ * math.
  *
  * A tile is 8 output columns n (rows of W) for a team of 16 warps: 4 pairs
  * of rows times 4 interleaved quarters of K (warp w takes rows 2*(w%4) and

@@ -20,7 +20,9 @@ enum {
 	MMF_OP_GEMM_L, MMF_OP_GEMM_M, MMF_OP_GEMM_S, MMF_OP_GEMM_W, MMF_OP_GEMM_N,
 	MMF_OP_LAYERNORM, MMF_OP_ATTN_CAUSAL, MMF_OP_ATTN_POOL, MMF_OP_POOL_TOKENS,
 	MMF_OP_EMBED, MMF_OP_EOT_GATHER, MMF_OP_L2NORM, MMF_OP_AVGPOOL2,
-	MMF_OP_POOL_QK, MMF_OP_POOL_FOLD, MMF_OP_GEMV,	/* plain launches only: the fused kernels do not take them */
+	/* plain launches only: the fused kernels do not take these */
+	MMF_OP_POOL_QK, MMF_OP_POOL_FOLD, MMF_OP_GEMV, MMF_OP_ATTN_PROJ,
+	MMF_OP_NONE,	/* nothing to launch: an op that another op's kernel computes */
 	MMF_OP_KINDS
 };
 typedef struct mmf_opdesc {

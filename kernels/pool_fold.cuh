@@ -1,7 +1,8 @@
 /* pool_fold: the attention pool (attn_pool.cuh) with the keys and values
- * folded into the weights, for batch-1 latency (experimental: the engine
- * uses it with MMF_POOL_FOLD=1). With one query a sample, per head h (rows
- * h*dh..h*dh+dh-1 of the k and v projections Wk, Wv, dh = width/heads):
+ * folded into the weights, for batch-1 latency (the engine's default for
+ * fp16 models; MMF_POOL_FOLD=0 turns it off). With one query a sample,
+ * per head h (rows h*dh..h*dh+dh-1 of the k and v projections Wk, Wv,
+ * dh = width/heads):
  *
  *   q_h . k_j = q_h . (Wk_h x_j + bk_h) = (Wk_h^T q_h) . x_j + q_h . bk_h,
  *

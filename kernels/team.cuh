@@ -58,7 +58,7 @@ __device__ __forceinline__ void mmf_pdl_trigger()
  * done reading its peers' shared memory and wait only before it exits.
  * mmf_dsmem_map gives the shared::cluster address of the same offset in
  * block `rank` of the cluster; mmf_dsmem_ld2 reads two floats there
- * (8-byte aligned). */
+ * (8-byte aligned), mmf_dsmem_ld4 16 bytes (16-byte aligned). */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 __device__ __forceinline__ void mmf_cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
 
@@ -81,6 +81,16 @@ __device__ __forceinline__ float2 mmf_dsmem_ld2(uint32_t cluster_addr)
 {
 	float2 v;
 	asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(cluster_addr) : "memory");
+	return v;
+}
+
+__device__ __forceinline__ uint4 mmf_dsmem_ld4(uint32_t cluster_addr)
+{
+	uint4 v;
+	asm volatile("ld.shared::cluster.v4.u32 {%0, %1, %2, %3}, [%4];"
+		     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+		     : "r"(cluster_addr)
+		     : "memory");
 	return v;
 }
 #endif
@@ -232,6 +242,48 @@ static inline cudaError_t mmf_launch_traced(void (*kt)(P, mmf_trace_rec *), void
 	if (mmf_trace_on)
 		return mmf_launch_cluster(kt, grid, block, smem, stream, cluster, p, mmf_trace_next(grid.x * per_block));
 	return mmf_launch_cluster(kp, grid, block, smem, stream, cluster, p, (mmf_trace_rec *)nullptr);
+}
+
+/* Whether clusters of `size` blocks of kernel k (`threads` a block, `smem`
+ * dynamic bytes) can be placed on the SMs of `stream`'s context (a
+ * green-context partition may be too small or too scattered for them),
+ * asked once per stream and size: the caller keeps one cache per kernel
+ * and block shape (a short table of the streams seen, a bit per size). */
+struct mmf_cluster_cache {
+	struct {
+		cudaStream_t s;
+		unsigned asked, fits;	/* bit `size` */
+	} tab[32];
+	int n;
+};
+
+template <typename... KArgs>
+static inline bool mmf_cluster_fits(void (*k)(KArgs...), unsigned threads, size_t smem, unsigned size,
+				    cudaStream_t stream, mmf_cluster_cache *cache)
+{
+	int e = -1;
+	for (int i = 0; i < cache->n && e < 0; i++)
+		if (cache->tab[i].s == stream)
+			e = i;
+	if (e < 0 && cache->n < 32)
+		e = cache->n++, cache->tab[e].s = stream, cache->tab[e].asked = cache->tab[e].fits = 0;
+	if (e >= 0 && (cache->tab[e].asked >> size & 1))
+		return cache->tab[e].fits >> size & 1;
+	cudaLaunchAttribute attr;
+	attr.id = cudaLaunchAttributeClusterDimension;
+	attr.val.clusterDim.x = size, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+	cudaLaunchConfig_t cfg = {};
+	cfg.gridDim = dim3(size), cfg.blockDim = dim3(threads), cfg.dynamicSmemBytes = smem;
+	cfg.stream = stream;
+	cfg.attrs = &attr, cfg.numAttrs = 1;
+	int n = 0;
+	cudaError_t err = cudaOccupancyMaxActiveClusters(&n, k, &cfg);
+	if (err != cudaSuccess)
+		(void)cudaGetLastError();	/* not sticky: the caller falls back */
+	const bool fits = err == cudaSuccess && n > 0;
+	if (e >= 0)
+		cache->tab[e].asked |= 1u << size, cache->tab[e].fits |= (unsigned)fits << size;
+	return fits;
 }
 #endif
 

@@ -59,7 +59,7 @@ static void test_attn(int T, int W, int H, int batch)
  * per head, bk dropped, then Wv applied to the softmax-weighted token sum),
  * in plain C with the kernel's index order, against the CPU's attention pool
  * on keys and values projected the usual way: the algebra the GPU fold
- * rests on (MMF_POOL_FOLD=1; tests/gpu/test_ops checks the kernels). */
+ * rests on (the GPU default for fp16; MMF_POOL_FOLD=0 turns it off; tests/gpu/test_ops checks the kernels). */
 static void test_pool_fold(int B, int T, int C, int H)
 {
 	const int dh = C / H;

@@ -94,15 +94,20 @@ run "$bench" --device cuda --model small --sms 8,all --iters 20 --warmup 5
 run "$bench" --device cuda --model small --sms 16,32 --modes graph-streams,graph-split --split-sms 8,16 --iters 20 --warmup 5
 # The fp32 SIMT path through every mode, fused ones included (planned for fp32).
 run "$bench" --device cuda --model small --weights fp32 --sms 8,all --iters 20 --warmup 5
-# The attention pool folded (experimental, MMF_POOL_FOLD=1): RN50 end to end
-# against the CPU, modes bitwise equal.
-run env MMF_POOL_FOLD=1 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph,graph-streams \
+# fp16 RN50 without the folded attention pool and the matrix-vector tile
+# (both on by default), each and both off: the GEMM tiles in their place,
+# end to end against the CPU, modes bitwise equal.
+run env MMF_POOL_FOLD=0 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph,graph-streams \
 	--iters 20 --warmup 5 --no-tune
-# Linears of a few rows as the matrix-vector tile (experimental, MMF_GEMV=1),
-# with and without the fold.
-run env MMF_GEMV=1 "$bench" --device cuda --model rn50 --sms all --modes seq,graph-streams --iters 20 --warmup 5 --no-tune
-run env MMF_GEMV=1 MMF_POOL_FOLD=1 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph-streams,fused-graph \
+run env MMF_GEMV=0 "$bench" --device cuda --model rn50 --sms all --modes seq,graph-streams --iters 20 --warmup 5 --no-tune
+run env MMF_GEMV=0 MMF_POOL_FOLD=0 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph-streams,fused-graph \
 	--iters 20 --warmup 5 --no-tune
+# The text attention + out_proj kernel (experimental, MMF_ATTN_PROJ=1; sm_90+):
+# RN50 end to end on 16 SMs (one wave of its blocks) and the whole GPU, every
+# mode that launches it, the fused plan (which leaves it unfused) and the
+# per-op table (its out_proj launches nothing).
+run env MMF_ATTN_PROJ=1 "$bench" --device cuda --model rn50 --sms 16,all --modes seq,graph,graph-streams,fused-graph \
+	--iters 20 --warmup 5 --no-tune --ops
 # A DRAM limit (--dram-gbs) on 8 SMs: the calibration reaches the target
 # within 10%, the roofline copy measured afterwards under the same hog
 # within 25%, and the whole GPU is refused (no SMs left for the hog).

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/chain.h"
 #include "engine/cpu.h"
@@ -173,6 +174,56 @@ static void test_attn_causal(int B, int T, int W, int H, int f32)
 	float *got = check_out(what, rc, dy, ref, nout, f32, f32);
 	cudaFree(dx), cudaFree(dy);
 	free(x), free(hx), free(ref), free(got);
+}
+
+/* Attention + out_proj in one kernel (attn_proj) against the CPU
+ * attention, then the linear in double (+ bias + residual); the one-launch
+ * (cluster) form where the device has clusters, and the two-launch form,
+ * which must give the same bits. */
+static void test_attn_proj(int B, int T, int H, int with_res, int with_bias)
+{
+	const int W = 64 * H;
+	char what[96];
+	snprintf(what, sizeof what, "attn_proj B=%d T=%d W=%d H=%d%s%s", B, T, W, H, with_res ? " res" : "",
+		 with_bias ? " bias" : "");
+	size_t nin = (size_t)B * T * 3 * W, nout = (size_t)B * T * W, nw = (size_t)W * W;
+	mmf_rng r;
+	mmf_rng_seed(&r, (uint64_t)B * 1000003 + T * 1009 + W * 7 + H + 11);
+	void *hx, *hw, *hres;
+	float *x = rand_vals(nin, 1.5f, 0.f, &r, 0, &hx), *w = rand_vals(nw, 1.f / sqrtf((float)W), 0.f, &r, 0, &hw);
+	float *res = rand_vals(nout, 1.f, 0.f, &r, 0, &hres), *bias = malloc((size_t)W * sizeof *bias);
+	for (int i = 0; i < W; i++)
+		bias[i] = 0.3f * mmf_rng_normal(&r);
+	float *att = malloc(nout * sizeof *att), *ref = malloc(nout * sizeof *ref);
+	op o = {.kind = OP_ATTN, .in = 0, .out = 1, .in2 = -1, .tokens = T, .width = W, .heads = H};
+	float *bufs[2] = {x, att};
+	cpu_op_run(&o, bufs, B, NULL);
+	for (size_t row = 0; row < (size_t)B * T; row++)
+		for (int n = 0; n < W; n++) {
+			double a = (with_bias ? bias[n] : 0) + (with_res ? res[row * W + n] : 0);
+			for (int k = 0; k < W; k++)
+				a += (double)att[row * W + k] * w[(size_t)n * W + k];
+			ref[row * W + n] = (float)a;
+		}
+	void *dx = dev_put(hx, nin * 2), *dw = dev_put(hw, nw * 2), *dres = dev_put(hres, nout * 2);
+	void *dbias = dev_put(bias, (size_t)W * sizeof *bias), *dscr = dev_nan(nout * 2);
+	void *dy = dev_nan(nout * 2), *dy2 = dev_nan(nout * 2);
+	mmf_opdesc d;
+	int rc = mmf_attn_proj_desc(dx, dscr, dw, with_bias ? dbias : NULL, with_res ? dres : NULL, dy, B, T, W, H, &d);
+	if (rc == 0)
+		rc = mmf_op_launch(&d, NULL);
+	float *got = check_out(what, rc, dy, ref, nout, 0, 0);
+	/* The two-launch form: the same bits. */
+	rc = mmf_attn_proj_desc(dx, dscr, dw, with_bias ? dbias : NULL, with_res ? dres : NULL, dy2, B, T, W, H, &d);
+	if (rc == 0)
+		rc = mmf_attn_proj_split_launch_desc(&d, NULL);
+	CK(cudaDeviceSynchronize());
+	uint16_t *h1 = malloc(nout * 2), *h2 = malloc(nout * 2);
+	CK(cudaMemcpy(h1, dy, nout * 2, cudaMemcpyDeviceToHost));
+	CK(cudaMemcpy(h2, dy2, nout * 2, cudaMemcpyDeviceToHost));
+	CHECK(rc == 0 && !memcmp(h1, h2, nout * 2), "%s: the two-launch form differs from the one-launch form (rc %d)", what, rc);
+	cudaFree(dx), cudaFree(dw), cudaFree(dres), cudaFree(dbias), cudaFree(dscr), cudaFree(dy), cudaFree(dy2);
+	free(x), free(hx), free(w), free(hw), free(res), free(hres), free(bias), free(att), free(ref), free(got), free(h1), free(h2);
 }
 
 static void test_attn_pool(int B, int T, int C, int H, int f32)
@@ -435,6 +486,14 @@ static void test_preconditions(void)
 	CHECK(mmf_pool_fold_desc(d, (float *)d, d, NULL, o, 1, 0, 2048, 32, &pd) == -EINVAL, "pool_fold: 0 tokens accepted");
 	CHECK(mmf_pool_fold_desc(d, (float *)d, NULL, NULL, o, 1, 50, 2048, 32, &pd) == -EINVAL, "pool_fold: NULL wv accepted");
 	CHECK(mmf_pool_fold_desc(d, (float *)d, d, NULL, o + 8, 1, 50, 2048, 32, &pd) == -EINVAL, "pool_fold: misaligned out accepted");
+	CHECK(mmf_attn_proj_desc(d, o, d, NULL, d, o, 1, 77, 512, 8, &pd) == 0, "attn_proj: valid call refused");
+	CHECK(mmf_attn_proj_desc(d, o, d, NULL, d, o, 1, 81, 512, 8, &pd) == -EINVAL, "attn_proj: 81 tokens accepted");
+	CHECK(mmf_attn_proj_desc(d, o, d, NULL, d, o, 1, 77, 576, 9, &pd) == -EINVAL, "attn_proj: 9 heads accepted");
+	CHECK(mmf_attn_proj_desc(d, o, d, NULL, d, o, 1, 77, 512, 4, &pd) == -EINVAL, "attn_proj: dh 128 accepted");
+	CHECK(mmf_attn_proj_desc(d, o, NULL, NULL, d, o, 1, 77, 512, 8, &pd) == -EINVAL, "attn_proj: NULL wo accepted");
+	CHECK(mmf_attn_proj_desc(d, o, d, NULL, d, o + 8, 1, 77, 512, 8, &pd) == -EINVAL, "attn_proj: misaligned out accepted");
+	CHECK(mmf_attn_proj_desc(d, o, d, NULL, (char *)d + 8, o, 1, 77, 512, 8, &pd) == -EINVAL,
+	      "attn_proj: misaligned residual accepted");
 	CHECK(mmf_pool_tokens_f16(d, o, d, 1, 49, 2048, NULL) == 0, "pool_tokens: valid call refused");
 	CHECK(mmf_pool_tokens_f16(d, o, d, 1, 49, 12, NULL) == -EINVAL, "pool_tokens: 12 channels accepted");
 	CHECK(mmf_pool_tokens_f16(d, o, d + 4, 1, 49, 2048, NULL) == -EINVAL, "pool_tokens: misaligned pos accepted");
@@ -488,6 +547,19 @@ int main(void)
 	for (int f32 = 0; f32 < 2; f32++)
 		for (size_t i = 0; i < sizeof attn / sizeof attn[0]; i++)
 			test_attn_causal(attn[i][0], attn[i][1], attn[i][2], attn[i][3], f32);
+
+	/* Attention + out_proj: clusters on where the device has them (as the
+	 * engine sets them). B, T, H: CLIP's text tower (T 77, 8 heads), batch,
+	 * T at the 32-row block edges and the small-size limit, 1..8 heads. */
+	int cc = 0;
+	CK(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, 0));
+	mmf_set_cluster(cc >= 9);
+	static const int proj[][3] = {{1, 77, 8}, {3, 77, 8}, {1, 1, 8}, {1, 32, 8}, {2, 33, 4}, {1, 64, 2}, {1, 80, 1}, {2, 77, 5}};
+	for (size_t i = 0; i < sizeof proj / sizeof proj[0]; i++)
+		test_attn_proj(proj[i][0], proj[i][1], proj[i][2], 1, 1);
+	test_attn_proj(1, 77, 8, 0, 0);
+	test_attn_proj(1, 77, 8, 1, 0);
+	mmf_set_cluster(0);
 
 	/* B, T, C, H: RN50, RN101, RN50x4, RN50x16, RN50x64, then odd. */
 	static const int pool[][4] = {
