@@ -408,6 +408,29 @@ static void json_shapes(FILE *f, gpu_tower *const tw[2])
 	fputc('}', f);
 }
 
+/* FLOPs and minimal bytes of the attention pool's two ops when folded
+ * (kernels/pool_fold.cuh), which do other work than the chain's k/v linear
+ * and attention: pool_qk reads Wk once against the query (C x C MACs) and
+ * writes the folded query (heads x C floats); pool_fold scores and sums
+ * the tokens per head (2 x heads x T x C MACs) and applies Wv (C x C). */
+static void folded_cost(const chain *ch, int i, int kind, int batch, double *fl, double *by)
+{
+	const op *o = &ch->ops[i];
+	if (kind == MMF_OP_POOL_QK) {
+		int heads = 1;
+		for (int j = i + 1; j < ch->nops; j++)
+			if (ch->ops[j].kind == OP_ATTN_POOL && ch->ops[j].in2 == o->out)
+				heads = ch->ops[j].heads;
+		const double C = o->k_in;
+		*fl = 2.0 * C * C * batch;
+		*by = C * C * 2 + batch * C * 2 + (double)batch * heads * C * 4;
+	} else if (kind == MMF_OP_POOL_FOLD) {
+		const double C = o->width, T = o->tokens, H = o->heads;
+		*fl = 2.0 * (2 * H * T * C + C * C) * batch;
+		*by = C * C * 2 + batch * T * C * 2 + batch * H * C * 4 + batch * C * 2;
+	}
+}
+
 static int per_op_table(run_ctx *r, const roof *rf, int batch, int iters, FILE *json)
 {
 	int rc = 0;
@@ -450,13 +473,15 @@ static int per_op_table(run_ctx *r, const roof *rf, int batch, int iters, FILE *
 			double us = pctf(ms, iters, 0.5) * 1e3, fl = o->flops * batch, by = op_bytes(o, batch, 2);
 			if (kind == MMF_OP_ATTN_PROJ && i + 1 < ch->nops)	/* its out_proj's work too */
 				fl += ch->ops[i + 1].flops * batch, by += op_bytes(&ch->ops[i + 1], batch, 2);
+			folded_cost(ch, i, kind, batch, &fl, &by);
 			double tf = fl / (us * 1e-6) / 1e12, gb = by / (us * 1e-6) / 1e9;
 			double tc = fl / (rf->tflops * 1e12), tb = by / (rf->gbs * 1e9);
 			double floor = tc > tb ? tc : tb, pct = 100.0 * floor / (us * 1e-6);
 			const char *bound = tc > tb ? "compute" : "memory";
 			char cfgs[16];
 			shape_name(tw, i, cfgs, sizeof cfgs);
-			const char *kname = kind == MMF_OP_ATTN_PROJ ? "attn+proj" : op_kind_name(o->kind);
+			const char *kname = kind == MMF_OP_ATTN_PROJ ? "attn+proj"
+					    : kind >= MMF_OP_POOL_QK ? mmf_op_kind_name(kind) : op_kind_name(o->kind);
 			printf("  %-6s %4d %-24s %-11s %6s %9.2f %9.2f %9.1f %6.1f%%  %s\n", tower_name(ch->tower), i, o->name,
 			       kname, cfgs, us, tf, gb, pct, bound);
 			if (json)
