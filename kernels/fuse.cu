@@ -232,18 +232,6 @@ __global__ void __launch_bounds__(FUSE_MAX_THREADS) fused_intra_thread(const __g
 	mmf_pdl_trigger();
 }
 
-static int max_smem_optin(void)
-{
-	static int v = -1;
-	if (v < 0) {
-		int dev = 0;
-		if (cudaGetDevice(&dev) != cudaSuccess ||
-		    cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-			v = 48 << 10;
-	}
-	return v;
-}
-
 static int slice(int smem) { return (smem + 127) & ~127; }
 
 extern "C" int mmf_fuse_check(const mmf_opdesc *a, const mmf_opdesc *b, const mmf_fuse *f, int *threads, int *smem)
@@ -271,7 +259,7 @@ extern "C" int mmf_fuse_check(const mmf_opdesc *a, const mmf_opdesc *b, const mm
 	default:
 		return -EINVAL;
 	}
-	if (th > FUSE_MAX_THREADS || sm > max_smem_optin())
+	if (th > FUSE_MAX_THREADS || sm > mmf_smem_optin())
 		return -E2BIG;
 	if (threads)
 		*threads = th;
@@ -289,8 +277,8 @@ extern "C" int mmf_fused_launch(const mmf_opdesc *a, const mmf_opdesc *b, const 
 	void (*plain[3])(fuse_args, mmf_trace_rec *) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
 	void (*traced[3])(fuse_args, mmf_trace_rec *) = {fused_inter<true>, fused_intra_block<true>, fused_intra_thread<true>};
 	if (!attr_set[f->strategy]) {
-		MMF_CUDA_CHECK(cudaFuncSetAttribute(plain[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
-		MMF_CUDA_CHECK(cudaFuncSetAttribute(traced[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(plain[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, mmf_smem_optin()));
+		MMF_CUDA_CHECK(cudaFuncSetAttribute(traced[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, mmf_smem_optin()));
 		attr_set[f->strategy] = true;
 	}
 	fuse_args x = {};
@@ -341,7 +329,7 @@ extern "C" int mmf_fused_occupancy(const mmf_opdesc *a, const mmf_opdesc *b, con
 	if (rc < 0)
 		return rc;
 	void (*kernels[3])(fuse_args, mmf_trace_rec *) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
-	MMF_CUDA_CHECK(cudaFuncSetAttribute(kernels[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem_optin()));
+	MMF_CUDA_CHECK(cudaFuncSetAttribute(kernels[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, mmf_smem_optin()));
 	MMF_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernels[f->strategy], th, sm));
 	return 0;
 }

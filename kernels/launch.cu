@@ -17,6 +17,18 @@ int mmf_cluster_max = 0;
 extern "C" void mmf_set_cluster(int on) { mmf_cluster_max = on ? 8 : 0; }
 extern "C" int mmf_get_cluster(void) { return mmf_cluster_max; }
 
+extern "C" int mmf_smem_optin(void)
+{
+	static int v = -1;
+	if (v < 0) {
+		int dev = 0;
+		if (cudaGetDevice(&dev) != cudaSuccess ||
+		    cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+			v = 48 << 10;
+	}
+	return v;
+}
+
 /* Tracing (team.cuh: mmf_launch_traced): the buffer, its size, and the
  * records handed out since tracing was turned on. */
 bool mmf_trace_on = false;

@@ -131,6 +131,9 @@ int mmf_get_pdl(void);
  * keep the ticket). Results are bitwise the same. Off by default;
  * mmf_get_cluster() gives the most splits launched as a cluster (0: off). */
 void mmf_set_cluster(int on);
+/* The most dynamic shared memory a block of the current device may opt in
+ * to (48 KB if the device cannot be asked). */
+int mmf_smem_optin(void);
 int mmf_get_cluster(void);
 
 /* Streaming copy of `bytes` (a multiple of 16) with 8 blocks per SM over

@@ -102,6 +102,10 @@ run env MMF_POOL_FOLD=0 "$bench" --device cuda --model rn50 --sms 8,all --modes 
 run env MMF_GEMV=0 "$bench" --device cuda --model rn50 --sms all --modes seq,graph-streams --iters 20 --warmup 5 --no-tune
 run env MMF_GEMV=0 MMF_POOL_FOLD=0 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph-streams,fused-graph \
 	--iters 20 --warmup 5 --no-tune
+# The quartered folded attention pool (experimental, MMF_POOL_FOLD=q): RN50
+# end to end against the CPU, modes bitwise equal.
+run env MMF_POOL_FOLD=q "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph,graph-streams \
+	--iters 20 --warmup 5 --no-tune
 # The text attention + out_proj kernel (experimental, MMF_ATTN_PROJ=1; sm_90+):
 # RN50 end to end on 16 SMs (one wave of its blocks) and the whole GPU, every
 # mode that launches it, the fused plan (which leaves it unfused) and the

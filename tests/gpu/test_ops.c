@@ -176,6 +176,18 @@ static void test_attn_causal(int B, int T, int W, int H, int f32)
 	free(x), free(hx), free(ref), free(got);
 }
 
+/* Whether two device buffers hold the same bytes. */
+static int dev_same(const void *a, const void *b, size_t bytes)
+{
+	CK(cudaDeviceSynchronize());
+	unsigned char *ha = malloc(bytes), *hb = malloc(bytes);
+	CK(cudaMemcpy(ha, a, bytes, cudaMemcpyDeviceToHost));
+	CK(cudaMemcpy(hb, b, bytes, cudaMemcpyDeviceToHost));
+	const int same = !memcmp(ha, hb, bytes);
+	free(ha), free(hb);
+	return same;
+}
+
 /* Attention + out_proj in one kernel (attn_proj) against the CPU
  * attention, then the linear in double (+ bias + residual); the one-launch
  * (cluster) form where the device has clusters, and the two-launch form,
@@ -217,13 +229,10 @@ static void test_attn_proj(int B, int T, int H, int with_res, int with_bias)
 	rc = mmf_attn_proj_desc(dx, dscr, dw, with_bias ? dbias : NULL, with_res ? dres : NULL, dy2, B, T, W, H, &d);
 	if (rc == 0)
 		rc = mmf_attn_proj_split_launch_desc(&d, NULL);
-	CK(cudaDeviceSynchronize());
-	uint16_t *h1 = malloc(nout * 2), *h2 = malloc(nout * 2);
-	CK(cudaMemcpy(h1, dy, nout * 2, cudaMemcpyDeviceToHost));
-	CK(cudaMemcpy(h2, dy2, nout * 2, cudaMemcpyDeviceToHost));
-	CHECK(rc == 0 && !memcmp(h1, h2, nout * 2), "%s: the two-launch form differs from the one-launch form (rc %d)", what, rc);
+	CHECK(rc == 0 && dev_same(dy, dy2, nout * 2), "%s: the two-launch form differs from the one-launch form (rc %d)", what,
+	      rc);
 	cudaFree(dx), cudaFree(dw), cudaFree(dres), cudaFree(dbias), cudaFree(dscr), cudaFree(dy), cudaFree(dy2);
-	free(x), free(hx), free(w), free(hw), free(res), free(hres), free(bias), free(att), free(ref), free(got), free(h1), free(h2);
+	free(x), free(hx), free(w), free(hw), free(res), free(hres), free(bias), free(att), free(ref), free(got);
 }
 
 static void test_attn_pool(int B, int T, int C, int H, int f32)
@@ -285,6 +294,28 @@ static void test_pool_fold(int B, int T, int C, int H)
 	if (rc == 0 && (rc = mmf_pool_fold_desc(dx, dqt, dwv, dbv, dy, B, T, C, H, &d2)) == 0)
 		rc = mmf_op_launch(&d2, NULL);
 	float *got = check_out(what, rc, dy, ref, nq, 0, 0);
+	/* The quartered form where the shape allows it: against the CPU, and
+	 * its two launch forms (a cluster where the device has them, one block
+	 * a head) bitwise equal. */
+	mmf_opdesc d3;
+	const int fits = C % 32 == 0 && (C / H) % 4 == 0;
+	rc = mmf_pool_foldq_desc(dx, dqt, dwv, dbv, dy, B, T, C, H, &d3);
+	if (!fits || rc == -EINVAL) {
+		CHECK(rc == -EINVAL, "%s: quartered form accepted a shape it cannot take", what);
+	} else {
+		char whatq[112];
+		snprintf(whatq, sizeof whatq, "%s quartered", what);
+		if (rc == 0)
+			rc = mmf_op_launch(&d3, NULL);
+		float *gq = check_out(whatq, rc, dy, ref, nq, 0, 0);
+		void *dy2 = dev_nan(nq * 2);
+		rc = mmf_pool_foldq_desc(dx, dqt, dwv, dbv, dy2, B, T, C, H, &d3);
+		if (rc == 0)
+			rc = mmf_pool_foldq_seq_launch_desc(&d3, NULL);
+		CHECK(rc == 0 && dev_same(dy, dy2, nq * 2), "%s: the one-block-a-head form differs from the cluster form (rc %d)",
+		      whatq, rc);
+		cudaFree(dy2), free(gq);
+	}
 	cudaFree(dq), cudaFree(dx), cudaFree(dwk), cudaFree(dwv), cudaFree(dbv), cudaFree(dqt), cudaFree(dy);
 	free(q), free(hq), free(x), free(hx), free(wk), free(hwk), free(wv), free(hwv), free(bk), free(bv), free(kv);
 	free(ref), free(got);
@@ -577,8 +608,13 @@ int main(void)
 		{1, 50, 2048, 32}, {1, 197, 2048, 32}, {1, 50, 256, 4}, {3, 17, 520, 5}, {2, 1, 64, 1}, {1, 5, 64, 2},
 		{1, 82, 2560, 40},
 	};
+	CK(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, 0));
+	mmf_set_cluster(cc >= 9);	/* the quartered form's cluster launch, as the engine sets it */
 	for (size_t i = 0; i < sizeof fold / sizeof fold[0]; i++)
 		test_pool_fold(fold[i][0], fold[i][1], fold[i][2], fold[i][3]);
+	test_pool_fold(2, 50, 2048, 32);
+	test_pool_fold(1, 40, 384, 3);
+	mmf_set_cluster(0);
 
 	static const int tokens[][3] = {
 		{1, 49, 2048}, {4, 49, 2048}, {2, 81, 2560}, {1, 144, 3072}, {1, 1, 8}, {3, 5, 72},
