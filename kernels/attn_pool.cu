@@ -9,22 +9,10 @@
 
 /* Naming 8 blocks an SM lets ptxas keep the unrolled loads in registers
  * (without it, ptxas for sm_87 spilled at 40 registers). */
-template <typename T, bool TR>
-__global__ void __launch_bounds__(ATTN_POOL_TEAM, 8) attn_pool_kernel(attn_pool_params p, mmf_trace_rec *trace)
-{
-	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
-	const int tiles = attn_pool_tiles(p);
-	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		attn_pool_tile<T>(p, t, team);
-	mmf_kernel_end<TR>(trace);
-}
-
 template <typename T>
 static int attn_pool_launch(const attn_pool_params &p, cudaStream_t stream)
 {
-	const int tiles = attn_pool_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(attn_pool_kernel<T, true>, attn_pool_kernel<T, false>, tiles < 65535 ? tiles : 65535, ATTN_POOL_TEAM, attn_pool_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK((mmf_plain_launch<attn_pool_params, attn_pool_tile<T>, attn_pool_tiles, ATTN_POOL_TEAM, 8>(p, attn_pool_smem_bytes(p), stream)));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -7,22 +7,10 @@
 #include "check.h"
 #include "mmf_ops.h"
 
-template <typename T, bool TR>
-__global__ void __launch_bounds__(AVGPOOL2_TEAM, 8) avgpool2_kernel(avgpool2_params p, mmf_trace_rec *trace)
-{
-	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
-	const int tiles = avgpool2_tiles(p);
-	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		avgpool2_tile<T>(p, t, team);
-	mmf_kernel_end<TR>(trace);
-}
-
 template <typename T>
 static int avgpool2_launch(const avgpool2_params &p, cudaStream_t stream)
 {
-	const int tiles = avgpool2_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(avgpool2_kernel<T, true>, avgpool2_kernel<T, false>, tiles < 65535 ? tiles : 65535, AVGPOOL2_TEAM, avgpool2_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK((mmf_plain_launch<avgpool2_params, avgpool2_tile<T>, avgpool2_tiles, AVGPOOL2_TEAM, 8>(p, avgpool2_smem_bytes(p), stream)));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -6,22 +6,10 @@
 #include "embed.cuh"
 #include "mmf_ops.h"
 
-template <typename T, bool TR>
-__global__ void __launch_bounds__(EMBED_TEAM, 16) embed_kernel(embed_params p, mmf_trace_rec *trace)
-{
-	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
-	const int tiles = embed_tiles(p);
-	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		embed_tile<T>(p, t, team);
-	mmf_kernel_end<TR>(trace);
-}
-
 template <typename T>
 static int embed_launch(const embed_params &p, cudaStream_t stream)
 {
-	const int tiles = embed_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(embed_kernel<T, true>, embed_kernel<T, false>, tiles < 65535 ? tiles : 65535, EMBED_TEAM, embed_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK((mmf_plain_launch<embed_params, embed_tile<T>, embed_tiles, EMBED_TEAM, 16>(p, embed_smem_bytes(p), stream)));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

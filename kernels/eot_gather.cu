@@ -6,22 +6,10 @@
 #include "eot_gather.cuh"
 #include "mmf_ops.h"
 
-template <typename T, bool TR>
-__global__ void __launch_bounds__(EOT_GATHER_TEAM, 8) eot_gather_kernel(eot_gather_params p, mmf_trace_rec *trace)
-{
-	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
-	const int tiles = eot_gather_tiles(p);
-	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		eot_gather_tile<T>(p, t, team);
-	mmf_kernel_end<TR>(trace);
-}
-
 template <typename T>
 static int eot_gather_launch(const eot_gather_params &p, cudaStream_t stream)
 {
-	const int tiles = eot_gather_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(eot_gather_kernel<T, true>, eot_gather_kernel<T, false>, tiles < 65535 ? tiles : 65535, EOT_GATHER_TEAM, eot_gather_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK((mmf_plain_launch<eot_gather_params, eot_gather_tile<T>, eot_gather_tiles, EOT_GATHER_TEAM, 8>(p, eot_gather_smem_bytes(p), stream)));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

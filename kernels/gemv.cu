@@ -21,10 +21,7 @@ extern "C" int mmf_gemv_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 	if (d->f32)
 		return -EINVAL;
 	const gemv_params &p = *reinterpret_cast<const gemv_params *>(d->params);
-	const int tiles = gemv_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(mmf_plain_kernel<gemv_params, gemv_tile, gemv_tiles, GEMV_TEAM, true>,
-					 mmf_plain_kernel<gemv_params, gemv_tile, gemv_tiles, GEMV_TEAM, false>,
-					 tiles < 65535 ? tiles : 65535, GEMV_TEAM, gemv_smem_bytes(p), (cudaStream_t)stream, p));
+	MMF_CUDA_CHECK((mmf_plain_launch<gemv_params, gemv_tile, gemv_tiles, GEMV_TEAM>(p, gemv_smem_bytes(p), (cudaStream_t)stream)));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -5,22 +5,10 @@
 #include "l2norm.cuh"
 #include "mmf_ops.h"
 
-template <typename T, bool TR>
-__global__ void __launch_bounds__(L2NORM_TEAM, 8) l2norm_kernel(l2norm_params p, mmf_trace_rec *trace)
-{
-	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
-	const int tiles = l2norm_tiles(p);
-	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		l2norm_tile<T>(p, t, team);
-	mmf_kernel_end<TR>(trace);
-}
-
 template <typename T>
 static int l2norm_launch(const l2norm_params &p, cudaStream_t stream)
 {
-	const int tiles = l2norm_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(l2norm_kernel<T, true>, l2norm_kernel<T, false>, tiles < 65535 ? tiles : 65535, L2NORM_TEAM, l2norm_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK((mmf_plain_launch<l2norm_params, l2norm_tile<T>, l2norm_tiles, L2NORM_TEAM, 8>(p, l2norm_smem_bytes(p), stream)));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

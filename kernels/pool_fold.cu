@@ -36,26 +36,15 @@ extern "C" int mmf_pool_fold_desc(const void *x, const float *qt, const void *wv
 	return mmf_desc_pack(d, MMF_OP_POOL_FOLD, p, pool_fold_tiles(p), POOL_FOLD_TEAM, pool_fold_smem_bytes(p));
 }
 
-/* The plain launch of either pass: one team per block (d->team threads), a block a
- * tile (up to 65535 blocks, grid-stride beyond). fp16 only. */
-template <class P>
-static int pool_fold_launch(void (*kt)(P, mmf_trace_rec *), void (*kp)(P, mmf_trace_rec *), const mmf_opdesc *d, int tiles,
-			    int smem, mmf_stream stream)
-{
-	if (d->f32)
-		return -EINVAL;
-	const P &p = *reinterpret_cast<const P *>(d->params);
-	MMF_CUDA_CHECK(mmf_launch_traced(kt, kp, tiles < 65535 ? tiles : 65535, d->team, smem, (cudaStream_t)stream, p));
-	MMF_CUDA_CHECK(cudaGetLastError());
-	return 0;
-}
-
 extern "C" int mmf_pool_qk_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	const pool_qk_params &p = *reinterpret_cast<const pool_qk_params *>(d->params);
-	return pool_fold_launch(mmf_plain_kernel<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_QK_TEAM, true>,
-				mmf_plain_kernel<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_QK_TEAM, false>, d,
-				pool_qk_tiles(p), pool_qk_smem_bytes(p), stream);
+	if (d->f32)
+		return -EINVAL;
+	MMF_CUDA_CHECK((mmf_plain_launch<pool_qk_params, pool_qk_tile, pool_qk_tiles, POOL_QK_TEAM>(p, pool_qk_smem_bytes(p),
+												  (cudaStream_t)stream)));
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
 }
 
 /* The quartered form (pool_fold.cuh): a cluster of POOL_FOLDQ blocks a
@@ -90,7 +79,7 @@ __global__ void __launch_bounds__(POOL_FOLDQ_THREADS) pool_foldq_kernel(pool_fol
 	}
 	team_sync(team);
 	float mx, inv;
-	pool_foldq_stats(sc, T, lane, &mx, &inv);
+	pool_fold_stats(sc, T, lane, &mx, &inv);
 	pool_foldq_xbar(p, smem, l, mx, inv, xf + q * Cq, team);
 	mmf_cluster_sync();	/* every quarter of xbar */
 	for (int i = team.tid; i < POOL_FOLDQ * Cq / 4; i += POOL_FOLDQ_THREADS) {
@@ -134,7 +123,7 @@ __global__ void __launch_bounds__(POOL_FOLDQ_THREADS) pool_foldq_seq_kernel(pool
 	}
 	team_sync(team);
 	float mx, inv;
-	pool_foldq_stats(sc, T, lane, &mx, &inv);
+	pool_fold_stats(sc, T, lane, &mx, &inv);
 	for (int q = 0; q < POOL_FOLDQ; q++) {
 		pool_foldq_stage_x(p, b, h, q, smem, l, team.tid);
 		asm volatile("cp.async.wait_group 0;\n" ::: "memory");
@@ -204,9 +193,12 @@ extern "C" int mmf_pool_foldq_seq_launch_desc(const mmf_opdesc *d, mmf_stream st
 extern "C" int mmf_pool_fold_launch_desc(const mmf_opdesc *d, mmf_stream stream)
 {
 	const pool_fold_params &p = *reinterpret_cast<const pool_fold_params *>(d->params);
+	if (d->f32)
+		return -EINVAL;	/* fp16 only */
 	if (p.quarters)
-		return d->f32 ? -EINVAL : pool_foldq_launch(p, (cudaStream_t)stream, false);
-	return pool_fold_launch(mmf_plain_kernel<pool_fold_params, pool_fold_tile, pool_fold_tiles, POOL_FOLD_TEAM, true>,
-				mmf_plain_kernel<pool_fold_params, pool_fold_tile, pool_fold_tiles, POOL_FOLD_TEAM, false>, d,
-				pool_fold_tiles(p), pool_fold_smem_bytes(p), stream);
+		return pool_foldq_launch(p, (cudaStream_t)stream, false);
+	MMF_CUDA_CHECK((mmf_plain_launch<pool_fold_params, pool_fold_tile, pool_fold_tiles, POOL_FOLD_TEAM>(
+		p, pool_fold_smem_bytes(p), (cudaStream_t)stream)));
+	MMF_CUDA_CHECK(cudaGetLastError());
+	return 0;
 }

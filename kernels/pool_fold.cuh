@@ -110,6 +110,20 @@ __device__ __forceinline__ float pool_fold_dot8(float s, const float a[8], const
 	return s;
 }
 
+/* Softmax statistics of sc (T scores: max, 1/sum of exp), every warp for
+ * itself (no barrier). */
+__device__ __forceinline__ void pool_fold_stats(const float *sc, int T, int lane, float *mx, float *inv)
+{
+	float m = __int_as_float(0xff800000);
+	for (int j = lane; j < T; j += 32)
+		m = fmaxf(m, sc[j]);
+	m = mmf_warp_max(m);
+	float sum = 0.f;
+	for (int j = lane; j < T; j += 32)
+		sum += __expf(sc[j] - m);
+	*mx = m, *inv = 1.f / mmf_warp_sum(sum);
+}
+
 /* The loops below run in batches of U 16-byte loads (then a remainder one
  * at a time): unrolled with a run-time trip count, a loop checks its bound
  * between bodies and no load moves ahead of the previous body's math. In a
@@ -211,15 +225,8 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 	}
 	team_sync(team);
 
-	/* Softmax statistics, every warp for itself (no barrier). */
-	float mx = __int_as_float(0xff800000);	/* -inf */
-	for (int j = lane; j < T; j += 32)
-		mx = fmaxf(mx, sc[j]);
-	mx = mmf_warp_max(mx);
-	float sum = 0.f;
-	for (int j = lane; j < T; j += 32)
-		sum += __expf(sc[j] - mx);
-	const float inv = 1.f / mmf_warp_sum(sum);
+	float mx, inv;
+	pool_fold_stats(sc, T, lane, &mx, &inv);
 
 	/* xbar = sum_j p_j x_j: group g of the team sums tokens g, g+G, ...
 	 * (8 columns a thread), then the groups' partials are added in order. */
@@ -401,19 +408,6 @@ __device__ __forceinline__ void pool_foldq_scores(const pool_fold_params &p, con
 		if (lane == 0)
 			sp[j] = s;
 	}
-}
-
-/* Softmax statistics of sc (T scores), every warp for itself. */
-__device__ __forceinline__ void pool_foldq_stats(const float *sc, int T, int lane, float *mx, float *inv)
-{
-	float m = __int_as_float(0xff800000);
-	for (int j = lane; j < T; j += 32)
-		m = fmaxf(m, sc[j]);
-	m = mmf_warp_max(m);
-	float sum = 0.f;
-	for (int j = lane; j < T; j += 32)
-		sum += __expf(sc[j] - m);
-	*mx = m, *inv = 1.f / mmf_warp_sum(sum);
 }
 
 /* Step 3: xq[c] = sum_j p_j x_j[c] over the quarter: G groups of the

@@ -7,22 +7,10 @@
 #include "mmf_ops.h"
 #include "pool_tokens.cuh"
 
-template <typename T, bool TR>
-__global__ void __launch_bounds__(POOL_TOKENS_TEAM, 8) pool_tokens_kernel(pool_tokens_params p, mmf_trace_rec *trace)
-{
-	extern __shared__ __align__(16) char smem[];
-	mmf_team team = team_whole_block<TR>(smem);
-	const int tiles = pool_tokens_tiles(p);
-	for (int t = blockIdx.x; t < tiles; t += gridDim.x)
-		pool_tokens_tile<T>(p, t, team);
-	mmf_kernel_end<TR>(trace);
-}
-
 template <typename T>
 static int pool_tokens_launch(const pool_tokens_params &p, cudaStream_t stream)
 {
-	const int tiles = pool_tokens_tiles(p);
-	MMF_CUDA_CHECK(mmf_launch_traced(pool_tokens_kernel<T, true>, pool_tokens_kernel<T, false>, tiles < 65535 ? tiles : 65535, POOL_TOKENS_TEAM, pool_tokens_smem_bytes(p), stream, p));
+	MMF_CUDA_CHECK((mmf_plain_launch<pool_tokens_params, pool_tokens_tile<T>, pool_tokens_tiles, POOL_TOKENS_TEAM, 8>(p, pool_tokens_smem_bytes(p), stream)));
 	MMF_CUDA_CHECK(cudaGetLastError());
 	return 0;
 }

@@ -157,10 +157,11 @@ __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 }
 
 /* A plain kernel of one team per block for an op whose tile is TILE and tile
- * count TILES (the newer ops use it; the older ones spell it out), blocks of
- * THREADS, grid-stride over the tiles. */
-template <class P, void (*TILE)(const P &, int, const mmf_team &), int (*TILES)(const P &), int THREADS, bool TR>
-__global__ void __launch_bounds__(THREADS) mmf_plain_kernel(P p, mmf_trace_rec *trace)
+ * count TILES, blocks of THREADS (MINB of them an SM: the register cap;
+ * 0 names none), grid-stride over the tiles. */
+template <class P, void (*TILE)(const P &, int, const mmf_team &), int (*TILES)(const P &), int THREADS, bool TR,
+	  int MINB = 0>
+__global__ void __launch_bounds__(THREADS, MINB) mmf_plain_kernel(P p, mmf_trace_rec *trace)
 {
 	extern __shared__ __align__(16) char smem[];
 	mmf_team team = team_whole_block<TR>(smem);
@@ -242,6 +243,17 @@ static inline cudaError_t mmf_launch_traced(void (*kt)(P, mmf_trace_rec *), void
 	if (mmf_trace_on)
 		return mmf_launch_cluster(kt, grid, block, smem, stream, cluster, p, mmf_trace_next(grid.x * per_block));
 	return mmf_launch_cluster(kp, grid, block, smem, stream, cluster, p, (mmf_trace_rec *)nullptr);
+}
+
+/* Launches an op's mmf_plain_kernel (its traced instance while tracing is
+ * on): a block a tile, up to 65535 blocks (grid-stride beyond). */
+template <class P, void (*TILE)(const P &, int, const mmf_team &), int (*TILES)(const P &), int THREADS, int MINB = 0>
+static inline cudaError_t mmf_plain_launch(const P &p, size_t smem, cudaStream_t stream)
+{
+	const int tiles = TILES(p);
+	return mmf_launch_traced(mmf_plain_kernel<P, TILE, TILES, THREADS, true, MINB>,
+				 mmf_plain_kernel<P, TILE, TILES, THREADS, false, MINB>, tiles < 65535 ? tiles : 65535, THREADS,
+				 smem, stream, p);
 }
 
 /* Whether clusters of `size` blocks of kernel k (`threads` a block, `smem`
