@@ -151,11 +151,9 @@ static int time_mode(run_ctx *r, int mode, int what, int warmup, int iters, timi
 		free(ms), free(ends), free(lus), free(wus);
 		return -ENOMEM;
 	}
-	/* Kernels a run launches (an out_proj that attn_proj computes launches
-	 * none; attn_proj counts one, as it is where clusters fit). */
-	const int fusedm = mode == MODE_FUSED || mode == MODE_FUSED_GRAPH;
-	t->launches = plan_launch_count(fusedm ? r->plan : NULL, what == WHAT_TEXT ? NULL : r->tw[0],
-					what == WHAT_IMAGE ? NULL : r->tw[1]);
+	int ni = gpu_tower_nops(r->tw[0]), nt = gpu_tower_nops(r->tw[1]);
+	t->launches = mode == MODE_FUSED || mode == MODE_FUSED_GRAPH ? r->plan->nsteps
+		    : what == WHAT_IMAGE ? ni : what == WHAT_TEXT ? nt : ni + nt;
 	if ((mode == MODE_GRAPH || mode == MODE_GRAPH_STREAMS || mode == MODE_FUSED_GRAPH || mode == MODE_GRAPH_SPLIT) &&
 	    (rc = capture(r, mode, what, &exec)) < 0)
 		goto out;
@@ -460,19 +458,7 @@ static int per_op_table(run_ctx *r, const roof *rf, int batch, int iters, FILE *
 			}
 			const op *o = &ch->ops[i];
 			const int kind = gpu_tower_desc(tw, i)->kind;
-			if (kind == MMF_OP_NONE) {	/* the out_proj that attn_proj computes */
-				printf("  %-6s %4d %-24s %-11s %6s %9s   (computed by op %d's kernel, attn_proj)\n", tower_name(ch->tower),
-				       i, o->name, op_kind_name(o->kind), "-", "-", i - 1);
-				if (json)
-					fprintf(json, "%s        {\"tower\": \"%s\", \"index\": %d, \"name\": \"%s\", \"kind\": \"%s\", "
-						"\"computed_by\": %d}", firstop ? "" : ",\n", tower_name(ch->tower), i, o->name,
-						op_kind_name(o->kind), i - 1);
-				firstop = 0;
-				continue;
-			}
 			double us = pctf(ms, iters, 0.5) * 1e3, fl = o->flops * batch, by = op_bytes(o, batch, 2);
-			if (kind == MMF_OP_ATTN_PROJ && i + 1 < ch->nops)	/* its out_proj's work too */
-				fl += ch->ops[i + 1].flops * batch, by += op_bytes(&ch->ops[i + 1], batch, 2);
 			folded_cost(ch, i, kind, batch, &fl, &by);
 			double tf = fl / (us * 1e-6) / 1e12, gb = by / (us * 1e-6) / 1e9;
 			double tc = fl / (rf->tflops * 1e12), tb = by / (rf->gbs * 1e9);
@@ -480,8 +466,8 @@ static int per_op_table(run_ctx *r, const roof *rf, int batch, int iters, FILE *
 			const char *bound = tc > tb ? "compute" : "memory";
 			char cfgs[16];
 			shape_name(tw, i, cfgs, sizeof cfgs);
-			const char *kname = kind == MMF_OP_ATTN_PROJ ? "attn+proj"
-					    : kind >= MMF_OP_POOL_QK ? mmf_op_kind_name(kind) : op_kind_name(o->kind);
+			/* an op lowered to another kernel (pool_fold.cuh, gemv.cuh) is named by it */
+			const char *kname = kind >= MMF_OP_POOL_QK ? mmf_op_kind_name(kind) : op_kind_name(o->kind);
 			printf("  %-6s %4d %-24s %-11s %6s %9.2f %9.2f %9.1f %6.1f%%  %s\n", tower_name(ch->tower), i, o->name,
 			       kname, cfgs, us, tf, gb, pct, bound);
 			if (json)
@@ -573,7 +559,7 @@ static op_class classify(gpu_tower *t, int i, cudaStream_t s, const roof *rf, do
 	return pc < 50 && pm < 50 ? CLASS_LATENCY : pc >= pm ? CLASS_COMPUTE : CLASS_MEMORY;
 }
 
-static int pairs_bench(run_ctx *r, gpu_tower *img2, gpu_tower *txt2, const roof *rf, FILE *json)
+static int pairs_bench(run_ctx *r, gpu_tower *img2, const roof *rf, FILE *json)
 {
 	static const char *texts[] = {"block0.attn.qkv", "block0.mlp.fc", "block0.attn"};
 	const chain *ci = gpu_tower_chain(r->tw[0]), *ct = gpu_tower_chain(r->tw[1]);
@@ -591,7 +577,7 @@ static int pairs_bench(run_ctx *r, gpu_tower *img2, gpu_tower *txt2, const roof 
 				snprintf(bn, sizeof bn, "%s", texts[t]);
 			else
 				snprintf(bn, sizeof bn, "layer%d.2.conv2", stage);	/* the same-resource control */
-			gpu_tower *tb = t < 3 ? txt2 : img2;
+			gpu_tower *tb = t < 3 ? r->tw[1] : img2;
 			int ia = op_index(ci, an), ib = op_index(t < 3 ? ct : ci, bn);
 			if (ia < 0 || ib < 0)
 				continue;
@@ -666,8 +652,6 @@ static int profile_once(const gpu_bench_opts *o, run_ctx *r)
 		for (int k = 0; k < r->plan->nsteps; k++) {
 			const plan_step *st = &r->plan->steps[k];
 			const op *a = st->img >= 0 ? &ci->ops[st->img] : NULL, *b = st->txt >= 0 ? &ct->ops[st->txt] : NULL;
-			if (!a != !b && gpu_tower_desc(r->tw[a ? 0 : 1], a ? st->img : st->txt)->kind == MMF_OP_NONE)
-				continue;	/* no launch of its own (attn_proj) */
 			fprintf(fp, "%d,fused,%d,%d,%s%s%s,%.0f,%.0f\n", n++, st->img, st->txt, a ? a->name : "", a && b ? "+" : "",
 				b ? b->name : "", (a ? a->flops * B : 0) + (b ? b->flops * B : 0),
 				(a ? op_bytes(a, B, 2) : 0) + (b ? op_bytes(b, B, 2) : 0));
@@ -676,9 +660,8 @@ static int profile_once(const gpu_bench_opts *o, run_ctx *r)
 		for (int t = 0; t < 2; t++) {
 			const chain *c = t ? ct : ci;
 			for (int i = 0; i < c->nops; i++)
-				if (gpu_tower_desc(r->tw[t], i)->kind != MMF_OP_NONE)	/* no launch of its own */
-					fprintf(fp, "%d,seq,%d,%d,%s,%.0f,%.0f\n", n++, t ? -1 : i, t ? i : -1, c->ops[i].name,
-						c->ops[i].flops * B, op_bytes(&c->ops[i], B, 2));
+				fprintf(fp, "%d,seq,%d,%d,%s,%.0f,%.0f\n", n++, t ? -1 : i, t ? i : -1, c->ops[i].name,
+					c->ops[i].flops * B, op_bytes(&c->ops[i], B, 2));
 		}
 	}
 	fclose(fp);
@@ -799,7 +782,8 @@ static int trace_run(const gpu_bench_opts *o, run_ctx *r, int nsm, int first_par
 		trace_util u;
 		free(l);
 		l = NULL;
-		if ((nl = plan_trace_launches(fused ? r->plan : NULL, r->tw[0], r->tw[1], mode != MODE_SEQ, &l)) < 0) {
+		const chain *ci = gpu_tower_chain(r->tw[0]), *ct = gpu_tower_chain(r->tw[1]);
+		if ((nl = fused ? plan_trace_launches(r->plan, ci, ct, &l) : trace_launches_chains(ci, ct, mode != MODE_SEQ, &l)) < 0) {
 			rc = mmf_err_set(&err, -ENOMEM, "trace: out of memory");
 			goto fail;
 		}
@@ -1314,7 +1298,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		printf("split-K through thread-block clusters: up to %d splits (sm_90+; MMF_CLUSTER=0 turns it off)\n", mmf_get_cluster());
 	else
 		printf("split-K through thread-block clusters: off\n");
-	const int folded = gpu_model_pool_fold(gm), gemv = gpu_model_gemv(gm), aproj = gpu_model_attn_proj(gm);
+	const int folded = gpu_model_pool_fold(gm), gemv = gpu_model_gemv(gm);
 	if (gpu_model_precision(gm) == CLIP_PREC_FP16) {
 		printf("attention pool: %s\n", folded == 2 ? "k and v folded into the weights, quartered where it fits "
 								  "(MMF_POOL_FOLD=q, experimental: kernels/pool_fold.cuh)"
@@ -1322,9 +1306,6 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 							 : "k and v for every token (MMF_POOL_FOLD=0)");
 		printf("linears of at most 8 rows: %s\n", gemv ? "matrix-vector tile (kernels/gemv.cuh; MMF_GEMV=0 turns it off)"
 								: "GEMM tiles (MMF_GEMV=0)");
-		if (aproj)
-			printf("text attention + out_proj: one cluster kernel where a partition holds its blocks in one wave "
-			       "(MMF_ATTN_PROJ=1, experimental: kernels/attn_proj.cuh)\n");
 	}
 	if (o->dram_gbs > 0)
 		printf("note: an SM partition restricts SMs only; here DRAM bandwidth is limited to about %g GB/s per partition by a "
@@ -1333,10 +1314,9 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		printf("note: an SM partition restricts SMs only; L2 cache and DRAM bandwidth are shared with the whole GPU\n");
 	if (o->json) {
 		fprintf(o->json, "  \"gpu\": \"%s\",\n  \"gpu_sms\": %d,\n  \"weights_mb\": %.2f,\n  \"int8_ops\": %d,\n"
-			"  \"pdl\": %s,\n  \"cluster_splitk_max\": %d,\n  \"pool_fold\": %s,\n  \"gemv\": %s,\n"
-			"  \"attn_proj\": %s,\n", gpu, total,
+			"  \"pdl\": %s,\n  \"cluster_splitk_max\": %d,\n  \"pool_fold\": %s,\n  \"gemv\": %s,\n", gpu, total,
 			gpu_model_bytes(gm) / 1e6, gpu_model_int8(gm), mmf_get_pdl() ? "true" : "false", mmf_get_cluster(),
-			folded == 2 ? "\"quartered\"" : folded ? "true" : "false", gemv ? "true" : "false", aproj ? "true" : "false");
+			folded == 2 ? "\"quartered\"" : folded ? "true" : "false", gemv ? "true" : "false");
 		if (o->dram_gbs > 0)
 			fprintf(o->json, "  \"dram_limit_gbs\": %g,\n  \"partition_note\": \"SM partitions (green contexts) restrict SMs "
 				"only; DRAM bandwidth limited by a hog on the other SMs, calibrated against the partition's streaming copy "
@@ -1489,23 +1469,13 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		if (o->ops && (rc = per_op_table(&r, &rf, B, o->iters, o->json)) < 0)
 			goto out;
 		if (o->pairs) {
-			/* A second image tower (the conv x conv control) and a text
-			 * tower with its attention as its own op (not attn_proj,
-			 * which the fused kernels do not take), as the pairs need. */
-			gpu_tower *img2 = NULL, *txt2 = NULL;
-			const int ap = gpu_model_attn_proj(gm);
-			gpu_model_set_attn_proj(gm, 0);
-			if ((rc = gpu_tower_new(gm, ch[0], B, n, NULL, &img2, &err)) < 0 ||
-			    (rc = gpu_tower_new(gm, ch[1], B, n, NULL, &txt2, &err)) < 0) {
-				gpu_model_set_attn_proj(gm, ap);
-				gpu_tower_free(img2);
+			gpu_tower *img2 = NULL;
+			if ((rc = gpu_tower_new(gm, ch[0], B, n, NULL, &img2, &err)) < 0) {
 				fprintf(stderr, "mmf-bench: %s\n", err.msg);
 				goto out;
 			}
-			gpu_model_set_attn_proj(gm, ap);
-			rc = pairs_bench(&r, img2, txt2, &rf, o->json);
+			rc = pairs_bench(&r, img2, &rf, o->json);
 			gpu_tower_free(img2);
-			gpu_tower_free(txt2);
 			if (rc < 0)
 				goto out;
 		}

@@ -145,12 +145,7 @@ static void usage(FILE *fp)
 		"  MMF_GEMV=0          cuda: fp16 linears of at most 8 rows (batch 1: the\n"
 		"                      attention pool's q and c_proj, the text projection) run\n"
 		"                      as tensor-core GEMM tiles instead of the default\n"
-		"                      weight-streaming matrix-vector tile (untuned, never fused)\n"
-		"  MMF_ATTN_PROJ=1     cuda, experimental: fp16 on sm_90+ runs the text attention\n"
-		"                      and its out_proj linear as one cluster kernel instead of\n"
-		"                      two ops, where the partition holds its blocks in one wave\n"
-		"                      (never fused; the same result to rounding: the linear sums\n"
-		"                      K in another order; slower in the whole-GPU graphs)\n");
+		"                      weight-streaming matrix-vector tile (untuned, never fused)\n");
 }
 
 static double now_ms(void)

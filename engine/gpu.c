@@ -40,7 +40,6 @@ struct gpu_model {
 	/* fp16-only lowerings, read once from the environment (on unless set
 	 * to 0): MMF_POOL_FOLD (kernels/pool_fold.cuh), MMF_GEMV (kernels/gemv.cuh). */
 	int pool_fold, gemv;
-	int attn_proj;	/* text attention + out_proj in one kernel (sm_90+; experimental, MMF_ATTN_PROJ=1) */
 };
 
 typedef struct gpu_launch {
@@ -48,8 +47,6 @@ typedef struct gpu_launch {
 	int cfg;	/* -1: not a GEMM */
 	mmf_opdesc d;	/* what is launched, plain or fused */
 	int gemv;	/* a linear of at most 8 rows run as gemv.cuh (fp16; MMF_GEMV=0 turns it off) */
-	int proj;	/* an attention that computes the next op, its out_proj, too (attn_proj.cuh) */
-	int elided;	/* that out_proj: computed by the attention's kernel, launches nothing */
 } gpu_launch;
 
 /* Split-K candidates; more splits than this buys nothing measurable. */
@@ -226,11 +223,6 @@ int gpu_model_new(const chain *img, const chain *txt, int prec, gpu_model **out,
 	const char *fold = getenv("MMF_POOL_FOLD"), *gemv = getenv("MMF_GEMV");
 	g->pool_fold = prec != CLIP_PREC_FP16 || (fold && !strcmp(fold, "0")) ? 0 : fold && !strcmp(fold, "q") ? 2 : 1;
 	g->gemv = prec == CLIP_PREC_FP16 && !(gemv && !strcmp(gemv, "0"));
-	/* Attention + out_proj as one cluster kernel (experimental, off unless
-	 * MMF_ATTN_PROJ=1: slower inside the whole-GPU graphs, docs/NOTES.md):
-	 * fp16 where clusters are on (mmf_set_cluster above). */
-	const char *ap = getenv("MMF_ATTN_PROJ");
-	g->attn_proj = prec == CLIP_PREC_FP16 && mmf_get_cluster() && ap && !strcmp(ap, "1");
 	/* The kernels move 8 channels per 16-byte access; only the image input
 	 * is padded (3 -> 8), so every other convolution needs multiples of 8,
 	 * which all OpenAI CLIP ResNets have (stem width/2 >= 32). */
@@ -303,8 +295,6 @@ size_t gpu_model_bytes(const gpu_model *g) { return g->bytes; }
 
 int gpu_model_precision(const gpu_model *g) { return g->prec; }
 int gpu_model_pool_fold(const gpu_model *g) { return g->pool_fold; }
-int gpu_model_attn_proj(const gpu_model *g) { return g->attn_proj; }
-void gpu_model_set_attn_proj(gpu_model *g, int on) { g->attn_proj = on && g->prec == CLIP_PREC_FP16 && mmf_get_cluster(); }
 int gpu_model_gemv(const gpu_model *g) { return g->gemv; }
 
 int gpu_model_int8(const gpu_model *g)
@@ -442,37 +432,6 @@ static void pool_fold_find(gpu_tower *t)
 	}
 }
 
-/* Marks each text attention whose out_proj linear can run in the same
- * kernel (gpu_model_attn_proj, kernels/attn_proj.cuh): the linear reads the
- * attention's output and nothing else does; tokens <= 80, 64-wide heads, at
- * most 8 of them; and the blocks (batch x row blocks x heads, two an SM)
- * fit on the partition's sms SMs at once, as one wave (on fewer SMs the
- * cluster's 104 KB blocks would run in waves where the plain attention's
- * small teams do not). */
-static void attn_proj_find(gpu_tower *t, int sms)
-{
-	const chain *c = t->c;
-	if (!t->g->attn_proj)
-		return;
-	for (int i = 0; i + 1 < c->nops; i++) {
-		const op *a = &c->ops[i], *l = &c->ops[i + 1];
-		const gpu_w *w = &t->g->w[t->ti][i + 1];
-		if (a->kind != OP_ATTN || l->kind != OP_LINEAR || l->in != a->out || l->act != ACT_NONE || !w->w || w->scale ||
-		    l->n != a->width || l->k_in != a->width || l->m != a->tokens || l->in_sample_stride != (int64_t)a->tokens * a->width)
-			continue;
-		if (a->tokens > 80 || a->heads > 8 || a->width != 64 * a->heads ||
-		    (long long)t->batch * ((a->tokens + 31) / 32) * a->heads > 2LL * sms)
-			continue;
-		int shared = 0;
-		for (int j = 0; j < c->nops; j++)
-			if (j != i + 1 && (c->ops[j].in == a->out || c->ops[j].in2 == a->out))
-				shared = 1;
-		if (shared || a->out == c->out)
-			continue;
-		t->l[i].proj = 1, t->l[i + 1].elided = 1;
-	}
-}
-
 /* Times every candidate (cfg, splits) of one GEMM on stream s. */
 static int gemm_tune(gpu_tower *t, const mmf_gemm *g0, int sms, cudaStream_t s, int *cfg, int *splits, mmf_err *err)
 {
@@ -533,7 +492,6 @@ int gpu_tower_new(gpu_model *g, const chain *c, int batch, int sms, cudaStream_t
 	if (!t)
 		return mmf_err_set(err, -ENOMEM, "gpu: out of memory");
 	t->g = g, t->c = c, t->batch = batch, t->ti = c == g->c[0] ? 0 : 1;
-	t->fold_kv = t->fold_attn = -1;
 	int rc = -ENOMEM;
 	t->off = calloc((size_t)c->nbufs, sizeof *t->off);
 	t->l = calloc((size_t)c->nops, sizeof *t->l);
@@ -563,11 +521,10 @@ int gpu_tower_new(gpu_model *g, const chain *c, int batch, int sms, cudaStream_t
 	}
 	memset(t->host_in, 0, t->host_in_bytes);
 	pool_fold_find(t);
-	attn_proj_find(t, sms);
 	for (int i = 0; i < c->nops; i++) {
 		const op *o = &c->ops[i];
 		t->l[i].cfg = -1;
-		if ((o->kind != OP_CONV && o->kind != OP_LINEAR) || i == t->fold_kv || t->l[i].elided)
+		if ((o->kind != OP_CONV && o->kind != OP_LINEAR) || i == t->fold_kv)
 			continue;
 		gemm_record(t, i, &t->l[i].g);
 		if (g->gemv && !t->l[i].g.conv && !t->l[i].g.bscale && t->l[i].g.M <= 8) {	/* the matrix-vector tile */
@@ -756,14 +713,6 @@ static int op_desc_elem(gpu_tower *t, int i, mmf_opdesc *d)
 	}
 	if (t->l[i].gemv)
 		return mmf_gemv_desc(&t->l[i].g, d);
-	if (t->l[i].elided)
-		return mmf_none_desc(d);
-	if (t->l[i].proj) {
-		const op *l = &t->c->ops[i + 1];
-		const gpu_w *wl = &t->g->w[t->ti][i + 1];
-		return mmf_attn_proj_desc(in, out, wl->w, wl->bias, l->in2 >= 0 ? bufp(t, l->in2) : NULL, bufp(t, l->out), B,
-					  o->tokens, o->width, o->heads, d);
-	}
 	switch (o->kind) {
 	case OP_CONV:
 	case OP_LINEAR:

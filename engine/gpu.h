@@ -31,12 +31,6 @@ int gpu_model_precision(const gpu_model *g);	/* CLIP_PREC_* */
  * MMF_POOL_FOLD=q), linears of at most 8 rows as a matrix-vector tile
  * (MMF_GEMV=0). */
 int gpu_model_pool_fold(const gpu_model *g);
-/* Text attention + out_proj in one kernel (kernels/attn_proj.cuh;
- * experimental): fp16 where clusters are on (sm_90+), with MMF_ATTN_PROJ=1. */
-int gpu_model_attn_proj(const gpu_model *g);
-/* For towers built after it (mmf-bench --pairs: a text tower whose
- * attention the fused kernels can take). */
-void gpu_model_set_attn_proj(gpu_model *g, int on);
 int gpu_model_gemv(const gpu_model *g);
 
 /* Builds the launch records of chain c (one of the model's two) for `batch`

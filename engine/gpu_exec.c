@@ -341,11 +341,11 @@ static int gx_traced_step(gpu_exec *g, const gx_shape *sh, mmf_err *err)
 	int rc;
 	if (!g->gt && (rc = gpu_trace_new(GX_TRACE_CAP, &g->gt, err)) < 0)
 		return rc;
-	const gpu_tower *img = sh->ki >= 0 ? g->tw[TOWER_IMAGE][sh->ki] : NULL;
-	const gpu_tower *txt = sh->kt >= 0 ? g->tw[TOWER_TEXT][sh->kt] : NULL;
+	const chain *img = sh->ki >= 0 ? gpu_tower_chain(g->tw[TOWER_IMAGE][sh->ki]) : NULL;
+	const chain *txt = sh->kt >= 0 ? gpu_tower_chain(g->tw[TOWER_TEXT][sh->kt]) : NULL;
 	trace_launch *l = NULL;
 	/* Unfused image+text steps run on two streams (gx_enqueue), in turn. */
-	int nl = plan_trace_launches(sh->fused ? g->plan[sh->ki] : NULL, img, txt, 1, &l);
+	int nl = sh->fused ? plan_trace_launches(g->plan[sh->ki], img, txt, &l) : trace_launches_chains(img, txt, 1, &l);
 	if (nl < 0)
 		return mmf_err_set(err, -ENOMEM, "gpu: out of memory tracing a step");
 	if ((rc = gpu_trace_on(g->gt, g->s[0], err)) < 0)

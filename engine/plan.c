@@ -93,11 +93,6 @@ int plan_characterise(gpu_tower *t, cudaStream_t s, const plan_opts *o, op_char 
 	for (int i = 0; i < c->nops; i++) {
 		const op *p = &c->ops[i];
 		op_char *q = &out[i];
-		if (gpu_tower_desc(t, i)->kind == MMF_OP_NONE) {	/* computed by attn_proj: no time of its own */
-			memset(q, 0, sizeof *q);
-			q->cls = CLASS_LATENCY;
-			continue;
-		}
 		if (plan_time_op(t, i, s, 15, &q->us) < 0)
 			return mmf_err_set(err, -EIO, "planner: timing %s op %d (%s) failed", tower_name(c->tower), i, p->name);
 		double sec = q->us * 1e-6, fl = p->flops * gpu_tower_batch(t), by = op_bytes(p, gpu_tower_batch(t), 2);
@@ -311,62 +306,28 @@ void plan_free(gpu_plan *p)
 	free(p);
 }
 
-int plan_trace_launches(const gpu_plan *p, const gpu_tower *img, const gpu_tower *txt, int two_streams,
-			trace_launch **out)
+int plan_trace_launches(const gpu_plan *p, const chain *img, const chain *txt, trace_launch **out)
 {
-	const gpu_tower *tw[2] = {img, txt};
-	const chain *c[2] = {img ? gpu_tower_chain(img) : NULL, txt ? gpu_tower_chain(txt) : NULL};
-	const int ni = c[0] ? c[0]->nops : 0, nt = c[1] ? c[1]->nops : 0;
-	int n;
-	if (!p) {
-		if ((n = trace_launches_chains(c[0], c[1], two_streams, out)) < 0)
-			return n;
-	} else {
-		trace_launch *l = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *l);
-		if (!l)
-			return -ENOMEM;
-		for (int i = 0; i < p->nsteps; i++) {
-			const plan_step *st = &p->steps[i];
-			if (st->img >= 0 && st->txt >= 0) {
-				snprintf(l[i].name, sizeof l[i].name, "%s + %s", c[0]->ops[st->img].name, c[1]->ops[st->txt].name);
-				l[i].tower = TRACE_BOTH;
-				l[i].per_block = st->fuse.strategy == MMF_FUSE_INTRA_BLOCK ? 2 : 1;
-			} else {
-				int t = st->img >= 0 ? 0 : 1;
-				snprintf(l[i].name, sizeof l[i].name, "%s", c[t]->ops[t ? st->txt : st->img].name);
-				l[i].tower = t, l[i].per_block = 1;
-			}
-		}
-		*out = l;
-		n = p->nsteps;
-	}
-	/* An op that another op's kernel computes (the out_proj of attn_proj)
-	 * launches nothing: no entry. */
-	int m = 0;
-	for (int k = 0; k < n; k++) {
-		int t, i;
-		if (p) {
-			const plan_step *st = &p->steps[k];
-			t = st->img >= 0 ? 0 : 1, i = t ? st->txt : st->img;
-			if (st->img >= 0 && st->txt >= 0)
-				t = -1;
-		} else if (two_streams) {
-			chain_turn(ni, nt, k, &t, &i);
+	if (!p)
+		return trace_launches_chains(img, txt, 0, out);
+	const chain *c[2] = {img, txt};
+	trace_launch *l = calloc((size_t)(p->nsteps ? p->nsteps : 1), sizeof *l);
+	if (!l)
+		return -ENOMEM;
+	for (int i = 0; i < p->nsteps; i++) {
+		const plan_step *st = &p->steps[i];
+		if (st->img >= 0 && st->txt >= 0) {
+			snprintf(l[i].name, sizeof l[i].name, "%s + %s", img->ops[st->img].name, txt->ops[st->txt].name);
+			l[i].tower = TRACE_BOTH;
+			l[i].per_block = st->fuse.strategy == MMF_FUSE_INTRA_BLOCK ? 2 : 1;
 		} else {
-			t = k >= ni, i = t ? k - ni : k;
+			int t = st->img >= 0 ? 0 : 1;
+			snprintf(l[i].name, sizeof l[i].name, "%s", c[t]->ops[t ? st->txt : st->img].name);
+			l[i].tower = t, l[i].per_block = 1;
 		}
-		if (t < 0 || gpu_tower_desc(tw[t], i)->kind != MMF_OP_NONE)
-			(*out)[m++] = (*out)[k];
 	}
-	return m;
-}
-
-int plan_launch_count(const gpu_plan *p, const gpu_tower *img, const gpu_tower *txt)
-{
-	trace_launch *l = NULL;
-	int n = plan_trace_launches(p, img, txt, 0, &l);
-	free(l);
-	return n;
+	*out = l;
+	return p->nsteps;
 }
 
 /* ------------------------------------------------------------ cache */

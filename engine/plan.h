@@ -68,13 +68,9 @@ int plan_build(gpu_tower *img, gpu_tower *txt, cudaStream_t s, int sms, int batc
 int plan_enqueue(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, cudaStream_t s);
 /* The launches plan_enqueue makes, in order, for attributing block records
  * (trace.h): each step's fused pair or single op; with p NULL, the towers'
- * own kernels (trace_launches_chains, on two streams in turn or one after
- * the other); either tower may be NULL. Ops that launch nothing (an
- * out_proj that attn_proj computes) have no entry. Returns how many, with
- * *out malloc'd, or -ENOMEM. plan_launch_count: just how many. */
-int plan_trace_launches(const gpu_plan *p, const gpu_tower *img, const gpu_tower *txt, int two_streams,
-			trace_launch **out);
-int plan_launch_count(const gpu_plan *p, const gpu_tower *img, const gpu_tower *txt);
+ * own kernels (trace_launches_chains). Returns how many, with *out
+ * malloc'd, or -ENOMEM. */
+int plan_trace_launches(const gpu_plan *p, const chain *img, const chain *txt, trace_launch **out);
 void plan_print(const gpu_plan *p, gpu_tower *img, gpu_tower *txt, FILE *fp);
 void plan_free(gpu_plan *p);
 

@@ -169,13 +169,9 @@ __device__ __forceinline__ uint32_t attn_causal_pack(float lo, float hi)
 }
 
 /* The tile for T <= 16*KS and dh <= 16*KK: register arrays are sized by
- * the template, the loops stop at the actual sizes. With TO_SMEM (the
- * attention + out_proj kernel, attn_proj.cuh) the block's 32 rows of its
- * head go to dst instead (row r - q0 at dst + (r - q0) * ldd, the head's
- * columns from 0; rows past T are not written). */
-template <int KS, int KK, bool TO_SMEM = false>
-__device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p, int tile, const mmf_team &team,
-						     __half *dst = nullptr, int ldd = 0)
+ * the template, the loops stop at the actual sizes. */
+template <int KS, int KK>
+__device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p, int tile, const mmf_team &team)
 {
 	constexpr int ND = 2 * KK;
 	/* The small size (attn_causal_small) stages V into a second buffer
@@ -338,16 +334,15 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 		}
 
 	const float i0 = 1.f / l0, i1 = 1.f / l1;
-	__half *out = TO_SMEM ? dst + 2 * c : static_cast<__half *>(p.out) + (size_t)b * T * W + h * dh + 2 * c;
-	const int lo = TO_SMEM ? ldd : W, rb = TO_SMEM ? q0 : 0;
+	__half *out = static_cast<__half *>(p.out) + (size_t)b * T * W + h * dh + 2 * c;
 #pragma unroll
 	for (int n = 0; n < ND; n++)
 		if (n < nd) {
 			if (r0 < T)
-				*reinterpret_cast<__half2 *>(out + (size_t)(r0 - rb) * lo + n * 8) =
+				*reinterpret_cast<__half2 *>(out + (size_t)r0 * W + n * 8) =
 					__floats2half2_rn(o[n][0] * i0, o[n][1] * i0);
 			if (r1 < T)
-				*reinterpret_cast<__half2 *>(out + (size_t)(r1 - rb) * lo + n * 8) =
+				*reinterpret_cast<__half2 *>(out + (size_t)r1 * W + n * 8) =
 					__floats2half2_rn(o[n][2] * i1, o[n][3] * i1);
 		}
 }

@@ -366,8 +366,6 @@ extern "C" int mmf_op_launch(const mmf_opdesc *d, mmf_stream s)
 	case MMF_OP_POOL_QK: return mmf_pool_qk_launch_desc(d, s);
 	case MMF_OP_POOL_FOLD: return mmf_pool_fold_launch_desc(d, s);
 	case MMF_OP_GEMV: return mmf_gemv_launch_desc(d, s);
-	case MMF_OP_ATTN_PROJ: return mmf_attn_proj_launch_desc(d, s);
-	case MMF_OP_NONE: return 0;
 	default: return -EINVAL;
 	}
 }
@@ -376,6 +374,6 @@ extern "C" const char *mmf_op_kind_name(int kind)
 {
 	static const char *n[MMF_OP_KINDS] = {"gemm_l", "gemm_m", "gemm_s", "gemm_w", "gemm_n", "layernorm", "attn_causal",
 					      "attn_pool", "pool_tokens", "embed", "eot_gather", "l2norm", "avgpool2",
-					      "pool_qk", "pool_fold", "gemv", "attn_proj", "none"};
+					      "pool_qk", "pool_fold", "gemv"};
 	return kind >= 0 && kind < MMF_OP_KINDS ? n[kind] : "?";
 }

@@ -20,9 +20,7 @@ enum {
 	MMF_OP_GEMM_L, MMF_OP_GEMM_M, MMF_OP_GEMM_S, MMF_OP_GEMM_W, MMF_OP_GEMM_N,
 	MMF_OP_LAYERNORM, MMF_OP_ATTN_CAUSAL, MMF_OP_ATTN_POOL, MMF_OP_POOL_TOKENS,
 	MMF_OP_EMBED, MMF_OP_EOT_GATHER, MMF_OP_L2NORM, MMF_OP_AVGPOOL2,
-	/* plain launches only: the fused kernels do not take these */
-	MMF_OP_POOL_QK, MMF_OP_POOL_FOLD, MMF_OP_GEMV, MMF_OP_ATTN_PROJ,
-	MMF_OP_NONE,	/* nothing to launch: an op that another op's kernel computes */
+	MMF_OP_POOL_QK, MMF_OP_POOL_FOLD, MMF_OP_GEMV,	/* plain launches only: the fused kernels do not take them */
 	MMF_OP_KINDS
 };
 typedef struct mmf_opdesc {
@@ -131,10 +129,10 @@ int mmf_get_pdl(void);
  * keep the ticket). Results are bitwise the same. Off by default;
  * mmf_get_cluster() gives the most splits launched as a cluster (0: off). */
 void mmf_set_cluster(int on);
+int mmf_get_cluster(void);
 /* The most dynamic shared memory a block of the current device may opt in
  * to (48 KB if the device cannot be asked). */
 int mmf_smem_optin(void);
-int mmf_get_cluster(void);
 
 /* Streaming copy of `bytes` (a multiple of 16) with 8 blocks per SM over
  * `sms` SMs: the bandwidth ceiling of a partition. */

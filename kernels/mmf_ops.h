@@ -58,22 +58,6 @@ int mmf_pool_foldq_desc(const void *x, const float *qt, const void *wv, const fl
 			int tokens, int width, int heads, mmf_opdesc *d);
 int mmf_pool_foldq_seq_launch_desc(const mmf_opdesc *d, mmf_stream stream);
 
-/* The text tower's causal attention and the out_proj linear after it in
- * one kernel (attn_proj.cuh; fp16, plain launches only): out = attn(qkv)
- * Wo^T + bias + res, with wo [width][width], bias fp32 [width] or NULL, res
- * [batch][tokens][width] or NULL. One launch (a cluster of `heads` blocks)
- * on sm_90+ with clusters on (mmf_set_cluster) where the stream's SMs hold
- * one; otherwise two (the attention into scratch [batch][tokens][width],
- * then the linear). Needs tokens <= 80, width = 64 * heads, heads <= 8.
- * mmf_attn_proj_split_launch_desc forces the two-launch form. mmf_none_desc:
- * an op whose work another op's kernel does (the out_proj after attn_proj),
- * launching nothing. */
-int mmf_attn_proj_desc(const void *qkv, void *scratch, const void *wo, const float *bias, const void *res, void *out,
-		       int batch, int tokens, int width, int heads, mmf_opdesc *d);
-int mmf_attn_proj_launch_desc(const mmf_opdesc *d, mmf_stream stream);
-int mmf_attn_proj_split_launch_desc(const mmf_opdesc *d, mmf_stream stream);
-int mmf_none_desc(mmf_opdesc *d);
-
 /* Tokens of the attention pool: x [batch][hw][channels] -> y
  * [batch][hw+1][channels], y[0] = mean over hw of x + pos[0],
  * y[t] = x[t-1] + pos[t]; pos [hw+1][channels]. channels a multiple of 8. */

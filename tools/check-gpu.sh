@@ -106,12 +106,6 @@ run env MMF_GEMV=0 MMF_POOL_FOLD=0 "$bench" --device cuda --model rn50 --sms 8,a
 # end to end against the CPU, modes bitwise equal.
 run env MMF_POOL_FOLD=q "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph,graph-streams \
 	--iters 20 --warmup 5 --no-tune
-# The text attention + out_proj kernel (experimental, MMF_ATTN_PROJ=1; sm_90+):
-# RN50 end to end on 16 SMs (one wave of its blocks) and the whole GPU, every
-# mode that launches it, the fused plan (which leaves it unfused) and the
-# per-op table (its out_proj launches nothing).
-run env MMF_ATTN_PROJ=1 "$bench" --device cuda --model rn50 --sms 16,all --modes seq,graph,graph-streams,fused-graph \
-	--iters 20 --warmup 5 --no-tune --ops
 # A DRAM limit (--dram-gbs) on 8 SMs: the calibration reaches the target
 # within 10%, the roofline copy measured afterwards under the same hog
 # within 25%, and the whole GPU is refused (no SMs left for the hog).

@@ -72,11 +72,10 @@ static void per_op(gpu_tower *t, const chain *c, int batch, const char *cfgname,
 	for (int i = 0; i < c->nops; i++) {
 		const op *o = &c->ops[i];
 		const int kind = gpu_tower_desc(t, i)->kind;
-		if (kind == MMF_OP_POOL_QK || kind == MMF_OP_ATTN_PROJ) {
-			/* Its buffer holds something else on the GPU (the folded pool's
-			 * query, kernels/pool_fold.cuh; attn_proj's attention,
-			 * kept in shared memory): the CPU's result stands in, and the
-			 * next op, which computes the rest, is checked against it. */
+		if (kind == MMF_OP_POOL_QK) {
+			/* Its buffer holds the folded query (kernels/pool_fold.cuh), not
+			 * k and v: the CPU's result stands in, and the attention, which
+			 * computes the rest, is checked against it. */
 			cpu_op_run(o, bufs, batch, sc);
 			continue;
 		}
