@@ -250,6 +250,15 @@ static void write_step(FILE *fp, const gpu_trace *t, const trace_launch *l, int 
 			"\"args\": {\"tower\": \"%s\", \"block\": %u, \"grid\": %u, \"launch\": %d}}",
 			towers[tw], r->sm, (double)(r->t0 - lo) / 1e3, (double)(r->t1 - r->t0) / 1e3, towers[tw], r->block,
 			r->grid, launch_base + t->launch[j]);
+#ifdef MMF_PROBE
+		/* Probe builds: the wait before t0 and the marks after it, in us,
+		 * as a second event's args (kept out of the block event so that
+		 * its format is the same in every build). */
+		fprintf(fp, ",\n{\"name\": \"probe\", \"ph\": \"i\", \"s\": \"t\", \"pid\": 9, \"tid\": %u, \"ts\": %.3f, "
+			"\"args\": {\"launch\": %d, \"wait\": %.3f, \"ph\": [%.3f, %.3f, %.3f, %.3f]}}",
+			r->sm, (double)(r->t0 - lo) / 1e3, launch_base + t->launch[j], r->wait_ns / 1e3, r->ph[0] / 1e3,
+			r->ph[1] / 1e3, r->ph[2] / 1e3, r->ph[3] / 1e3);
+#endif
 	}
 }
 

@@ -222,6 +222,7 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 	} else {
 		attn_causal_wait(team);
 	}
+	MMF_PROBE_MARK(team, 0);	/* K has landed */
 
 	/* S = Q K^T, 16 keys (two n8 tiles) a step. */
 	float s[KS][2][4];
@@ -301,6 +302,7 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 		l1 += __shfl_xor_sync(0xffffffffu, l1, o);
 	}
 
+	MMF_PROBE_MARK(team, 1);	/* softmax done */
 	if (KV2) {
 		attn_causal_wait(team);	/* V */
 	} else {
@@ -333,6 +335,7 @@ __device__ __forceinline__ void attn_causal_tile_fit(const attn_causal_params &p
 			}
 		}
 
+	MMF_PROBE_MARK(team, 2);	/* O = P V done */
 	const float i0 = 1.f / l0, i1 = 1.f / l1;
 	__half *out = static_cast<__half *>(p.out) + (size_t)b * T * W + h * dh + 2 * c;
 #pragma unroll

@@ -277,8 +277,8 @@ extern "C" int mmf_fused_launch(const mmf_opdesc *a, const mmf_opdesc *b, const 
 	void (*plain[3])(fuse_args, mmf_trace_rec *) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
 	void (*traced[3])(fuse_args, mmf_trace_rec *) = {fused_inter<true>, fused_intra_block<true>, fused_intra_thread<true>};
 	if (!attr_set[f->strategy]) {
-		MMF_CUDA_CHECK(cudaFuncSetAttribute(plain[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, mmf_smem_optin()));
-		MMF_CUDA_CHECK(cudaFuncSetAttribute(traced[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, mmf_smem_optin()));
+		MMF_CUDA_CHECK(mmf_allow_smem(plain[f->strategy]));
+		MMF_CUDA_CHECK(mmf_allow_smem(traced[f->strategy]));
 		attr_set[f->strategy] = true;
 	}
 	fuse_args x = {};
@@ -329,7 +329,7 @@ extern "C" int mmf_fused_occupancy(const mmf_opdesc *a, const mmf_opdesc *b, con
 	if (rc < 0)
 		return rc;
 	void (*kernels[3])(fuse_args, mmf_trace_rec *) = {fused_inter<false>, fused_intra_block<false>, fused_intra_thread<false>};
-	MMF_CUDA_CHECK(cudaFuncSetAttribute(kernels[f->strategy], cudaFuncAttributeMaxDynamicSharedMemorySize, mmf_smem_optin()));
+	MMF_CUDA_CHECK(mmf_allow_smem(kernels[f->strategy]));
 	MMF_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernels[f->strategy], th, sm));
 	return 0;
 }

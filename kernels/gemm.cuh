@@ -489,6 +489,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 		if (KT > 0) {
 			cp_async_wait<STAGES - 2>();
 			team_sync(team);
+			MMF_PROBE_MARK(team, 0);	/* the first slice has landed */
 			load_frag(0, 0, 0);
 		}
 		for (int kt = 0; kt < KT; kt++) {
@@ -520,6 +521,10 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 		for (int kt = 0; kt < KT; kt++) {
 			cp_async_wait<STAGES - 2>();
 			team_sync(team);
+#ifdef MMF_PROBE
+			if (kt == 0)
+				MMF_PROBE_MARK(team, 0);
+#endif
 			int nk = kt + STAGES - 1;
 			if (nk < KT)
 				load_stage(nk % STAGES, (kt0 + nk) * GEMM_BK);
@@ -556,6 +561,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 		}
 	}
 	cp_async_wait<0>();
+	MMF_PROBE_MARK(team, 1);	/* the main loop is done */
 
 	/* The accumulator pairs this block writes: all of them, unless the
 	 * cluster shares the tile out. */
@@ -567,6 +573,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 #endif
 	if (p.splits > 1 && !gemm_split_reduce<MI * NI * 4, Cfg::THREADS>(p, tile, mn, team, &acc[0][0][0]))
 		return;
+	MMF_PROBE_MARK(team, 2);	/* split-K partials summed */
 
 	/* Epilogue straight from the accumulators: lane holds rows lane/4 and
 	 * lane/4+8 of each fragment, columns 2*(lane%4) and +1 (pair
@@ -597,6 +604,7 @@ __device__ void gemm_tile(const gemm_params &p, int tile, const mmf_team &team)
 					__floats2half2_rn(gemm_act(p.act, v0), gemm_act(p.act, v1));
 			}
 		}
+	MMF_PROBE_MARK(team, 3);	/* epilogue stored */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 	if (p.splits > 1 && p.cluster)
 		mmf_cluster_wait();	/* every peer has read this block's partials */

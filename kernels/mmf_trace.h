@@ -10,9 +10,18 @@ extern "C" {
 /* One block of one launch: %globaltimer (ns) at its start (after waiting for
  * its predecessor) and end, the SM it ran on, its index and grid, and part:
  * 0 a plain kernel, 1 / 2 the first / second op of a fused kernel, 3 both. */
+#define MMF_PROBE_N 4
+
 typedef struct mmf_trace_rec {
 	unsigned long long t0, t1;
 	unsigned int sm, block, part, grid;
+#ifdef MMF_PROBE
+	/* Probe builds only (-DMMF_PROBE, host and kernels alike): ns from the
+	 * block's start to t0 (the wait for its predecessor), and from t0 to
+	 * each of a plain kernel's MMF_PROBE_MARK points (0: not reached). */
+	unsigned int wait_ns;
+	unsigned int ph[MMF_PROBE_N];
+#endif
 } mmf_trace_rec;
 
 /* A launch's grid * per_block records follow the previous launch's in the

@@ -129,14 +129,42 @@ __device__ __forceinline__ unsigned long long &mmf_trace_t0()
 	return t0;
 }
 
+/* Probe builds (-DMMF_PROBE; experiments, never the default build): a
+ * tile marks points of its work with MMF_PROBE_MARK(team, k), k <
+ * MMF_PROBE_N, and a plain kernel's traced record carries the time from t0
+ * to each mark, and the block's wait for its predecessor (slot
+ * MMF_PROBE_N: the block's start). The first thread of the team marks. */
+#ifdef MMF_PROBE
+__device__ __forceinline__ unsigned long long *mmf_probe_slots()
+{
+	__shared__ unsigned long long s[MMF_PROBE_N + 1];
+	return s;
+}
+#define MMF_PROBE_MARK(team, k)                                   \
+	do {                                                      \
+		if ((team).tid == 0)                              \
+			mmf_probe_slots()[(k)] = mmf_trace_now(); \
+	} while (0)
+#else
+#define MMF_PROBE_MARK(team, k) ((void)0)
+#endif
+
 /* The end of every plain kernel: PDL's trigger, then (TR: the traced
  * instance of the kernel) the block's record. */
 template <bool TR>
 __device__ __forceinline__ void mmf_kernel_end(mmf_trace_rec *trace)
 {
 	mmf_pdl_trigger();
-	if (TR && threadIdx.x == 0 && trace)
+	if (TR && threadIdx.x == 0 && trace) {
 		mmf_trace_write(trace + blockIdx.x, mmf_trace_t0(), 0);
+#ifdef MMF_PROBE
+		mmf_trace_rec *r = trace + blockIdx.x;
+		const unsigned long long *s = mmf_probe_slots(), t0 = mmf_trace_t0();
+		r->wait_ns = (unsigned int)(t0 - s[MMF_PROBE_N]);
+		for (int k = 0; k < MMF_PROBE_N; k++)
+			r->ph[k] = s[k] ? (unsigned int)(s[k] - t0) : 0u;
+#endif
+	}
 }
 
 /* The team of a plain (unfused) launch: the whole block, barrier 0. Every
@@ -145,6 +173,13 @@ __device__ __forceinline__ void mmf_kernel_end(mmf_trace_rec *trace)
 template <bool TR>
 __device__ __forceinline__ mmf_team team_whole_block(char *smem)
 {
+#ifdef MMF_PROBE
+	if (TR && threadIdx.x == 0) {
+		mmf_probe_slots()[MMF_PROBE_N] = mmf_trace_now();
+		for (int k = 0; k < MMF_PROBE_N; k++)
+			mmf_probe_slots()[k] = 0;
+	}
+#endif
 	mmf_pdl_wait();
 	if (TR && threadIdx.x == 0)
 		mmf_trace_t0() = mmf_trace_now();
@@ -224,6 +259,19 @@ static inline cudaError_t mmf_launch(void (*k)(KArgs...), dim3 grid, dim3 block,
 				     Args &&...args)
 {
 	return mmf_launch_cluster(k, grid, block, smem, stream, 0, std::forward<Args>(args)...);
+}
+
+/* Lets kernel k take all the shared memory an SM allows a block
+ * (mmf_smem_optin) beside its own static shared memory (none in the
+ * default build; a probe build's marks: MMF_PROBE_MARK). */
+template <typename K>
+static inline cudaError_t mmf_allow_smem(K k)
+{
+	cudaFuncAttributes a;
+	cudaError_t e = cudaFuncGetAttributes(&a, k);
+	if (e != cudaSuccess)
+		return e;
+	return cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, mmf_smem_optin() - (int)a.sharedSizeBytes);
 }
 
 /* Set by mmf_trace_set (launch.cu): launchers pick kernels' traced instances. */
