@@ -1300,10 +1300,8 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		printf("split-K through thread-block clusters: off\n");
 	const int folded = gpu_model_pool_fold(gm), gemv = gpu_model_gemv(gm);
 	if (gpu_model_precision(gm) == CLIP_PREC_FP16) {
-		printf("attention pool: %s\n", folded == 2 ? "k and v folded into the weights, quartered where it fits "
-								  "(MMF_POOL_FOLD=q, experimental: kernels/pool_fold.cuh)"
-						: folded ? "k and v folded into the weights (kernels/pool_fold.cuh; MMF_POOL_FOLD=0 turns it off)"
-							 : "k and v for every token (MMF_POOL_FOLD=0)");
+		printf("attention pool: %s\n", folded ? "k and v folded into the weights (kernels/pool_fold.cuh; MMF_POOL_FOLD=0 turns it off)"
+						       : "k and v for every token (MMF_POOL_FOLD=0)");
 		printf("linears of at most 8 rows: %s\n", gemv ? "matrix-vector tile (kernels/gemv.cuh; MMF_GEMV=0 turns it off)"
 								: "GEMM tiles (MMF_GEMV=0)");
 	}
@@ -1316,7 +1314,7 @@ int gpu_bench_run(const gpu_bench_opts *o, clip_model *m, chain *const ch[2])
 		fprintf(o->json, "  \"gpu\": \"%s\",\n  \"gpu_sms\": %d,\n  \"weights_mb\": %.2f,\n  \"int8_ops\": %d,\n"
 			"  \"pdl\": %s,\n  \"cluster_splitk_max\": %d,\n  \"pool_fold\": %s,\n  \"gemv\": %s,\n", gpu, total,
 			gpu_model_bytes(gm) / 1e6, gpu_model_int8(gm), mmf_get_pdl() ? "true" : "false", mmf_get_cluster(),
-			folded == 2 ? "\"quartered\"" : folded ? "true" : "false", gemv ? "true" : "false");
+			folded ? "true" : "false", gemv ? "true" : "false");
 		if (o->dram_gbs > 0)
 			fprintf(o->json, "  \"dram_limit_gbs\": %g,\n  \"partition_note\": \"SM partitions (green contexts) restrict SMs "
 				"only; DRAM bandwidth limited by a hog on the other SMs, calibrated against the partition's streaming copy "

@@ -221,7 +221,7 @@ int gpu_model_new(const chain *img, const chain *txt, int prec, gpu_model **out,
 	/* fp16 lowerings for batch-1 latency, on unless MMF_POOL_FOLD=0 /
 	 * MMF_GEMV=0 (for comparison). */
 	const char *fold = getenv("MMF_POOL_FOLD"), *gemv = getenv("MMF_GEMV");
-	g->pool_fold = prec != CLIP_PREC_FP16 || (fold && !strcmp(fold, "0")) ? 0 : fold && !strcmp(fold, "q") ? 2 : 1;
+	g->pool_fold = prec != CLIP_PREC_FP16 || (fold && !strcmp(fold, "0")) ? 0 : 1;
 	g->gemv = prec == CLIP_PREC_FP16 && !(gemv && !strcmp(gemv, "0"));
 	/* The kernels move 8 channels per 16-byte access; only the image input
 	 * is padded (3 -> 8), so every other convolution needs multiples of 8,
@@ -705,10 +705,6 @@ static int op_desc_elem(gpu_tower *t, int i, mmf_opdesc *d)
 		const size_t C = (size_t)o->width;
 		const void *x = bufp(t, kv->in), *wv = (const char *)wkv->w + C * C * 2;
 		const float *qt = (const float *)bufp(t, kv->out), *bv = wkv->bias ? wkv->bias + C : NULL;
-		/* The quartered form (MMF_POOL_FOLD=q, experimental) where its
-		 * shape fits, else the one-block-a-head form. */
-		if (t->g->pool_fold == 2 && mmf_pool_foldq_desc(x, qt, wv, bv, out, B, o->tokens, o->width, o->heads, d) == 0)
-			return 0;
 		return mmf_pool_fold_desc(x, qt, wv, bv, out, B, o->tokens, o->width, o->heads, d);
 	}
 	if (t->l[i].gemv)

@@ -27,9 +27,7 @@ int gpu_model_int8(const gpu_model *g);		/* ops running int8 weights */
 int gpu_model_precision(const gpu_model *g);	/* CLIP_PREC_* */
 /* Lowerings for fp16 models only, on unless the environment turns them off
  * when the model is made: the attention pool folded (MMF_POOL_FOLD=0 turns
- * it off; gpu_model_pool_fold gives 2 for the experimental quartered form,
- * MMF_POOL_FOLD=q), linears of at most 8 rows as a matrix-vector tile
- * (MMF_GEMV=0). */
+ * it off), linears of at most 8 rows as a matrix-vector tile (MMF_GEMV=0). */
 int gpu_model_pool_fold(const gpu_model *g);
 int gpu_model_gemv(const gpu_model *g);
 

@@ -46,18 +46,6 @@ int mmf_pool_qk_launch_desc(const mmf_opdesc *d, mmf_stream stream);
 int mmf_pool_fold_desc(const void *x, const float *qt, const void *wv, const float *bv, void *out, int batch,
 		       int tokens, int width, int heads, mmf_opdesc *d);
 int mmf_pool_fold_launch_desc(const mmf_opdesc *d, mmf_stream stream);
-/* The same op in its quartered form (pool_fold.cuh; experimental,
- * MMF_POOL_FOLD=q): four blocks a (sample, head), a cluster on sm_90+ with
- * clusters on where one fits, else one block a head doing the four
- * quarters in turn (the same bits; mmf_pool_foldq_seq_launch_desc forces
- * it). Needs width % 32 == 0 and (width/heads) % 4 == 0; -EINVAL where
- * its shared memory (tokens x width/4 halves + a quarter of the head's Wv
- * rows + ...) passes what a block may have (mmf_smem_optin: 227 KB on
- * Hopper). */
-int mmf_pool_foldq_desc(const void *x, const float *qt, const void *wv, const float *bv, void *out, int batch,
-			int tokens, int width, int heads, mmf_opdesc *d);
-int mmf_pool_foldq_seq_launch_desc(const mmf_opdesc *d, mmf_stream stream);
-
 /* Tokens of the attention pool: x [batch][hw][channels] -> y
  * [batch][hw+1][channels], y[0] = mean over hw of x + pos[0],
  * y[t] = x[t-1] + pos[t]; pos [hw+1][channels]. channels a multiple of 8. */

@@ -63,7 +63,6 @@ struct pool_fold_params {
 	const float *bv;	/* [width] or NULL */
 	void *out;		/* [batch][width] fp16 */
 	int batch, tokens, width, heads;
-	int quarters;		/* 0: pool_fold_tile; POOL_FOLDQ: the quartered form below */
 };
 
 constexpr int POOL_QK_TEAM = 512;
@@ -224,6 +223,7 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 			sc[j] = s;
 	}
 	team_sync(team);
+	MMF_PROBE_MARK(team, 0);	/* scores */
 
 	float mx, inv;
 	pool_fold_stats(sc, T, lane, &mx, &inv);
@@ -257,6 +257,7 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 		xbar[k] = v;
 	}
 	team_sync(team);
+	MMF_PROBE_MARK(team, 1);	/* xbar */
 
 	/* out rows of this head: Wv[n] . xbar + bv[n], two rows a warp at a time. */
 	const __half *wv = static_cast<const __half *>(p.wv);
@@ -305,183 +306,6 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 			if (n1 != n0)
 				out[n1] = __float2half_rn(a1 + (p.bv ? p.bv[n1] : 0.f));
 		}
-	}
-}
-
-/* The quartered form (experimental, MMF_POOL_FOLD=q): the same result as
- * pool_fold_tile from four blocks a (sample, head) instead of one, for the
- * whole GPU, where pool_fold_tile's one block a head streams its 256 KB of
- * Wv rows with a few loads in flight a thread. Block q of the four holds
- * columns q*C/4.. of the tokens and qt, and rows q*dh/4.. of the head's
- * Wv, all copied into shared memory with cp.async as the block starts
- * (Wv's while the rest runs: one round trip for everything). Then:
- *  1. partial scores of every token over its columns (a warp a token);
- *  2. the four partials added in quarter order (read from the other
- *     blocks), softmax statistics (every warp for itself);
- *  3. its quarter of xbar = sum_j p_j x_j (token groups, added in order);
- *  4. the other quarters of xbar copied in, then its rows of Wv xbar + bv.
- * On sm_90+ with clusters the four blocks are a cluster and steps 2 and 4
- * read the others' shared memory (DSMEM) after a cluster barrier. Without
- * (or where a cluster does not fit) one block a head runs the four
- * quarters' steps one after another with the same arithmetic: the same
- * bits (test_ops checks both). Needs width % 32 == 0 and the shared memory
- * of pool_foldq_smem_bytes (134 KB for RN50). */
-constexpr int POOL_FOLDQ = 4;
-constexpr int POOL_FOLDQ_THREADS = 256;
-
-struct pool_foldq_layout {
-	int xs, ws, qs, sp, sc, xf, part, bytes;	/* byte offsets, total */
-};
-
-__host__ __device__ static inline pool_foldq_layout pool_foldq_smem(const pool_fold_params &p)
-{
-	const int C = p.width, Cq = C / POOL_FOLDQ, T = p.tokens, R = C / p.heads / POOL_FOLDQ;
-	const int G = POOL_FOLDQ_THREADS / (Cq / 8) > 0 ? POOL_FOLDQ_THREADS / (Cq / 8) : 1;
-	pool_foldq_layout l;
-	int o = 0;
-	l.xs = o, o += (T * Cq * 2 + 15) & ~15;
-	l.ws = o, o += (R * C * 2 + 15) & ~15;
-	l.qs = o, o += Cq * 4;
-	l.sp = o, o += (POOL_FOLDQ * T * 4 + 15) & ~15;
-	l.sc = o, o += (T * 4 + 15) & ~15;
-	l.xf = o, o += C * 4;
-	l.part = o, o += (G * Cq > POOL_FOLDQ_THREADS / 32 * R ? G * Cq : POOL_FOLDQ_THREADS / 32 * R) * 4;
-	l.bytes = o;
-	return l;
-}
-
-__host__ __device__ static inline int pool_foldq_smem_bytes(const pool_fold_params &p) { return pool_foldq_smem(p).bytes; }
-
-__device__ __forceinline__ void pool_foldq_cp16(void *dst, const void *src)
-{
-	asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((uint32_t)__cvta_generic_to_shared(dst)), "l"(src));
-}
-
-/* Starts copying quarter q of sample b's tokens (T rows of C/4 columns)
- * and of qt_h into shared memory; one commit group. */
-__device__ __forceinline__ void pool_foldq_stage_x(const pool_fold_params &p, int b, int h, int q, char *smem,
-						   const pool_foldq_layout &l, int tid)
-{
-	const int C = p.width, Cq = C / POOL_FOLDQ, T = p.tokens, cpr = Cq / 8;
-	const __half *x = static_cast<const __half *>(p.x) + (size_t)b * T * C + q * Cq;
-	__half *xs = reinterpret_cast<__half *>(smem + l.xs);
-	for (int i = tid; i < T * cpr; i += POOL_FOLDQ_THREADS) {
-		const int j = i / cpr, c = i - j * cpr;
-		pool_foldq_cp16(xs + j * Cq + c * 8, x + (size_t)j * C + c * 8);
-	}
-	const float *qt = p.qt + ((size_t)b * p.heads + h) * C + q * Cq;
-	float *qs = reinterpret_cast<float *>(smem + l.qs);
-	for (int i = tid; i < Cq / 4; i += POOL_FOLDQ_THREADS)
-		pool_foldq_cp16(qs + i * 4, qt + i * 4);
-	asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-
-/* Starts copying rows h*dh + q*R .. +R-1 of Wv (all C columns); one group. */
-__device__ __forceinline__ void pool_foldq_stage_w(const pool_fold_params &p, int h, int q, char *smem,
-						   const pool_foldq_layout &l, int tid)
-{
-	const int C = p.width, R = C / p.heads / POOL_FOLDQ, cpr = C / 8;
-	const __half *w = static_cast<const __half *>(p.wv) + (size_t)(h * (C / p.heads) + q * R) * C;
-	__half *ws = reinterpret_cast<__half *>(smem + l.ws);
-	for (int i = tid; i < R * cpr; i += POOL_FOLDQ_THREADS)
-		pool_foldq_cp16(ws + i * 8, w + (size_t)i * 8);
-	asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-
-/* Step 1: sp[j] = qt quarter . x_j quarter, a warp a token, each lane the
- * 16-byte chunks lane, lane+32, ... of the quarter, then the warp's sum. */
-__device__ __forceinline__ void pool_foldq_scores(const pool_fold_params &p, const char *smem, const pool_foldq_layout &l,
-						  float *sp, int warp, int lane)
-{
-	const int Cq = p.width / POOL_FOLDQ, T = p.tokens, cpr = Cq / 8;
-	const __half *xs = reinterpret_cast<const __half *>(smem + l.xs);
-	const float *qs = reinterpret_cast<const float *>(smem + l.qs);
-	for (int j = warp; j < T; j += POOL_FOLDQ_THREADS / 32) {
-		float s = 0.f;
-		for (int c = lane; c < cpr; c += 32) {
-			float xf[8], qf[8];
-			mmf_load8(xs + j * Cq + c * 8, xf);
-			mmf_load8(qs + c * 8, qf);
-			s = pool_fold_dot8(s, xf, qf);
-		}
-		s = mmf_warp_sum(s);
-		if (lane == 0)
-			sp[j] = s;
-	}
-}
-
-/* Step 3: xq[c] = sum_j p_j x_j[c] over the quarter: G groups of the
- * block's threads (8 columns a thread) take tokens g, g+G, ..., and the
- * groups' partials are added in order. */
-__device__ __forceinline__ void pool_foldq_xbar(const pool_fold_params &p, char *smem, const pool_foldq_layout &l, float mx,
-						float inv, float *xq, const mmf_team &team)
-{
-	const int Cq = p.width / POOL_FOLDQ, T = p.tokens, nch = Cq / 8, G = POOL_FOLDQ_THREADS / nch;
-	const __half *xs = reinterpret_cast<const __half *>(smem + l.xs);
-	const float *sc = reinterpret_cast<const float *>(smem + l.sc);
-	float *part = reinterpret_cast<float *>(smem + l.part);
-	if (team.tid < G * nch) {
-		const int g = team.tid / nch, k = (team.tid - g * nch) * 8;
-		float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-		for (int j = g; j < T; j += G) {
-			float xf[8];
-			mmf_load8(xs + j * Cq + k, xf);
-			const float pj = __expf(sc[j] - mx) * inv;
-#pragma unroll
-			for (int i = 0; i < 8; i++)
-				acc[i] = fmaf(pj, xf[i], acc[i]);
-		}
-		mmf_store8(part + g * Cq + k, acc);
-	}
-	team_sync(team);
-	for (int c = team.tid; c < Cq; c += POOL_FOLDQ_THREADS) {
-		float v = part[c];
-		for (int g = 1; g < G; g++)
-			v += part[g * Cq + c];
-		xq[c] = v;
-	}
-	team_sync(team);	/* part is free again */
-}
-
-/* Step 4: rows h*dh + q*R + i of out = Wv row . xbar + bv, a warp a (row,
- * segment): with fewer rows than warps each row's 256-column pieces are
- * split S ways (pieces seg, seg+S, ...) and the segments added in order. */
-__device__ __forceinline__ void pool_foldq_rows(const pool_fold_params &p, int b, int h, int q, char *smem,
-						const pool_foldq_layout &l, const mmf_team &team)
-{
-	const int C = p.width, R = C / p.heads / POOL_FOLDQ, nw = POOL_FOLDQ_THREADS / 32;
-	const int S = R < nw ? nw / R : 1, lane = team.tid & 31, warp = team.tid >> 5;
-	const __half *ws = reinterpret_cast<const __half *>(smem + l.ws);
-	const float *xf = reinterpret_cast<const float *>(smem + l.xf);
-	float *part = reinterpret_cast<float *>(smem + l.part);
-	const int n0 = h * (C / p.heads) + q * R;
-	__half *out = static_cast<__half *>(p.out) + (size_t)b * C;
-	for (int it = warp; it < R * S; it += nw) {
-		const int row = it / S, seg = it - row * S;
-		float a = 0.f;
-		for (int k = seg * 256 + lane * 8; k < C; k += S * 256) {
-			float wf[8], xv[8];
-			mmf_load8(ws + row * C + k, wf);
-			mmf_load8(xf + k, xv);
-			a = pool_fold_dot8(a, wf, xv);
-		}
-		a = mmf_warp_sum(a);
-		if (lane == 0) {
-			if (S == 1)
-				out[n0 + row] = __float2half_rn(a + (p.bv ? p.bv[n0 + row] : 0.f));
-			else
-				part[it] = a;
-		}
-	}
-	if (S > 1) {
-		team_sync(team);
-		if (team.tid < R) {
-			float v = part[team.tid * S];
-			for (int sg = 1; sg < S; sg++)
-				v += part[team.tid * S + sg];
-			out[n0 + team.tid] = __float2half_rn(v + (p.bv ? p.bv[n0 + team.tid] : 0.f));
-		}
-		team_sync(team);
 	}
 }
 

@@ -102,10 +102,6 @@ run env MMF_POOL_FOLD=0 "$bench" --device cuda --model rn50 --sms 8,all --modes 
 run env MMF_GEMV=0 "$bench" --device cuda --model rn50 --sms all --modes seq,graph-streams --iters 20 --warmup 5 --no-tune
 run env MMF_GEMV=0 MMF_POOL_FOLD=0 "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph-streams,fused-graph \
 	--iters 20 --warmup 5 --no-tune
-# The quartered folded attention pool (experimental, MMF_POOL_FOLD=q): RN50
-# end to end against the CPU, modes bitwise equal.
-run env MMF_POOL_FOLD=q "$bench" --device cuda --model rn50 --sms 8,all --modes seq,graph,graph-streams \
-	--iters 20 --warmup 5 --no-tune
 # A DRAM limit (--dram-gbs) on 8 SMs: the calibration reaches the target
 # within 10%, the roofline copy measured afterwards under the same hog
 # within 25%, and the whole GPU is refused (no SMs left for the hog).

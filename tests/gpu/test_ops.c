@@ -176,18 +176,6 @@ static void test_attn_causal(int B, int T, int W, int H, int f32)
 	free(x), free(hx), free(ref), free(got);
 }
 
-/* Whether two device buffers hold the same bytes. */
-static int dev_same(const void *a, const void *b, size_t bytes)
-{
-	CK(cudaDeviceSynchronize());
-	unsigned char *ha = malloc(bytes), *hb = malloc(bytes);
-	CK(cudaMemcpy(ha, a, bytes, cudaMemcpyDeviceToHost));
-	CK(cudaMemcpy(hb, b, bytes, cudaMemcpyDeviceToHost));
-	const int same = !memcmp(ha, hb, bytes);
-	free(ha), free(hb);
-	return same;
-}
-
 static void test_attn_pool(int B, int T, int C, int H, int f32)
 {
 	char what[96];
@@ -247,28 +235,6 @@ static void test_pool_fold(int B, int T, int C, int H)
 	if (rc == 0 && (rc = mmf_pool_fold_desc(dx, dqt, dwv, dbv, dy, B, T, C, H, &d2)) == 0)
 		rc = mmf_op_launch(&d2, NULL);
 	float *got = check_out(what, rc, dy, ref, nq, 0, 0);
-	/* The quartered form where the shape allows it: against the CPU, and
-	 * its two launch forms (a cluster where the device has them, one block
-	 * a head) bitwise equal. */
-	mmf_opdesc d3;
-	const int fits = C % 32 == 0 && (C / H) % 4 == 0;
-	rc = mmf_pool_foldq_desc(dx, dqt, dwv, dbv, dy, B, T, C, H, &d3);
-	if (!fits || rc == -EINVAL) {
-		CHECK(rc == -EINVAL, "%s: quartered form accepted a shape it cannot take", what);
-	} else {
-		char whatq[112];
-		snprintf(whatq, sizeof whatq, "%s quartered", what);
-		if (rc == 0)
-			rc = mmf_op_launch(&d3, NULL);
-		float *gq = check_out(whatq, rc, dy, ref, nq, 0, 0);
-		void *dy2 = dev_nan(nq * 2);
-		rc = mmf_pool_foldq_desc(dx, dqt, dwv, dbv, dy2, B, T, C, H, &d3);
-		if (rc == 0)
-			rc = mmf_pool_foldq_seq_launch_desc(&d3, NULL);
-		CHECK(rc == 0 && dev_same(dy, dy2, nq * 2), "%s: the one-block-a-head form differs from the cluster form (rc %d)",
-		      whatq, rc);
-		cudaFree(dy2), free(gq);
-	}
 	cudaFree(dq), cudaFree(dx), cudaFree(dwk), cudaFree(dwv), cudaFree(dbv), cudaFree(dqt), cudaFree(dy);
 	free(q), free(hq), free(x), free(hx), free(wk), free(hwk), free(wv), free(hwv), free(bk), free(bv), free(kv);
 	free(ref), free(got);
@@ -535,20 +501,15 @@ int main(void)
 		for (size_t i = 0; i < sizeof pool / sizeof pool[0]; i++)
 			test_attn_pool(pool[i][0], pool[i][1], pool[i][2], pool[i][3], f32);
 
-	/* B, T, C, H: RN50 at 224 (batch 1 and 2) and 448 (too much shared
-	 * memory for the quartered form), then odd (C not a multiple of the 512
-	 * columns of a pool_qk tile or of 32, one token, one head, dh 104 or
-	 * 128). */
+	/* B, T, C, H: RN50 at 224 (batch 1 and 2) and 448, then odd (C not a
+	 * multiple of the 512 columns of a pool_qk tile or of 32, one token,
+	 * one head, dh 104 or 128). */
 	static const int fold[][4] = {
 		{1, 50, 2048, 32}, {2, 50, 2048, 32}, {1, 197, 2048, 32}, {1, 50, 256, 4}, {3, 17, 520, 5}, {2, 1, 64, 1},
 		{1, 5, 64, 2}, {1, 82, 2560, 40}, {1, 40, 384, 3},
 	};
-	int cc = 0;
-	CK(cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, 0));
-	mmf_set_cluster(cc >= 9);	/* the quartered form's cluster launch, as the engine sets it */
 	for (size_t i = 0; i < sizeof fold / sizeof fold[0]; i++)
 		test_pool_fold(fold[i][0], fold[i][1], fold[i][2], fold[i][3]);
-	mmf_set_cluster(0);
 
 	static const int tokens[][3] = {
 		{1, 49, 2048}, {4, 49, 2048}, {2, 81, 2560}, {1, 144, 3072}, {1, 1, 8}, {3, 5, 72},
