@@ -127,6 +127,8 @@ static void usage(FILE *fp)
 		"Environment:\n"
 		"  MMF_CACHE           synthetic models and fusion plans [/tmp/mmf-cache]\n"
 		"  MMF_COMMIT          the commit named in --json results [the build's]\n"
+		"  MMF_PDL, MMF_CLUSTER, MMF_POOL_FOLD and MMF_GEMV are switches: 1 (the\n"
+		"  default) or 0; any other value is an error.\n"
 		"  MMF_PDL=0           cuda: no programmatic dependent launch (on by default on\n"
 		"                      sm_90 and later)\n"
 		"  MMF_CLUSTER=0       cuda: split-K GEMMs reduce through a global workspace and\n"

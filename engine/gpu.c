@@ -191,6 +191,22 @@ static int fill_op(const clip_model *m, const op *o, const wplan *p, int prec, c
 	return 0;
 }
 
+/* An on/off switch from the environment: unset, empty or "1" on, "0" off;
+ * anything else is an error naming the variable. */
+static int env_switch(const char *name, int *on, mmf_err *err)
+{
+	const char *v = getenv(name);
+	if (!v || !*v || !strcmp(v, "1")) {
+		*on = 1;
+		return 0;
+	}
+	if (!strcmp(v, "0")) {
+		*on = 0;
+		return 0;
+	}
+	return mmf_err_set(err, -EINVAL, "gpu: %s='%s': expected 0 (off) or 1 (on, the default)", name, v);
+}
+
 int gpu_model_new(const chain *img, const chain *txt, int prec, gpu_model **out, mmf_err *err)
 {
 	*out = NULL;
@@ -206,23 +222,26 @@ int gpu_model_new(const chain *img, const chain *txt, int prec, gpu_model **out,
 	}
 	g->c[0] = img, g->c[1] = txt;
 	g->prec = prec;
-	/* Programmatic dependent launch where the device has it, unless
-	 * MMF_PDL=0 (for comparison). */
+	/* The switches the environment may turn off (for comparison), each 0
+	 * or 1: a typo must not leave a default on without a word. */
+	int pdl, cluster, fold, gemv;
+	if ((rc = env_switch("MMF_PDL", &pdl, err)) < 0 || (rc = env_switch("MMF_CLUSTER", &cluster, err)) < 0 ||
+	    (rc = env_switch("MMF_POOL_FOLD", &fold, err)) < 0 || (rc = env_switch("MMF_GEMV", &gemv, err)) < 0) {
+		free(g);
+		return rc;
+	}
+	/* Programmatic dependent launch and split-K through thread-block
+	 * clusters where the device has them (MMF_CLUSTER=0 keeps the global
+	 * ticket). */
 	int dev = 0;
 	struct cudaDeviceProp prop;
 	if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) {
-		const char *env = getenv("MMF_PDL");
-		mmf_set_pdl(prop.major >= 9 && !(env && !strcmp(env, "0")));
-		/* Split-K through thread-block clusters likewise (MMF_CLUSTER=0
-		 * keeps the global ticket). */
-		env = getenv("MMF_CLUSTER");
-		mmf_set_cluster(prop.major >= 9 && !(env && !strcmp(env, "0")));
+		mmf_set_pdl(prop.major >= 9 && pdl);
+		mmf_set_cluster(prop.major >= 9 && cluster);
 	}
-	/* fp16 lowerings for batch-1 latency, on unless MMF_POOL_FOLD=0 /
-	 * MMF_GEMV=0 (for comparison). */
-	const char *fold = getenv("MMF_POOL_FOLD"), *gemv = getenv("MMF_GEMV");
-	g->pool_fold = prec != CLIP_PREC_FP16 || (fold && !strcmp(fold, "0")) ? 0 : 1;
-	g->gemv = prec == CLIP_PREC_FP16 && !(gemv && !strcmp(gemv, "0"));
+	/* fp16 lowerings for batch-1 latency (MMF_POOL_FOLD, MMF_GEMV). */
+	g->pool_fold = prec == CLIP_PREC_FP16 && fold;
+	g->gemv = prec == CLIP_PREC_FP16 && gemv;
 	/* The kernels move 8 channels per 16-byte access; only the image input
 	 * is padded (3 -> 8), so every other convolution needs multiples of 8,
 	 * which all OpenAI CLIP ResNets have (stem width/2 >= 32). */

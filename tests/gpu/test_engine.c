@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "engine/chain.h"
@@ -129,6 +130,24 @@ static void run_config(const char *name, int batch, clip_weights wmode)
 	mmf_err berr = {0};
 	CHECK(gpu_model_new(ch[0], ch[1], 7, &bad, &berr) == -EINVAL && !bad, "precision 7 accepted");
 	CHECK_MSG(berr.msg, "gpu: unknown precision 7");
+	/* An on/off switch with a value other than 0 or 1 is refused by name
+	 * (a typo must not leave the default on silently); empty is the
+	 * default. */
+	static const char *const sw[] = {"MMF_PDL", "MMF_CLUSTER", "MMF_POOL_FOLD", "MMF_GEMV"};
+	for (size_t k = 0; k < sizeof sw / sizeof sw[0]; k++) {
+		char want[96];
+		mmf_err serr = {0};
+		bad = NULL;
+		CHECK(setenv(sw[k], "off", 1) == 0, "setenv");
+		CHECK(gpu_model_new(ch[0], ch[1], prec, &bad, &serr) == -EINVAL && !bad, "%s=off accepted", sw[k]);
+		snprintf(want, sizeof want, "gpu: %s='off': expected 0 (off) or 1 (on, the default)", sw[k]);
+		CHECK_MSG(serr.msg, want);
+		CHECK(setenv(sw[k], "", 1) == 0, "setenv");
+		serr.msg[0] = 0;
+		CHECK(gpu_model_new(ch[0], ch[1], prec, &bad, &serr) == 0 && bad, "%s='': %s", sw[k], serr.msg);
+		gpu_model_free(bad);
+		unsetenv(sw[k]);
+	}
 	int gemms = 0;
 	for (int t = 0; t < 2; t++)
 		for (int i = 0; i < ch[t]->nops; i++)
