@@ -46,6 +46,7 @@ int mmf_pool_qk_launch_desc(const mmf_opdesc *d, mmf_stream stream);
 int mmf_pool_fold_desc(const void *x, const float *qt, const void *wv, const float *bv, void *out, int batch,
 		       int tokens, int width, int heads, mmf_opdesc *d);
 int mmf_pool_fold_launch_desc(const mmf_opdesc *d, mmf_stream stream);
+
 /* Tokens of the attention pool: x [batch][hw][channels] -> y
  * [batch][hw+1][channels], y[0] = mean over hw of x + pos[0],
  * y[t] = x[t-1] + pos[t]; pos [hw+1][channels]. channels a multiple of 8. */

@@ -100,29 +100,6 @@ __device__ __forceinline__ void pool_fold_fma8(float acc[8], float s, uint4 raw)
 		acc[i] = fmaf(s, f[i], acc[i]);
 }
 
-/* s + a . b over 8 values. */
-__device__ __forceinline__ float pool_fold_dot8(float s, const float a[8], const float b[8])
-{
-#pragma unroll
-	for (int i = 0; i < 8; i++)
-		s = fmaf(a[i], b[i], s);
-	return s;
-}
-
-/* Softmax statistics of sc (T scores: max, 1/sum of exp), every warp for
- * itself (no barrier). */
-__device__ __forceinline__ void pool_fold_stats(const float *sc, int T, int lane, float *mx, float *inv)
-{
-	float m = __int_as_float(0xff800000);
-	for (int j = lane; j < T; j += 32)
-		m = fmaxf(m, sc[j]);
-	m = mmf_warp_max(m);
-	float sum = 0.f;
-	for (int j = lane; j < T; j += 32)
-		sum += __expf(sc[j] - m);
-	*mx = m, *inv = 1.f / mmf_warp_sum(sum);
-}
-
 /* The loops below run in batches of U 16-byte loads (then a remainder one
  * at a time): unrolled with a run-time trip count, a loop checks its bound
  * between bodies and no load moves ahead of the previous body's math. In a
@@ -216,7 +193,9 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 			float xf[8], qf[8];
 			mmf_ldg8(xj + k, xf);
 			mmf_ldg8(qt + k, qf);
-			s = pool_fold_dot8(s, xf, qf);
+#pragma unroll
+			for (int i = 0; i < 8; i++)
+				s = fmaf(xf[i], qf[i], s);
 		}
 		s = mmf_warp_sum(s);
 		if (lane == 0)
@@ -225,8 +204,15 @@ __device__ inline void pool_fold_tile(const pool_fold_params &p, int tile, const
 	team_sync(team);
 	MMF_PROBE_MARK(team, 0);	/* scores */
 
-	float mx, inv;
-	pool_fold_stats(sc, T, lane, &mx, &inv);
+	/* Softmax statistics, every warp for itself (no barrier). */
+	float mx = __int_as_float(0xff800000);	/* -inf */
+	for (int j = lane; j < T; j += 32)
+		mx = fmaxf(mx, sc[j]);
+	mx = mmf_warp_max(mx);
+	float sum = 0.f;
+	for (int j = lane; j < T; j += 32)
+		sum += __expf(sc[j] - mx);
+	const float inv = 1.f / mmf_warp_sum(sum);
 
 	/* xbar = sum_j p_j x_j: group g of the team sums tokens g, g+G, ...
 	 * (8 columns a thread), then the groups' partials are added in order. */

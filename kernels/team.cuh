@@ -58,7 +58,7 @@ __device__ __forceinline__ void mmf_pdl_trigger()
  * done reading its peers' shared memory and wait only before it exits.
  * mmf_dsmem_map gives the shared::cluster address of the same offset in
  * block `rank` of the cluster; mmf_dsmem_ld2 reads two floats there
- * (8-byte aligned), mmf_dsmem_ld4 16 bytes (16-byte aligned). */
+ * (8-byte aligned). */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 __device__ __forceinline__ void mmf_cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
 
@@ -81,16 +81,6 @@ __device__ __forceinline__ float2 mmf_dsmem_ld2(uint32_t cluster_addr)
 {
 	float2 v;
 	asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(cluster_addr) : "memory");
-	return v;
-}
-
-__device__ __forceinline__ uint4 mmf_dsmem_ld4(uint32_t cluster_addr)
-{
-	uint4 v;
-	asm volatile("ld.shared::cluster.v4.u32 {%0, %1, %2, %3}, [%4];"
-		     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-		     : "r"(cluster_addr)
-		     : "memory");
 	return v;
 }
 #endif

@@ -108,6 +108,27 @@ static void per_op(gpu_tower *t, const chain *c, int batch, const char *cfgname,
 	free(sc);
 }
 
+/* An on/off switch with a value other than 0 or 1 is refused by name (a
+ * typo must not leave the default on silently); empty is the default. */
+static void check_switches(chain *const ch[2], int prec)
+{
+	static const char *const sw[] = {"MMF_PDL", "MMF_CLUSTER", "MMF_POOL_FOLD", "MMF_GEMV"};
+	for (size_t k = 0; k < sizeof sw / sizeof sw[0]; k++) {
+		char want[96];
+		mmf_err err = {0};
+		gpu_model *g = NULL;
+		CHECK(setenv(sw[k], "off", 1) == 0, "setenv");
+		CHECK(gpu_model_new(ch[0], ch[1], prec, &g, &err) == -EINVAL && !g, "%s=off accepted", sw[k]);
+		snprintf(want, sizeof want, "gpu: %s='off': expected 0 (off) or 1 (on, the default)", sw[k]);
+		CHECK_MSG(err.msg, want);
+		CHECK(setenv(sw[k], "", 1) == 0, "setenv");
+		err.msg[0] = 0;
+		CHECK(gpu_model_new(ch[0], ch[1], prec, &g, &err) == 0 && g, "%s='': %s", sw[k], err.msg);
+		gpu_model_free(g);
+		unsetenv(sw[k]);
+	}
+}
+
 static void run_config(const char *name, int batch, clip_weights wmode)
 {
 	const int int8 = wmode == CLIP_WEIGHTS_INT8, f32 = wmode == CLIP_WEIGHTS_FP32;
@@ -130,24 +151,9 @@ static void run_config(const char *name, int batch, clip_weights wmode)
 	mmf_err berr = {0};
 	CHECK(gpu_model_new(ch[0], ch[1], 7, &bad, &berr) == -EINVAL && !bad, "precision 7 accepted");
 	CHECK_MSG(berr.msg, "gpu: unknown precision 7");
-	/* An on/off switch with a value other than 0 or 1 is refused by name
-	 * (a typo must not leave the default on silently); empty is the
-	 * default. */
-	static const char *const sw[] = {"MMF_PDL", "MMF_CLUSTER", "MMF_POOL_FOLD", "MMF_GEMV"};
-	for (size_t k = 0; k < sizeof sw / sizeof sw[0]; k++) {
-		char want[96];
-		mmf_err serr = {0};
-		bad = NULL;
-		CHECK(setenv(sw[k], "off", 1) == 0, "setenv");
-		CHECK(gpu_model_new(ch[0], ch[1], prec, &bad, &serr) == -EINVAL && !bad, "%s=off accepted", sw[k]);
-		snprintf(want, sizeof want, "gpu: %s='off': expected 0 (off) or 1 (on, the default)", sw[k]);
-		CHECK_MSG(serr.msg, want);
-		CHECK(setenv(sw[k], "", 1) == 0, "setenv");
-		serr.msg[0] = 0;
-		CHECK(gpu_model_new(ch[0], ch[1], prec, &bad, &serr) == 0 && bad, "%s='': %s", sw[k], serr.msg);
-		gpu_model_free(bad);
-		unsetenv(sw[k]);
-	}
+	static int switches_checked;	/* they do not depend on the model: once */
+	if (!switches_checked++)
+		check_switches(ch, prec);
 	int gemms = 0;
 	for (int t = 0; t < 2; t++)
 		for (int i = 0; i < ch[t]->nops; i++)

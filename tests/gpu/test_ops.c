@@ -490,7 +490,6 @@ int main(void)
 		for (size_t i = 0; i < sizeof attn / sizeof attn[0]; i++)
 			test_attn_causal(attn[i][0], attn[i][1], attn[i][2], attn[i][3], f32);
 
-
 	/* B, T, C, H: RN50, RN101, RN50x4, RN50x16, RN50x64, then odd. */
 	static const int pool[][4] = {
 		{1, 50, 2048, 32}, {4, 50, 2048, 32}, {2, 82, 2560, 40}, {1, 145, 3072, 48}, {1, 197, 4096, 64},
